@@ -1,0 +1,102 @@
+#include "kernels/ref/float_ref.h"
+
+#include <cmath>
+
+namespace octet::kernels::ref {
+
+float dot_f32(const float* a, const float* b, int64_t n) {
+  double s = 0;
+  for (int64_t i = 0; i < n; ++i) s += static_cast<double>(a[i]) * b[i];
+  return static_cast<float>(s);
+}
+
+void axpy_f32(float* y, float a, const float* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
+}
+
+void add_f32(float* y, const float* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] += x[i];
+}
+
+void scale_f32(float* y, float a, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] *= a;
+}
+
+void rmsnorm_f32(const float* x, const float* w, float* out, int64_t n, float eps) {
+  double ss = 0;
+  for (int64_t i = 0; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
+  const float r = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(n) + eps));
+  for (int64_t i = 0; i < n; ++i) out[i] = x[i] * r * (w ? w[i] : 1.0f);
+}
+
+void softmax_f32(float* x, int64_t n) {
+  if (n <= 0) return;
+  float mx = x[0];
+  for (int64_t i = 1; i < n; ++i) mx = std::fmax(mx, x[i]);
+  double sum = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    x[i] = std::exp(x[i] - mx);
+    sum += x[i];
+  }
+  const float inv = static_cast<float>(1.0 / sum);
+  for (int64_t i = 0; i < n; ++i) x[i] *= inv;
+}
+
+void silu_mul_f32(float* gate, const float* up, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = gate[i];
+    gate[i] = g / (1.0f + std::exp(-g)) * up[i];
+  }
+}
+
+void gelu_tanh_mul_f32(float* gate, const float* up, int64_t n) {
+  constexpr float kSqrt2OverPi = 0.7978845608028654f;
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = gate[i];
+    gate[i] = 0.5f * g * (1.0f + std::tanh(kSqrt2OverPi * (g + 0.044715f * g * g * g))) * up[i];
+  }
+}
+
+void rope_f32_table(float* x, int64_t n_rot, const float* cos, const float* sin, RopeMode mode) {
+  const int64_t half = n_rot / 2;
+  for (int64_t i = 0; i < half; ++i) {
+    const int64_t i0 = mode == RopeMode::kNormal ? 2 * i : i;
+    const int64_t i1 = mode == RopeMode::kNormal ? 2 * i + 1 : i + half;
+    const float a = x[i0], b = x[i1];
+    x[i0] = a * cos[i] - b * sin[i];
+    x[i1] = a * sin[i] + b * cos[i];
+  }
+}
+
+}  // namespace octet::kernels::ref
+
+namespace octet::kernels {
+
+void gemm_f32_ref(const float* x, int64_t m, const float* w, int64_t n, int64_t k, float* y,
+                  int64_t ldy) {
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) y[i * ldy + j] = ref::dot_f32(x + i * k, w + j * k, k);
+}
+
+void rope_table(int64_t pos, int64_t n_rot, float freq_base, float freq_scale, float* cos,
+                float* sin) {
+  // theta_i = pos * base^(-2i/n_rot), computed in double for a table that does not drift.
+  for (int64_t i = 0; i < n_rot / 2; ++i) {
+    const double inv = std::pow(static_cast<double>(freq_base),
+                                -2.0 * static_cast<double>(i) / static_cast<double>(n_rot));
+    const double th = static_cast<double>(pos) * inv * freq_scale;
+    cos[i] = static_cast<float>(std::cos(th));
+    sin[i] = static_cast<float>(std::sin(th));
+  }
+}
+
+void rope_f32(float* x, int64_t head_dim, int64_t n_rot, int64_t pos, float freq_base,
+              float freq_scale, RopeMode mode) {
+  (void)head_dim;
+  float c[512], s[512];
+  const int64_t half = n_rot / 2 < 512 ? n_rot / 2 : 512;
+  rope_table(pos, 2 * half, freq_base, freq_scale, c, s);
+  rope_f32_table(x, 2 * half, c, s, mode);
+}
+
+}  // namespace octet::kernels

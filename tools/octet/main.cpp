@@ -1,0 +1,13 @@
+#include <CLI/CLI.hpp>
+#include <cstdio>
+
+#include "octet/cpu.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"octet: on-device LLM inference with fast INT8 chunked prefill"};
+  app.require_subcommand(1);
+  auto* cpu = app.add_subcommand("cpu", "Print the CPU features octet dispatches on");
+  cpu->callback([] { std::printf("%s\n", octet::cpu_features().describe().c_str()); });
+  CLI11_PARSE(app, argc, argv);
+  return 0;
+}
