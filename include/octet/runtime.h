@@ -1,0 +1,129 @@
+// Executable weights and sessions. A Weights object holds each linear layer in the form one
+// compute path wants (FP32 packed now; INT8 with shadow outliers in quant/), plus the small
+// float tensors (norms, biases). A Session owns a KV cache and runs tokens through the model
+// in chunks of a fixed size, reusing one set of activation buffers for every chunk.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "octet/kernels.h"
+#include "octet/model.h"
+#include "octet/status.h"
+#include "octet/threads.h"
+
+namespace octet {
+
+// y[m, n] = x[m, k] · Wᵀ (+ bias). Implementations: FP32 (here), INT8 (quant/).
+class Linear {
+ public:
+  virtual ~Linear() = default;
+  virtual int64_t n() const = 0;
+  virtual int64_t k() const = 0;
+  virtual void forward(const float* x, int64_t m, float* y, int64_t ldy,
+                       ThreadPool* pool) const = 0;
+  virtual size_t bytes() const = 0;
+};
+
+class LinearF32 final : public Linear {
+ public:
+  LinearF32(const float* w, int64_t n, int64_t k) : w_(w, n, k) {}
+  int64_t n() const override { return w_.n(); }
+  int64_t k() const override { return w_.k(); }
+  void forward(const float* x, int64_t m, float* y, int64_t ldy,
+               ThreadPool* pool) const override {
+    kernels::gemm_f32(x, m, w_, y, ldy, pool);
+  }
+  size_t bytes() const override { return w_.bytes(); }
+
+ private:
+  kernels::PackedF32 w_;
+};
+
+struct LayerWeights {
+  std::unique_ptr<Linear> wqkv;      // q, k, v fused: n = q_dim + 2·kv_dim
+  std::unique_ptr<Linear> wo;
+  std::unique_ptr<Linear> w_gate_up; // gate, up fused: n = 2·n_ff
+  std::unique_ptr<Linear> w_down;
+  std::vector<float> bqkv;           // empty when no biases
+  std::vector<float> attn_norm, q_norm, k_norm, attn_post_norm, ffn_norm, ffn_post_norm;
+};
+
+enum class ComputeMode { kFp32, kInt8 };
+const char* compute_mode_name(ComputeMode m);
+
+class Weights {
+ public:
+  // Dequantises the model's linears to FP32 and packs them (progress to stderr if verbose).
+  static Expected<std::shared_ptr<const Weights>> build_fp32(const Model& m, ThreadPool* pool);
+
+  const LayerWeights& layer(int64_t i) const { return layers_[i]; }
+  const Linear& lm_head() const { return *lm_head_; }
+  const std::vector<float>& output_norm() const { return out_norm_; }
+  ComputeMode mode() const { return mode_; }
+  size_t bytes() const;
+
+  // For other builders (INT8): fills norms/biases, leaving linears to the caller.
+  static Status fill_small_tensors(const Model& m, std::vector<LayerWeights>* layers,
+                                   std::vector<float>* out_norm);
+  Weights(ComputeMode mode, std::vector<LayerWeights> layers, std::unique_ptr<Linear> lm_head,
+          std::vector<float> out_norm)
+      : mode_(mode), layers_(std::move(layers)), lm_head_(std::move(lm_head)),
+        out_norm_(std::move(out_norm)) {}
+
+ private:
+  ComputeMode mode_;
+  std::vector<LayerWeights> layers_;
+  std::unique_ptr<Linear> lm_head_;
+  std::vector<float> out_norm_;
+};
+
+struct SessionOptions {
+  int64_t n_ctx = 4096;   // KV capacity in tokens (capped at the model's training context)
+  int64_t chunk = 256;    // prefill chunk size C: one static plan for every chunk
+};
+
+class Session {
+ public:
+  Session(std::shared_ptr<const Model> model, std::shared_ptr<const Weights> weights,
+          const SessionOptions& opt, ThreadPool* pool);
+
+  // Runs toks at positions n_past()...; logits: [toks.size(), n_vocab] when all_logits, else
+  // just the last row. An empty logits pointer skips the LM head entirely.
+  Status eval(std::span<const Token> toks, bool all_logits, std::vector<float>* logits);
+  int64_t n_past() const { return n_past_; }
+  int64_t n_ctx() const { return n_ctx_; }
+  // Forget everything after the first n tokens (n <= n_past).
+  void truncate(int64_t n);
+  const Model& model() const { return *model_; }
+  const std::vector<Token>& history() const { return history_; }
+  size_t kv_bytes() const { return (k_.size() + v_.size()) * sizeof(float); }
+  size_t arena_bytes() const;
+
+ private:
+  void run_chunk(const Token* toks, int64_t m, bool all_logits, std::vector<float>* logits,
+                 size_t logits_row0);
+  void attention(int64_t il, int64_t m, int64_t pos0);
+  float* kcache(int64_t il, int64_t h, int64_t pos) {
+    return k_.data() + ((il * hp_.n_head_kv + h) * n_ctx_ + pos) * hp_.head_dim;
+  }
+  float* vcache(int64_t il, int64_t h, int64_t pos) {
+    return v_.data() + ((il * hp_.n_head_kv + h) * n_ctx_ + pos) * hp_.head_dim;
+  }
+
+  std::shared_ptr<const Model> model_;
+  std::shared_ptr<const Weights> w_;
+  HParams hp_;
+  ThreadPool* pool_;
+  int64_t n_ctx_, chunk_;
+  int64_t n_past_ = 0;
+  std::vector<Token> history_;
+  std::vector<float> k_, v_;  // [layer][kv_head][n_ctx][head_dim]
+  // Chunk arena: sized for `chunk` rows once, reused by every chunk.
+  std::vector<float> x_, xn_, qkv_, att_, o_, gu_, h_, scores_;
+  std::vector<float> rope_cos_, rope_sin_, rope_cos_swa_, rope_sin_swa_;  // [n_ctx][n_rot/2]
+};
+
+}  // namespace octet

@@ -1,0 +1,176 @@
+// Chunked forward pass. Every chunk of up to `chunk` tokens runs the same plan over the same
+// arena; only attention looks at a growing range (the KV of all earlier positions).
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <fmt/format.h>
+
+#include "octet/runtime.h"
+
+namespace octet {
+
+Session::Session(std::shared_ptr<const Model> model, std::shared_ptr<const Weights> weights,
+                 const SessionOptions& opt, ThreadPool* pool)
+    : model_(std::move(model)), w_(std::move(weights)), hp_(model_->hparams()), pool_(pool) {
+  n_ctx_ = std::max<int64_t>(1, std::min(opt.n_ctx, hp_.n_ctx_train));
+  chunk_ = std::max<int64_t>(1, std::min(opt.chunk, n_ctx_));
+  const size_t kv = static_cast<size_t>(hp_.n_layer * hp_.n_head_kv * n_ctx_ * hp_.head_dim);
+  k_.assign(kv, 0.f);
+  v_.assign(kv, 0.f);
+  const size_t C = static_cast<size_t>(chunk_);
+  x_.resize(C * hp_.n_embd);
+  xn_.resize(C * hp_.n_embd);
+  qkv_.resize(C * (hp_.q_dim() + 2 * hp_.kv_dim()));
+  att_.resize(C * hp_.q_dim());
+  o_.resize(C * hp_.n_embd);
+  gu_.resize(C * 2 * hp_.n_ff);
+  h_.resize(C * hp_.n_ff);
+  const int nt = pool_ ? pool_->size() : 1;
+  scores_.resize(static_cast<size_t>(nt) * n_ctx_);
+  rope_cos_.resize(C * hp_.n_rot / 2);
+  rope_sin_.resize(C * hp_.n_rot / 2);
+  rope_cos_swa_.resize(C * hp_.n_rot / 2);
+  rope_sin_swa_.resize(C * hp_.n_rot / 2);
+}
+
+size_t Session::arena_bytes() const {
+  size_t n = 0;
+  for (const auto* v : {&x_, &xn_, &qkv_, &att_, &o_, &gu_, &h_, &scores_, &rope_cos_,
+                        &rope_sin_, &rope_cos_swa_, &rope_sin_swa_})
+    n += v->size();
+  return n * sizeof(float);
+}
+
+void Session::truncate(int64_t n) {
+  n_past_ = std::clamp<int64_t>(n, 0, n_past_);
+  history_.resize(static_cast<size_t>(n_past_));
+}
+
+Status Session::eval(std::span<const Token> toks, bool all_logits, std::vector<float>* logits) {
+  if (toks.empty()) return Status::Error("eval: no tokens");
+  if (n_past_ + static_cast<int64_t>(toks.size()) > n_ctx_)
+    return Status::Error(fmt::format("eval: {} + {} tokens exceed the context of {}", n_past_,
+                                     toks.size(), n_ctx_));
+  for (Token t : toks)
+    if (t < 0 || t >= hp_.n_vocab)
+      return Status::Error(fmt::format("eval: token id {} out of range [0, {})", t, hp_.n_vocab));
+  const int64_t V = hp_.n_vocab;
+  if (logits) logits->assign(static_cast<size_t>((all_logits ? toks.size() : 1) * V), 0.f);
+  for (size_t i = 0; i < toks.size(); i += static_cast<size_t>(chunk_)) {
+    const int64_t m = std::min<int64_t>(chunk_, static_cast<int64_t>(toks.size() - i));
+    const bool last = i + static_cast<size_t>(m) == toks.size();
+    std::vector<float>* lg = logits && (all_logits || last) ? logits : nullptr;
+    run_chunk(toks.data() + i, m, all_logits, lg, all_logits ? i : 0);
+    history_.insert(history_.end(), toks.begin() + i, toks.begin() + i + m);
+  }
+  return Status::Ok();
+}
+
+void Session::run_chunk(const Token* toks, int64_t m, bool all_logits,
+                        std::vector<float>* logits, size_t logits_row0) {
+  const int64_t E = hp_.n_embd, Q = hp_.q_dim(), KV = hp_.kv_dim(), F = hp_.n_ff;
+  const int64_t D = hp_.head_dim, R = hp_.n_rot, QKV = Q + 2 * KV;
+  const float eps = hp_.norm_eps;
+  const int64_t pos0 = n_past_;
+
+  for (int64_t i = 0; i < m; ++i) {
+    Status st = model_->embed(toks[i], x_.data() + i * E);
+    (void)st;  // ids were validated in eval()
+  }
+  for (int64_t i = 0; i < m; ++i) {
+    kernels::rope_table(pos0 + i, R, hp_.rope_base, hp_.rope_scale,
+                        rope_cos_.data() + i * R / 2, rope_sin_.data() + i * R / 2);
+    if (hp_.sliding_window)
+      kernels::rope_table(pos0 + i, R, hp_.rope_base_swa, 1.f, rope_cos_swa_.data() + i * R / 2,
+                          rope_sin_swa_.data() + i * R / 2);
+  }
+
+  for (int64_t il = 0; il < hp_.n_layer; ++il) {
+    const LayerWeights& L = w_->layer(il);
+    const bool swa = hp_.layer_is_swa[il];
+    for (int64_t i = 0; i < m; ++i)
+      kernels::rmsnorm_f32(x_.data() + i * E, L.attn_norm.data(), xn_.data() + i * E, E, eps);
+    L.wqkv->forward(xn_.data(), m, qkv_.data(), QKV, pool_);
+
+    // Biases, q/k norms, RoPE, then K/V into the cache.
+    const float* rc = (swa ? rope_cos_swa_ : rope_cos_).data();
+    const float* rs = (swa ? rope_sin_swa_ : rope_sin_).data();
+    parallel_for(pool_, m, 1, [&](int64_t b, int64_t e, int) {
+      for (int64_t i = b; i < e; ++i) {
+        float* row = qkv_.data() + i * QKV;
+        if (!L.bqkv.empty()) kernels::add_f32(row, L.bqkv.data(), QKV);
+        for (int64_t h = 0; h < hp_.n_head + hp_.n_head_kv; ++h) {
+          float* v = row + h * D;
+          const bool is_q = h < hp_.n_head;
+          if (hp_.qk_norm)
+            kernels::rmsnorm_f32(v, (is_q ? L.q_norm : L.k_norm).data(), v, D, eps);
+          kernels::rope_f32_table(v, R, rc + i * R / 2, rs + i * R / 2, hp_.rope_mode);
+        }
+        for (int64_t h = 0; h < hp_.n_head_kv; ++h) {
+          std::memcpy(kcache(il, h, pos0 + i), row + Q + h * D, sizeof(float) * D);
+          std::memcpy(vcache(il, h, pos0 + i), row + Q + KV + h * D, sizeof(float) * D);
+        }
+      }
+    });
+    attention(il, m, pos0);
+    L.wo->forward(att_.data(), m, o_.data(), E, pool_);
+    for (int64_t i = 0; i < m; ++i) {
+      float* o = o_.data() + i * E;
+      if (!L.attn_post_norm.empty()) kernels::rmsnorm_f32(o, L.attn_post_norm.data(), o, E, eps);
+      kernels::add_f32(x_.data() + i * E, o, E);
+      kernels::rmsnorm_f32(x_.data() + i * E, L.ffn_norm.data(), xn_.data() + i * E, E, eps);
+    }
+    L.w_gate_up->forward(xn_.data(), m, gu_.data(), 2 * F, pool_);
+    parallel_for(pool_, m, 1, [&](int64_t b, int64_t e, int) {
+      for (int64_t i = b; i < e; ++i) {
+        float* h = h_.data() + i * F;
+        std::memcpy(h, gu_.data() + i * 2 * F, sizeof(float) * F);
+        if (hp_.act == Activation::kGeluTanh)
+          kernels::gelu_tanh_mul_f32(h, gu_.data() + i * 2 * F + F, F);
+        else
+          kernels::silu_mul_f32(h, gu_.data() + i * 2 * F + F, F);
+      }
+    });
+    L.w_down->forward(h_.data(), m, o_.data(), E, pool_);
+    for (int64_t i = 0; i < m; ++i) {
+      float* o = o_.data() + i * E;
+      if (!L.ffn_post_norm.empty()) kernels::rmsnorm_f32(o, L.ffn_post_norm.data(), o, E, eps);
+      kernels::add_f32(x_.data() + i * E, o, E);
+    }
+  }
+  n_past_ += m;
+
+  if (!logits) return;
+  // LM head only for the rows that need logits.
+  const int64_t first = all_logits ? 0 : m - 1, rows = m - first;
+  for (int64_t i = first; i < m; ++i)
+    kernels::rmsnorm_f32(x_.data() + i * E, w_->output_norm().data(), xn_.data() + (i - first) * E,
+                         E, eps);
+  float* out = logits->data() + logits_row0 * hp_.n_vocab;
+  w_->lm_head().forward(xn_.data(), rows, out, hp_.n_vocab, pool_);
+}
+
+void Session::attention(int64_t il, int64_t m, int64_t pos0) {
+  const int64_t D = hp_.head_dim, Q = hp_.q_dim(), QKV = Q + 2 * hp_.kv_dim();
+  const int64_t group = hp_.n_head / hp_.n_head_kv;
+  const int64_t window = hp_.layer_is_swa[il] ? hp_.sliding_window : 0;
+  const float scale = hp_.attn_scale;
+  parallel_for(pool_, m * hp_.n_head, 1, [&](int64_t b, int64_t e, int tid) {
+    float* sc = scores_.data() + static_cast<size_t>(tid) * n_ctx_;
+    for (int64_t idx = b; idx < e; ++idx) {
+      const int64_t i = idx / hp_.n_head, h = idx % hp_.n_head, hk = h / group;
+      const int64_t p = pos0 + i;
+      // A query at p sees keys in (p - window, p] (llama.cpp: masked when p - p0 >= window).
+      const int64_t start = window > 0 ? std::max<int64_t>(0, p - window + 1) : 0;
+      const float* q = qkv_.data() + i * QKV + h * D;
+      const int64_t n = p - start + 1;
+      for (int64_t j = 0; j < n; ++j) sc[j] = kernels::dot_f32(q, kcache(il, hk, start + j), D) * scale;
+      kernels::softmax_f32(sc, n);
+      float* out = att_.data() + i * Q + h * D;
+      std::fill(out, out + D, 0.f);
+      for (int64_t j = 0; j < n; ++j) kernels::axpy_f32(out, sc[j], vcache(il, hk, start + j), D);
+    }
+  });
+}
+
+}  // namespace octet

@@ -1,0 +1,104 @@
+#include <cstdio>
+#include <fmt/format.h>
+
+#include "octet/runtime.h"
+
+namespace octet {
+
+const char* compute_mode_name(ComputeMode m) { return m == ComputeMode::kFp32 ? "fp32" : "int8"; }
+
+namespace {
+
+Status to_float(const Model& m, const gguf::TensorInfo* t, std::vector<float>* out) {
+  out->clear();
+  if (!t) return Status::Ok();
+  OCTET_ASSIGN_OR_RETURN(*out, m.file().to_float(*t));
+  return Status::Ok();
+}
+
+// Dequantises several [n_i, k] tensors into one [Σn_i, k] matrix (fused projections).
+Status stack_rows(const Model& m, std::initializer_list<const gguf::TensorInfo*> ts,
+                  std::vector<float>* out, int64_t* n_total) {
+  int64_t n = 0, k = -1;
+  for (auto* t : ts) {
+    if (k >= 0 && t->row_len() != k) return Status::Error("weights: fused rows differ in width");
+    k = t->row_len();
+    n += t->n_rows();
+  }
+  out->resize(static_cast<size_t>(n * k));
+  int64_t row = 0;
+  for (auto* t : ts) {
+    OCTET_RETURN_IF_ERROR(m.file().dequantize_rows(*t, 0, t->n_rows(), out->data() + row * k));
+    row += t->n_rows();
+  }
+  *n_total = n;
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status Weights::fill_small_tensors(const Model& m, std::vector<LayerWeights>* layers,
+                                   std::vector<float>* out_norm) {
+  const HParams& hp = m.hparams();
+  layers->resize(hp.n_layer);
+  for (int64_t il = 0; il < hp.n_layer; ++il) {
+    const LayerTensors& T = m.layer(il);
+    LayerWeights& L = (*layers)[il];
+    OCTET_RETURN_IF_ERROR(to_float(m, T.attn_norm, &L.attn_norm));
+    OCTET_RETURN_IF_ERROR(to_float(m, T.q_norm, &L.q_norm));
+    OCTET_RETURN_IF_ERROR(to_float(m, T.k_norm, &L.k_norm));
+    OCTET_RETURN_IF_ERROR(to_float(m, T.attn_post_norm, &L.attn_post_norm));
+    OCTET_RETURN_IF_ERROR(to_float(m, T.ffn_norm, &L.ffn_norm));
+    OCTET_RETURN_IF_ERROR(to_float(m, T.ffn_post_norm, &L.ffn_post_norm));
+    L.bqkv.clear();
+    if (T.bq || T.bk || T.bv) {
+      L.bqkv.assign(static_cast<size_t>(hp.q_dim() + 2 * hp.kv_dim()), 0.f);
+      std::vector<float> tmp;
+      int64_t off = 0;
+      for (auto [t, n] : {std::pair{T.bq, hp.q_dim()}, {T.bk, hp.kv_dim()}, {T.bv, hp.kv_dim()}}) {
+        OCTET_RETURN_IF_ERROR(to_float(m, t, &tmp));
+        if (!tmp.empty()) std::copy(tmp.begin(), tmp.end(), L.bqkv.begin() + off);
+        off += n;
+      }
+    }
+  }
+  return to_float(m, m.output_norm(), out_norm);
+}
+
+Expected<std::shared_ptr<const Weights>> Weights::build_fp32(const Model& m, ThreadPool* pool) {
+  const HParams& hp = m.hparams();
+  std::vector<LayerWeights> layers;
+  std::vector<float> out_norm;
+  OCTET_RETURN_IF_ERROR(fill_small_tensors(m, &layers, &out_norm));
+  std::vector<float> buf;
+  int64_t n = 0;
+  for (int64_t il = 0; il < hp.n_layer; ++il) {
+    const LayerTensors& T = m.layer(il);
+    LayerWeights& L = layers[il];
+    OCTET_RETURN_IF_ERROR(stack_rows(m, {T.wq, T.wk, T.wv}, &buf, &n));
+    L.wqkv = std::make_unique<LinearF32>(buf.data(), n, hp.n_embd);
+    OCTET_RETURN_IF_ERROR(stack_rows(m, {T.wo}, &buf, &n));
+    L.wo = std::make_unique<LinearF32>(buf.data(), n, hp.q_dim());
+    OCTET_RETURN_IF_ERROR(stack_rows(m, {T.ffn_gate, T.ffn_up}, &buf, &n));
+    L.w_gate_up = std::make_unique<LinearF32>(buf.data(), n, hp.n_embd);
+    OCTET_RETURN_IF_ERROR(stack_rows(m, {T.ffn_down}, &buf, &n));
+    L.w_down = std::make_unique<LinearF32>(buf.data(), n, hp.n_ff);
+  }
+  OCTET_RETURN_IF_ERROR(stack_rows(m, {m.output()}, &buf, &n));
+  auto head = std::make_unique<LinearF32>(buf.data(), n, hp.n_embd);
+  return std::shared_ptr<const Weights>(std::make_shared<Weights>(
+      ComputeMode::kFp32, std::move(layers), std::move(head), std::move(out_norm)));
+}
+
+size_t Weights::bytes() const {
+  size_t b = lm_head_->bytes() + out_norm_.size() * sizeof(float);
+  for (const auto& L : layers_) {
+    b += L.wqkv->bytes() + L.wo->bytes() + L.w_gate_up->bytes() + L.w_down->bytes();
+    for (const auto* v : {&L.bqkv, &L.attn_norm, &L.q_norm, &L.k_norm, &L.attn_post_norm,
+                          &L.ffn_norm, &L.ffn_post_norm})
+      b += v->size() * sizeof(float);
+  }
+  return b;
+}
+
+}  // namespace octet

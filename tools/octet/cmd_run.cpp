@@ -1,0 +1,85 @@
+// octet run: one prompt in, generated text out (stdout); timings on stderr.
+#include <cstdio>
+#include <fstream>
+
+#include "commands.h"
+#include "common.h"
+#include "octet/generate.h"
+
+namespace {
+
+struct RunArgs {
+  octet::cli::EngineFlags engine;
+  octet::cli::SamplingFlags sampling;
+  std::string prompt, prompt_file, system, tokens_out;
+  int64_t n = 128;
+  std::vector<std::string> stop;
+  bool chat = false, no_bos = false, ignore_eos = false;
+};
+
+void run(const RunArgs& a) {
+  using namespace octet;
+  std::string prompt = a.prompt;
+  if (!a.prompt_file.empty()) {
+    bool ok;
+    prompt = cli::read_file(a.prompt_file, &ok);
+    if (!ok) cli::fail("cannot read prompt file " + a.prompt_file);
+  }
+  auto eng = cli::load_engine(a.engine);
+  const Tokenizer& tok = eng->model->tokenizer();
+  if (a.chat) {
+    std::vector<ChatMessage> msgs;
+    if (!a.system.empty()) msgs.push_back({"system", a.system});
+    msgs.push_back({"user", prompt});
+    prompt = apply_chat_template(eng->model->chat_template(), msgs, true);
+  }
+  std::vector<Token> ids = tok.encode(prompt, !a.no_bos, a.chat);
+  if (ids.empty()) {
+    if (tok.bos() < 0) cli::fail("empty prompt and the model has no BOS token");
+    ids.push_back(tok.bos());
+  }
+  auto session = eng->new_session();
+  GenerateOptions opt;
+  opt.max_tokens = a.n;
+  opt.stop = a.stop;
+  opt.stop_at_eog = !a.ignore_eos;
+  opt.sampling = a.sampling.p;
+  auto r = generate(*session, ids, opt, [](const std::string& s) {
+    std::fwrite(s.data(), 1, s.size(), stdout);
+    std::fflush(stdout);
+    return true;
+  });
+  if (!r) cli::fail(r.error());
+  std::printf("\n");
+  if (!a.tokens_out.empty()) {
+    std::ofstream out(a.tokens_out);
+    for (Token t : r->tokens) out << t << "\n";
+    if (!out) cli::fail("cannot write " + a.tokens_out);
+  }
+  std::fprintf(stderr,
+               "octet: prompt %lld tokens, prefill %.1f ms (%.1f tok/s, %s, chunk %lld); "
+               "generated %zu tokens, decode %.1f tok/s; finish: %s\n",
+               static_cast<long long>(r->prompt_tokens), r->prefill_ms, r->prefill_tok_s(),
+               compute_mode_name(eng->weights->mode()),
+               static_cast<long long>(eng->session_opts.chunk), r->tokens.size(),
+               r->decode_tok_s(), r->finish_reason.c_str());
+}
+
+}  // namespace
+
+void register_run(CLI::App& app) {
+  auto a = std::make_shared<RunArgs>();
+  auto* cmd = app.add_subcommand("run", "Generate a continuation of a prompt");
+  a->engine.add_to(cmd);
+  a->sampling.add_to(cmd);
+  cmd->add_option("-p,--prompt", a->prompt, "prompt text");
+  cmd->add_option("-f,--file", a->prompt_file, "read the prompt from a file");
+  cmd->add_option("-n,--n-predict", a->n, "tokens to generate")->check(CLI::Range(0, 1 << 20));
+  cmd->add_option("--stop", a->stop, "stop string (repeatable)");
+  cmd->add_flag("--chat", a->chat, "wrap the prompt in the model's chat template");
+  cmd->add_option("--system", a->system, "system message (with --chat)");
+  cmd->add_flag("--no-bos", a->no_bos, "do not add BOS");
+  cmd->add_flag("--ignore-eos", a->ignore_eos, "keep generating past end-of-generation tokens");
+  cmd->add_option("--tokens-out", a->tokens_out, "write generated token ids, one per line");
+  cmd->callback([a] { run(*a); });
+}

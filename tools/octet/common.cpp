@@ -1,0 +1,84 @@
+#include "common.h"
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace octet::cli {
+
+std::string default_model_path() {
+  if (const char* e = std::getenv("OCTET_MODEL"); e && *e) return e;
+  return std::string(OCTET_SOURCE_DIR) + "/models/gemma-3-270m-q4_k_m.gguf";
+}
+
+std::string resolve_model(const std::string& arg) {
+  if (arg.empty() || arg == "default" || arg == "gemma3-270m" || arg == "gemma-3-270m")
+    return default_model_path();
+  return arg;
+}
+
+void EngineFlags::add_to(CLI::App* cmd) {
+  cmd->add_option("-m,--model", model, "GGUF file, or 'default' (Gemma 3 270M Q4_K_M)");
+  cmd->add_option("-t,--threads", threads, "worker threads (0: all cores)");
+  cmd->add_option("-c,--ctx", ctx, "context size in tokens")->check(CLI::Range(16, 1 << 20));
+  cmd->add_option("--chunk", chunk, "prefill chunk size (tokens)")->check(CLI::Range(1, 8192));
+  cmd->add_option("--mode", mode, "compute mode for prefill")
+      ->check(CLI::IsMember({"fp32"}));
+  cmd->add_flag("-v,--verbose", verbose, "print model details and timings");
+}
+
+void fail(const std::string& msg) {
+  std::fprintf(stderr, "octet: %s\n", msg.c_str());
+  std::exit(1);
+}
+
+std::unique_ptr<Engine> load_engine(const EngineFlags& f) {
+  auto e = std::make_unique<Engine>();
+  const std::string path = resolve_model(f.model);
+  if (!std::filesystem::exists(path)) {
+    if (path == default_model_path())
+      fail("default model not found at " + path + " (run ./scripts/setup.sh to install it)");
+    fail("model file not found: " + path);
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  auto m = Model::load(path);
+  if (!m) fail(m.error());
+  e->model = std::move(m).value();
+  e->pool = std::make_unique<ThreadPool>(f.threads);
+  auto w = Weights::build_fp32(*e->model, e->pool.get());
+  if (!w) fail(w.error());
+  e->weights = std::move(w).value();
+  e->session_opts.n_ctx = f.ctx;
+  e->session_opts.chunk = f.chunk;
+  const double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  if (f.verbose)
+    std::fprintf(stderr, "octet: loaded %s (%s) in %.0f ms: %s; %s weights %.1f MiB, %d threads\n",
+                 path.c_str(), e->model->name().c_str(), ms,
+                 e->model->hparams().describe().c_str(), compute_mode_name(e->weights->mode()),
+                 e->weights->bytes() / 1048576.0, e->pool->size());
+  return e;
+}
+
+void SamplingFlags::add_to(CLI::App* cmd) {
+  cmd->add_option("--temp", p.temperature, "temperature (0: greedy)");
+  cmd->add_option("--top-k", p.top_k, "top-k (0: off)");
+  cmd->add_option("--top-p", p.top_p, "top-p (1: off)");
+  cmd->add_option("--min-p", p.min_p, "min-p (0: off)");
+  cmd->add_option("--repeat-penalty", p.repeat_penalty, "repetition penalty (1: off)");
+  cmd->add_option("--repeat-last-n", p.repeat_last_n, "tokens the penalty looks back on");
+  cmd->add_option("--seed", p.seed, "random seed (same seed, same text)");
+}
+
+std::string read_file(const std::string& path, bool* ok) {
+  std::ifstream in(path, std::ios::binary);
+  *ok = static_cast<bool>(in);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace octet::cli

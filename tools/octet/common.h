@@ -1,0 +1,49 @@
+// Shared pieces of the subcommands: model lookup, loading with messages, common flags.
+#pragma once
+#include <CLI/CLI.hpp>
+#include <memory>
+#include <string>
+
+#include "octet/runtime.h"
+#include "octet/sampler.h"
+
+namespace octet::cli {
+
+// Where the default model lives: $OCTET_MODEL, else models/gemma-3-270m-q4_k_m.gguf in the
+// source tree (scripts/setup.sh puts it there).
+std::string default_model_path();
+// -m takes a path, or a model name ("default", "gemma3-270m").
+std::string resolve_model(const std::string& arg);
+
+struct EngineFlags {
+  std::string model;
+  int threads = 0;
+  int64_t ctx = 4096;
+  int64_t chunk = 256;
+  std::string mode = "fp32";
+  bool verbose = false;
+  void add_to(CLI::App* cmd);
+};
+
+struct Engine {
+  std::unique_ptr<ThreadPool> pool;
+  std::shared_ptr<const Model> model;
+  std::shared_ptr<const Weights> weights;
+  SessionOptions session_opts;
+  std::unique_ptr<Session> new_session() const {
+    return std::make_unique<Session>(model, weights, session_opts, pool.get());
+  }
+};
+
+// Loads model and weights; prints a clear error and returns nullptr on failure.
+std::unique_ptr<Engine> load_engine(const EngineFlags& f);
+
+struct SamplingFlags {
+  SamplerParams p;
+  void add_to(CLI::App* cmd);
+};
+
+std::string read_file(const std::string& path, bool* ok);
+[[noreturn]] void fail(const std::string& msg);
+
+}  // namespace octet::cli
