@@ -6,3 +6,4 @@ void register_run(CLI::App& app);
 void register_chat(CLI::App& app);
 void register_logits(CLI::App& app);
 void register_ppl(CLI::App& app);
+void register_bench(CLI::App& app);

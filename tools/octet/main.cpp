@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
   register_chat(app);
   register_logits(app);
   register_ppl(app);
+  register_bench(app);
   auto* cpu = app.add_subcommand("cpu", "Print the CPU features octet dispatches on");
   cpu->callback([] { std::printf("%s\n", octet::cpu_features().describe().c_str()); });
   CLI11_PARSE(app, argc, argv);
