@@ -1,6 +1,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
+#include "commands.h"
 #include "octet/cpu.h"
 
 int main(int argc, char** argv) {
@@ -8,6 +9,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   auto* cpu = app.add_subcommand("cpu", "Print the CPU features octet dispatches on");
   cpu->callback([] { std::printf("%s\n", octet::cpu_features().describe().c_str()); });
+  register_info(app);
   CLI11_PARSE(app, argc, argv);
   return 0;
 }
