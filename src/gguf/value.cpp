@@ -1,4 +1,5 @@
 // Metadata value accessors and human-readable rendering.
+#include <charconv>
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
@@ -25,10 +26,12 @@ T load(const uint8_t* p) {
   return v;
 }
 
-std::string number(double x) {
+// Shortest text that reads back to the same float/double.
+std::string number(double x, bool single) {
   char buf[64];
-  std::snprintf(buf, sizeof buf, "%.9g", x);
-  return buf;
+  auto r = single ? std::to_chars(buf, buf + sizeof buf, static_cast<float>(x))
+                  : std::to_chars(buf, buf + sizeof buf, x);
+  return std::string(buf, r.ptr);
 }
 
 // Quoted, escaped, optionally truncated string (metadata strings may hold any bytes).
@@ -104,7 +107,7 @@ std::string Value::to_string(size_t max_elems) const {
     case ValueType::STRING: return quoted(s, 0);
     case ValueType::BOOL: return u ? "true" : "false";
     case ValueType::FLOAT32:
-    case ValueType::FLOAT64: return number(f);
+    case ValueType::FLOAT64: return number(f, type == ValueType::FLOAT32);
     case ValueType::ARRAY: {
       std::string out = std::string("[") + value_type_name(elem_type) + " x " + std::to_string(count) + "]";
       if (elem_type == ValueType::ARRAY) return out;
@@ -120,7 +123,7 @@ std::string Value::to_string(size_t max_elems) const {
         } else if (elem_type == ValueType::INT64) {
           out += std::to_string(load<int64_t>(raw + 8 * k));
         } else {
-          out += number(array_number(k));
+          out += number(array_number(k), elem_type == ValueType::FLOAT32);
         }
       }
       if (n < count) out += ", ...";

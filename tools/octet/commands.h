@@ -1,4 +1,4 @@
-// Subcommands of the `octet` tool; each file registers its own.
+// Subcommand registration: one function per tools/octet/cmd_*.cpp file.
 #pragma once
 #include <CLI/CLI.hpp>
 
@@ -7,3 +7,4 @@ void register_chat(CLI::App& app);
 void register_logits(CLI::App& app);
 void register_ppl(CLI::App& app);
 void register_bench(CLI::App& app);
+void register_info(CLI::App& app);

@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   register_bench(app);
   auto* cpu = app.add_subcommand("cpu", "Print the CPU features octet dispatches on");
   cpu->callback([] { std::printf("%s\n", octet::cpu_features().describe().c_str()); });
+  register_info(app);
   CLI11_PARSE(app, argc, argv);
   return 0;
 }
