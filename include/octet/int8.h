@@ -1,0 +1,209 @@
+// W8A8 linear layers: int8 weights (symmetric, one scale per output channel), int8
+// activations (symmetric, one static per-tensor scale from calibration, or a dynamic scale per
+// row), int32 accumulation, float output. Values beyond the activation clip range are
+// reported as outliers so that a float "shadow" path can add (x − clip(x))·W back
+// (DESIGN.md idea 2).
+//
+// Typical use from a model (weights quantised once at load, a scratch buffer per worker):
+//
+//   auto lin = Int8Linear::from_float(w, n, k, bias).value();    // at load
+//   Int8Activations scratch;                                       // per worker, reused
+//   OutlierList out;
+//   lin.forward(x, m, act_scale, y, ldy, pool, {.outliers = &out, .scratch = &scratch});
+//   lin.add_outlier_products(out, y, ldy);   // or a float shadow with hot float rows
+//
+// Numerics (identical on every ISA; the tests check bit-exactness against the scalar
+// reference):
+//   weights      q_w[n,k] = clamp(rne(W[n,k] · (127 / max_k|W[n,k]|)), -127, 127),
+//                s_w[n] = max_k|W[n,k]| / 127  (an all-zero row has s_w = 0, q_w = 0)
+//   activations  t = x · (1/s) (float), q = rne(clamp(t, -127, 127)) (rne: round half to even;
+//                NaN quantises to 127); an outlier is an entry with |t| > 127, reported with
+//                residual = x − sign(x)·(127·s).
+//   output       acc = Σ_k q_x[m,k]·q_w[n,k] (exact int32),
+//                y[m,n] = fma(float(acc), s_x[m]·s_w[n], base), base = (accumulate ? y : 0) + bias[n]
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <new>
+#include <vector>
+
+#include "octet/status.h"
+#include "octet/threads.h"
+
+namespace octet {
+
+// Which int8 kernel family runs. kAuto picks the best the CPU has (cpu_features(), so
+// OCTET_ISA=ref|avx2 caps it); naming one the CPU lacks is an error, not a silent fallback.
+enum class Int8Isa { kAuto, kRef, kAvx2, kVnni };
+const char* int8_isa_name(Int8Isa isa);
+// kAuto resolved to a concrete ISA, or an error if the requested one is unavailable.
+Expected<Int8Isa> int8_isa_resolve(Int8Isa want);
+
+// Largest K supported: |Σ q_x·q_w| must fit int32 even in the u8-shifted VNNI form.
+inline constexpr int64_t kInt8MaxK = int64_t{1} << 16;
+
+namespace detail {
+// 64-byte aligned storage for SIMD panels (zmm loads never split a cache line).
+template <class T>
+struct Aligned64 {
+  using value_type = T;
+  Aligned64() = default;
+  template <class U>
+  Aligned64(const Aligned64<U>&) {}  // NOLINT: allocator rebind
+  T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t(64))); }
+  void deallocate(T* p, size_t) { ::operator delete(p, std::align_val_t(64)); }
+  template <class U>
+  bool operator==(const Aligned64<U>&) const { return true; }
+};
+template <class T>
+using AlignedVector = std::vector<T, Aligned64<T>>;
+}  // namespace detail
+
+// ---- Weights: W [N, K] quantised per output channel and packed once for the GEMM kernels.
+// Layout (shared by all kernels): panels of 16 output channels; inside a panel, for each group
+// of 4 consecutive k, 16 lanes × 4 bytes (one 64-byte zmm: lane j holds w[n0+j, 4g..4g+3]).
+// K is padded to a multiple of 4 and N to a multiple of 16 with zeros. Also holds the
+// per-channel Σ_k q_w[n,k] that undoes VNNI's u8 shift of the activations.
+class Int8Weights {
+ public:
+  Int8Weights() = default;
+  // W row-major [N, K] with row stride ldw (0: K).
+  static Expected<Int8Weights> quantize(const float* w, int64_t n, int64_t k, int64_t ldw = 0);
+  // Already-quantised weights q [N, K] (row-major) with scales [N]; q must be in [-127, 127].
+  static Expected<Int8Weights> from_int8(const int8_t* q, const float* scales, int64_t n,
+                                         int64_t k);
+
+  int64_t n() const { return n_; }
+  int64_t k() const { return k_; }
+  float scale(int64_t n) const { return scales_[n]; }
+  const float* scales() const { return scales_.data(); }  // N (padded to 16) entries
+  int32_t column_sum(int64_t n) const { return colsum_[n]; }  // Σ_k q_w[n,k]
+  int8_t at(int64_t n, int64_t k) const;                   // q_w[n,k]
+  void row_int8(int64_t n, int8_t* out) const;              // q_w[n, 0..K)
+  void dequant_row(int64_t n, float* out) const;            // s_w[n]·q_w[n, 0..K)
+  void dequant_column(int64_t k, float* out) const;         // s_w[n]·q_w[n,k], n = 0..N
+  size_t bytes() const { return packed_.size() + 8 * scales_.size(); }
+
+  // Kernel view (layout above).
+  int64_t k4() const { return k4_; }            // K padded / 4
+  int64_t panels() const { return panels_; }    // N padded / 16
+  const int8_t* packed() const { return packed_.data(); }
+  const int32_t* shift_correction() const { return corr_.data(); }  // 128·Σ_k q_w[n,k]
+
+ private:
+  static Int8Weights alloc(int64_t n, int64_t k);
+  void finish();  // column sums
+  int64_t n_ = 0, k_ = 0, k4_ = 0, panels_ = 0;
+  detail::AlignedVector<int8_t> packed_;
+  std::vector<float> scales_;
+  std::vector<int32_t> colsum_, corr_;
+};
+
+// One activation entry beyond the clip range: x[row, col] = clip + residual.
+struct Outlier {
+  int32_t row;
+  int32_t col;
+  float residual;  // x − sign(x)·127·s
+};
+// In row-major order (row, then col).
+using OutlierList = std::vector<Outlier>;
+
+// ---- Activations x [M, K] quantised for one ISA's kernels (rows of K padded to a multiple of
+// 4, stored with the kernel's offset: +128 for VNNI's u8×s8 instruction, 0 otherwise).
+// Reusable: re-quantising into the same object keeps its buffer (no allocation per chunk).
+class Int8Activations {
+ public:
+  int64_t m() const { return m_; }
+  int64_t k() const { return k_; }
+  Int8Isa isa() const { return isa_; }
+  float row_scale(int64_t row) const { return row_scale_[row]; }
+  int8_t at(int64_t row, int64_t k) const {
+    return static_cast<int8_t>(data_[row * ld_ + k] - offset_);
+  }
+
+  // Kernel view.
+  int64_t ld() const { return ld_; }  // bytes per row (K padded to 4)
+  const uint8_t* data() const { return data_.data(); }
+  const float* row_scales() const { return row_scale_.data(); }
+  uint8_t offset() const { return offset_; }
+
+ private:
+  friend struct Int8ActivationsAccess;
+  int64_t m_ = 0, k_ = 0, ld_ = 0;
+  Int8Isa isa_ = Int8Isa::kRef;
+  uint8_t offset_ = 0;
+  detail::AlignedVector<uint8_t> data_;
+  std::vector<float> row_scale_;
+};
+
+// Static per-tensor scale s > 0 (x row stride ldx, 0: K). If outliers is not null it is
+// cleared and filled with every entry whose |x/s| exceeds 127.
+Status quantize_activations(const float* x, int64_t m, int64_t k, int64_t ldx, float scale,
+                            Int8Activations* out, OutlierList* outliers = nullptr,
+                            ThreadPool* pool = nullptr, Int8Isa isa = Int8Isa::kAuto);
+// Dynamic per-row scale s_m = max_k|x[m,k]| / 127 (no outliers by construction).
+Status quantize_activations_dynamic(const float* x, int64_t m, int64_t k, int64_t ldx,
+                                    Int8Activations* out, ThreadPool* pool = nullptr,
+                                    Int8Isa isa = Int8Isa::kAuto);
+
+// ---- GEMM on quantised operands, with the ISA the activations were quantised for.
+// y [M, N] row stride ldy >= N; see the header comment for the exact formula. bias may be null.
+// Splits N across the pool (M when N is too narrow to share).
+Status gemm_int8(const Int8Activations& a, const Int8Weights& w, float* y, int64_t ldy,
+                 const float* bias = nullptr, bool accumulate = false, ThreadPool* pool = nullptr);
+// Exact integer products y[m,n] = Σ_k q_x[m,k]·q_w[n,k] (tests, debugging).
+Status gemm_int8_i32(const Int8Activations& a, const Int8Weights& w, int32_t* y, int64_t ldy,
+                     ThreadPool* pool = nullptr);
+
+// Shadow path helper: y[o.row, 0..n) += o.residual · wt_row(o.col)[0..n) for every outlier,
+// where wt_row(k) returns the N weights of input channel k (a column of W, e.g. a hot
+// float row of Wᵀ kept by the model).
+void add_outlier_products(const OutlierList& outliers,
+                          const std::function<const float*(int64_t)>& wt_row, int64_t n,
+                          float* y, int64_t ldy);
+
+// ---- A quantised linear layer y = x·Wᵀ + b, the unit a model holds per projection.
+struct Int8ForwardOptions {
+  OutlierList* outliers = nullptr;     // filled with the clipped entries (static scale only)
+  Int8Activations* scratch = nullptr;  // reused quantisation buffer (else one per call)
+  bool accumulate = false;             // y += x·Wᵀ (+ b) instead of y =
+  int64_t ldx = 0;                     // x row stride (0: K)
+  Int8Isa isa = Int8Isa::kAuto;
+};
+
+class Int8Linear {
+ public:
+  Int8Linear() = default;
+  // W [N, K] row-major; bias [N] or null.
+  static Expected<Int8Linear> from_float(const float* w, int64_t n, int64_t k,
+                                         const float* bias = nullptr);
+  static Expected<Int8Linear> from_weights(Int8Weights w, std::vector<float> bias = {});
+
+  int64_t n() const { return w_.n(); }
+  int64_t k() const { return w_.k(); }
+  const Int8Weights& weights() const { return w_; }
+  const float* bias() const { return bias_.empty() ? nullptr : bias_.data(); }
+
+  // x [M, K] quantised with the static per-tensor act_scale, then the int8 GEMM into y.
+  Status forward(const float* x, int64_t m, float act_scale, float* y, int64_t ldy,
+                 ThreadPool* pool, const Int8ForwardOptions& opt) const;
+  Status forward(const float* x, int64_t m, float act_scale, float* y, int64_t ldy,
+                 ThreadPool* pool = nullptr, OutlierList* outliers = nullptr) const {
+    Int8ForwardOptions opt;
+    opt.outliers = outliers;
+    return forward(x, m, act_scale, y, ldy, pool, opt);
+  }
+  // Same with dynamic per-row activation scales (accuracy baseline; no outliers).
+  Status forward_dynamic(const float* x, int64_t m, float* y, int64_t ldy, ThreadPool* pool,
+                         const Int8ForwardOptions& opt = {}) const;
+  // Shadow correction with this layer's own dequantised weights (the "read on demand" case):
+  // afterwards y equals the weight-only-quantised product with the outlier rows unclipped.
+  void add_outlier_products(const OutlierList& outliers, float* y, int64_t ldy) const;
+
+ private:
+  Int8Weights w_;
+  std::vector<float> bias_;
+};
+
+}  // namespace octet

@@ -1,0 +1,78 @@
+// Internal interface of the int8 kernels (ref, AVX2, AVX-512 VNNI): plain views of the packed
+// operands (layouts documented in octet/int8.h) and the per-ISA entry points. The public API
+// and the threading live in quant/int8.cpp.
+#pragma once
+#include <cmath>
+#include <cstdint>
+
+#include "octet/int8.h"
+
+namespace octet::kernels::int8 {
+
+struct AView {
+  const uint8_t* data;  // [M][ld] bytes, value + offset
+  int64_t m, ld;
+  const float* row_scale;  // [M]
+};
+
+struct WView {
+  const int8_t* data;  // [panels][k4][16][4]
+  int64_t n, k4, panels;
+  const float* scale;    // [panels·16], zero padded
+  const int32_t* corr;   // [panels·16] 128·Σ_k q_w
+};
+
+// What to do with the finished int32 tile.
+struct Epilogue {
+  float* y = nullptr;  // float output (null: int32 output)
+  int32_t* y32 = nullptr;
+  int64_t ldy = 0;
+  const float* bias = nullptr;
+  bool accumulate = false;
+};
+
+// Computes rows [m0, m1) × panels [p0, p1) of the output.
+using GemmFn = void (*)(const AView& a, const WView& w, const Epilogue& ep, int64_t m0,
+                        int64_t m1, int64_t p0, int64_t p1);
+// Quantises rows [r0, r1) of x (row stride ldx) into dst (row stride ld, K padded with the
+// offset) using inv = 1/s; appends outliers (if out != null) in row-major order.
+using QuantFn = void (*)(const float* x, int64_t ldx, int64_t k, float inv, float s,
+                         uint8_t* dst, int64_t ld, int64_t r0, int64_t r1, OutlierList* out);
+// max_k |x[row, k]| for rows [r0, r1) into amax[row - r0].
+using AbsMaxFn = void (*)(const float* x, int64_t ldx, int64_t k, int64_t r0, int64_t r1,
+                          float* amax);
+
+struct Kernels {
+  GemmFn gemm;
+  QuantFn quant;
+  AbsMaxFn absmax;
+  uint8_t offset;  // added to q_x when stored
+  int64_t mr;      // rows per microkernel (M split granularity)
+};
+
+const Kernels& kernels_ref();
+const Kernels& kernels_avx2();
+const Kernels& kernels_vnni();
+
+// ---- Scalar definitions every kernel reproduces bit for bit.
+
+// Clamp then round half to even; minps/maxps semantics, so NaN becomes 127.
+inline int32_t quantize_one(float x, float inv) {
+  float t = x * inv;
+  t = t < 127.0f ? t : 127.0f;
+  t = t > -127.0f ? t : -127.0f;
+  return static_cast<int32_t>(std::nearbyint(t));
+}
+inline bool is_outlier(float x, float inv) { return std::fabs(x * inv) > 127.0f; }
+inline float outlier_residual(float x, float s) {
+  const float clip = 127.0f * s;
+  return x > 0 ? x - clip : x + clip;
+}
+inline float epilogue_one(int32_t acc, float row_scale, float w_scale, float prev,
+                          const float* bias, int64_t n, bool accumulate) {
+  float base = accumulate ? prev : 0.0f;
+  if (bias) base = base + bias[n];
+  return std::fma(static_cast<float>(acc), row_scale * w_scale, base);
+}
+
+}  // namespace octet::kernels::int8

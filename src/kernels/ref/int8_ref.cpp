@@ -1,0 +1,62 @@
+// Scalar int8 kernels: the definition the SIMD kernels are tested against bit for bit, and the
+// fallback on CPUs without AVX2. Activations are stored as plain s8 (offset 0).
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "kernels/int8_kernels.h"
+
+namespace octet::kernels::int8 {
+namespace {
+
+void gemm_ref(const AView& a, const WView& w, const Epilogue& ep, int64_t m0, int64_t m1,
+              int64_t p0, int64_t p1) {
+  const int64_t n1 = std::min(w.n, p1 * 16);
+  for (int64_t i = m0; i < m1; ++i) {
+    const auto* x = reinterpret_cast<const int8_t*>(a.data + i * a.ld);
+    for (int64_t n = p0 * 16; n < n1; ++n) {
+      const int8_t* panel = w.data + (n / 16) * w.k4 * 64 + (n % 16) * 4;
+      int32_t acc = 0;
+      for (int64_t g = 0; g < w.k4; ++g)
+        for (int b = 0; b < 4; ++b) acc += int32_t{x[g * 4 + b]} * panel[g * 64 + b];
+      if (ep.y) {
+        float* y = ep.y + i * ep.ldy + n;
+        *y = epilogue_one(acc, a.row_scale[i], w.scale[n], *y, ep.bias, n, ep.accumulate);
+      } else {
+        ep.y32[i * ep.ldy + n] = acc;
+      }
+    }
+  }
+}
+
+void quant_ref(const float* x, int64_t ldx, int64_t k, float inv, float s, uint8_t* dst,
+               int64_t ld, int64_t r0, int64_t r1, OutlierList* out) {
+  for (int64_t r = r0; r < r1; ++r) {
+    const float* xr = x + r * ldx;
+    uint8_t* d = dst + r * ld;
+    for (int64_t j = 0; j < k; ++j) {
+      d[j] = static_cast<uint8_t>(quantize_one(xr[j], inv));
+      if (out && is_outlier(xr[j], inv))
+        out->push_back({static_cast<int32_t>(r), static_cast<int32_t>(j),
+                        outlier_residual(xr[j], s)});
+    }
+    std::memset(d + k, 0, ld - k);
+  }
+}
+
+void absmax_ref(const float* x, int64_t ldx, int64_t k, int64_t r0, int64_t r1, float* amax) {
+  for (int64_t r = r0; r < r1; ++r) {
+    float m = 0;
+    for (int64_t j = 0; j < k; ++j) m = std::max(m, std::fabs(x[r * ldx + j]));
+    amax[r - r0] = m;
+  }
+}
+
+}  // namespace
+
+const Kernels& kernels_ref() {
+  static const Kernels k{gemm_ref, quant_ref, absmax_ref, 0, 1};
+  return k;
+}
+
+}  // namespace octet::kernels::int8

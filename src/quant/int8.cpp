@@ -1,0 +1,345 @@
+// Int8 weights/activations (quantisation, packing), kernel dispatch and threading for the
+// int8 GEMM, and Int8Linear. The kernels themselves are in kernels/{ref,x86}/int8_*.cpp.
+#include "octet/int8.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <string>
+
+#include "kernels/int8_kernels.h"
+#include "octet/cpu.h"
+
+namespace octet {
+
+using kernels::int8::AView;
+using kernels::int8::Epilogue;
+using kernels::int8::Kernels;
+using kernels::int8::WView;
+
+namespace {
+
+const Kernels& kernels_for(Int8Isa isa) {
+  switch (isa) {
+    case Int8Isa::kVnni: return kernels::int8::kernels_vnni();
+    case Int8Isa::kAvx2: return kernels::int8::kernels_avx2();
+    default: return kernels::int8::kernels_ref();
+  }
+}
+
+std::string dims(int64_t m, int64_t k) {
+  return "[" + std::to_string(m) + ", " + std::to_string(k) + "]";
+}
+
+// Below this many multiply-adds a pool wake-up costs more than it saves.
+constexpr int64_t kMinParallelMacs = int64_t{1} << 21;
+
+}  // namespace
+
+const char* int8_isa_name(Int8Isa isa) {
+  switch (isa) {
+    case Int8Isa::kAuto: return "auto";
+    case Int8Isa::kRef: return "ref";
+    case Int8Isa::kAvx2: return "avx2";
+    case Int8Isa::kVnni: return "avx512vnni";
+  }
+  return "?";
+}
+
+Expected<Int8Isa> int8_isa_resolve(Int8Isa want) {
+  const CpuFeatures& f = cpu_features();
+  const bool vnni = f.has_avx512() && f.avx512vnni, avx2 = f.avx2 && f.fma;
+  switch (want) {
+    case Int8Isa::kAuto: return vnni ? Int8Isa::kVnni : avx2 ? Int8Isa::kAvx2 : Int8Isa::kRef;
+    case Int8Isa::kRef: return Int8Isa::kRef;
+    case Int8Isa::kAvx2:
+      if (avx2) return Int8Isa::kAvx2;
+      break;
+    case Int8Isa::kVnni:
+      if (vnni) return Int8Isa::kVnni;
+      break;
+  }
+  return Status::Error(std::string("int8: this CPU lacks ") + int8_isa_name(want) + " (has: " +
+                       f.describe() + ")");
+}
+
+// ---------------------------------------------------------------------------- weights
+
+Int8Weights Int8Weights::alloc(int64_t n, int64_t k) {
+  Int8Weights w;
+  w.n_ = n;
+  w.k_ = k;
+  w.k4_ = (k + 3) / 4;
+  w.panels_ = (n + 15) / 16;
+  w.packed_.assign(static_cast<size_t>(w.panels_ * w.k4_ * 64), 0);
+  w.scales_.assign(static_cast<size_t>(w.panels_ * 16), 0.0f);
+  return w;
+}
+
+static int64_t packed_index(int64_t k4, int64_t n, int64_t k) {
+  return (n / 16) * k4 * 64 + (k / 4) * 64 + (n % 16) * 4 + k % 4;
+}
+
+void Int8Weights::finish() {
+  colsum_.assign(static_cast<size_t>(panels_ * 16), 0);
+  corr_.assign(colsum_.size(), 0);
+  for (int64_t n = 0; n < n_; ++n) {
+    int32_t s = 0;
+    for (int64_t k = 0; k < k_; ++k) s += at(n, k);
+    colsum_[n] = s;
+    corr_[n] = 128 * s;
+  }
+}
+
+Expected<Int8Weights> Int8Weights::quantize(const float* w, int64_t n, int64_t k, int64_t ldw) {
+  if (ldw == 0) ldw = k;
+  if (n < 1 || k < 1 || k > kInt8MaxK || ldw < k || !w)
+    return Status::Error("int8 weights: bad shape " + dims(n, k));
+  Int8Weights out = alloc(n, k);
+  for (int64_t j = 0; j < n; ++j) {
+    const float* row = w + j * ldw;
+    float amax = 0;
+    for (int64_t i = 0; i < k; ++i) {
+      if (!std::isfinite(row[i]))
+        return Status::Error("int8 weights: non-finite value at [" + std::to_string(j) + ", " +
+                             std::to_string(i) + "]");
+      amax = std::max(amax, std::fabs(row[i]));
+    }
+    const float inv = amax > 0 ? 127.0f / amax : 0.0f;
+    out.scales_[j] = amax / 127.0f;
+    for (int64_t i = 0; i < k; ++i)
+      out.packed_[packed_index(out.k4_, j, i)] =
+          static_cast<int8_t>(kernels::int8::quantize_one(row[i], inv));
+  }
+  out.finish();
+  return out;
+}
+
+Expected<Int8Weights> Int8Weights::from_int8(const int8_t* q, const float* scales, int64_t n,
+                                             int64_t k) {
+  if (n < 1 || k < 1 || k > kInt8MaxK || !q || !scales)
+    return Status::Error("int8 weights: bad shape " + dims(n, k));
+  Int8Weights out = alloc(n, k);
+  for (int64_t j = 0; j < n; ++j) {
+    out.scales_[j] = scales[j];
+    for (int64_t i = 0; i < k; ++i) {
+      const int8_t v = q[j * k + i];
+      // -128 would break the symmetric range the AVX2 sign trick relies on.
+      if (v == -128)
+        return Status::Error("int8 weights: -128 at [" + std::to_string(j) + ", " +
+                             std::to_string(i) + "] (must be in [-127, 127])");
+      out.packed_[packed_index(out.k4_, j, i)] = v;
+    }
+  }
+  out.finish();
+  return out;
+}
+
+int8_t Int8Weights::at(int64_t n, int64_t k) const { return packed_[packed_index(k4_, n, k)]; }
+
+void Int8Weights::row_int8(int64_t n, int8_t* out) const {
+  for (int64_t k = 0; k < k_; ++k) out[k] = at(n, k);
+}
+
+void Int8Weights::dequant_row(int64_t n, float* out) const {
+  for (int64_t k = 0; k < k_; ++k) out[k] = scales_[n] * at(n, k);
+}
+
+void Int8Weights::dequant_column(int64_t k, float* out) const {
+  for (int64_t n = 0; n < n_; ++n) out[n] = scales_[n] * at(n, k);
+}
+
+// ---------------------------------------------------------------------------- activations
+
+struct Int8ActivationsAccess {
+  // Shapes `a` for m × k on `isa`, reusing its buffer.
+  static void reshape(Int8Activations* a, int64_t m, int64_t k, Int8Isa isa, uint8_t offset) {
+    a->m_ = m;
+    a->k_ = k;
+    a->ld_ = (k + 3) / 4 * 4;
+    a->isa_ = isa;
+    a->offset_ = offset;
+    a->data_.resize(static_cast<size_t>(m * a->ld_));
+    a->row_scale_.resize(static_cast<size_t>(m));
+  }
+  static uint8_t* data(Int8Activations* a) { return a->data_.data(); }
+  static float* row_scale(Int8Activations* a) { return a->row_scale_.data(); }
+};
+
+namespace {
+
+Status check_x(const float* x, int64_t m, int64_t k, int64_t ldx, const Int8Activations* out) {
+  if (m < 0 || k < 1 || k > kInt8MaxK || ldx < k || (m > 0 && !x) || !out)
+    return Status::Error("int8 activations: bad shape " + dims(m, k));
+  return Status::Ok();
+}
+
+// Rows per parallel task: enough work to pay for a pool wake-up.
+int64_t row_grain(int64_t k) { return std::max<int64_t>(1, (int64_t{1} << 16) / k); }
+
+}  // namespace
+
+Status quantize_activations(const float* x, int64_t m, int64_t k, int64_t ldx, float scale,
+                            Int8Activations* out, OutlierList* outliers, ThreadPool* pool,
+                            Int8Isa isa) {
+  if (ldx == 0) ldx = k;
+  OCTET_RETURN_IF_ERROR(check_x(x, m, k, ldx, out));
+  if (!(scale > 0) || !std::isfinite(scale))
+    return Status::Error("int8 activations: scale must be finite and > 0, got " +
+                         std::to_string(scale));
+  OCTET_ASSIGN_OR_RETURN(const Int8Isa use, int8_isa_resolve(isa));
+  const Kernels& kr = kernels_for(use);
+  Int8ActivationsAccess::reshape(out, m, k, use, kr.offset);
+  std::fill_n(Int8ActivationsAccess::row_scale(out), m, scale);
+  if (outliers) outliers->clear();
+  const float inv = 1.0f / scale;
+  uint8_t* dst = Int8ActivationsAccess::data(out);
+  const int nt = pool ? pool->size() : 1;
+  // Per-thread lists, concatenated in thread order = row order (ranges are contiguous).
+  std::vector<OutlierList> local(outliers ? nt : 0);
+  parallel_for(pool, m, row_grain(k), [&](int64_t b, int64_t e, int tid) {
+    kr.quant(x, ldx, k, inv, scale, dst, out->ld(), b, e, outliers ? &local[tid] : nullptr);
+  });
+  for (auto& l : local) outliers->insert(outliers->end(), l.begin(), l.end());
+  return Status::Ok();
+}
+
+Status quantize_activations_dynamic(const float* x, int64_t m, int64_t k, int64_t ldx,
+                                    Int8Activations* out, ThreadPool* pool, Int8Isa isa) {
+  if (ldx == 0) ldx = k;
+  OCTET_RETURN_IF_ERROR(check_x(x, m, k, ldx, out));
+  OCTET_ASSIGN_OR_RETURN(const Int8Isa use, int8_isa_resolve(isa));
+  const Kernels& kr = kernels_for(use);
+  Int8ActivationsAccess::reshape(out, m, k, use, kr.offset);
+  float* rs = Int8ActivationsAccess::row_scale(out);
+  uint8_t* dst = Int8ActivationsAccess::data(out);
+  parallel_for(pool, m, row_grain(k), [&](int64_t b, int64_t e, int) {
+    kr.absmax(x, ldx, k, b, e, rs + b);
+    for (int64_t r = b; r < e; ++r) {
+      const float s = rs[r] / 127.0f;
+      rs[r] = s;
+      kr.quant(x, ldx, k, s > 0 ? 1.0f / s : 0.0f, s, dst, out->ld(), r, r + 1, nullptr);
+    }
+  });
+  return Status::Ok();
+}
+
+// ---------------------------------------------------------------------------- GEMM
+
+namespace {
+
+Status run_gemm(const Int8Activations& a, const Int8Weights& w, const Epilogue& ep,
+                ThreadPool* pool) {
+  if (a.k() != w.k())
+    return Status::Error("int8 gemm: activations K=" + std::to_string(a.k()) +
+                         " but weights K=" + std::to_string(w.k()));
+  if (ep.ldy < w.n() || (a.m() > 0 && !ep.y && !ep.y32))
+    return Status::Error("int8 gemm: output row stride " + std::to_string(ep.ldy) + " < N=" +
+                         std::to_string(w.n()));
+  if (a.m() == 0) return Status::Ok();
+  const Kernels& kr = kernels_for(a.isa());
+  const AView av{a.data(), a.m(), a.ld(), a.row_scales()};
+  const WView wv{w.packed(), w.n(), w.k4(), w.panels(), w.scales(), w.shift_correction()};
+  const int nt = pool ? pool->size() : 1;
+  const int64_t m = a.m(), panels = w.panels();
+  if (nt == 1 || m * w.n() * w.k() < kMinParallelMacs) {
+    kr.gemm(av, wv, ep, 0, m, 0, panels);
+  } else if (panels >= 2 * nt || m < kr.mr * nt) {
+    // Split N: each thread streams its own weight panels; all share the (smaller) activations.
+    pool->parallel_for(panels, 1, [&](int64_t b, int64_t e, int) {
+      kr.gemm(av, wv, ep, 0, m, b, e);
+    });
+  } else {
+    pool->parallel_for(m, kr.mr, [&](int64_t b, int64_t e, int) {
+      kr.gemm(av, wv, ep, b, e, 0, panels);
+    });
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status gemm_int8(const Int8Activations& a, const Int8Weights& w, float* y, int64_t ldy,
+                 const float* bias, bool accumulate, ThreadPool* pool) {
+  Epilogue ep;
+  ep.y = y;
+  ep.ldy = ldy;
+  ep.bias = bias;
+  ep.accumulate = accumulate;
+  return run_gemm(a, w, ep, pool);
+}
+
+Status gemm_int8_i32(const Int8Activations& a, const Int8Weights& w, int32_t* y, int64_t ldy,
+                     ThreadPool* pool) {
+  Epilogue ep;
+  ep.y32 = y;
+  ep.ldy = ldy;
+  return run_gemm(a, w, ep, pool);
+}
+
+void add_outlier_products(const OutlierList& outliers,
+                          const std::function<const float*(int64_t)>& wt_row, int64_t n,
+                          float* y, int64_t ldy) {
+  for (const Outlier& o : outliers) {
+    const float* w = wt_row(o.col);
+    float* yr = y + o.row * ldy;
+    for (int64_t j = 0; j < n; ++j) yr[j] += o.residual * w[j];
+  }
+}
+
+// ---------------------------------------------------------------------------- Int8Linear
+
+Expected<Int8Linear> Int8Linear::from_float(const float* w, int64_t n, int64_t k,
+                                            const float* bias) {
+  OCTET_ASSIGN_OR_RETURN(Int8Weights q, Int8Weights::quantize(w, n, k));
+  return from_weights(std::move(q), bias ? std::vector<float>(bias, bias + n)
+                                         : std::vector<float>());
+}
+
+Expected<Int8Linear> Int8Linear::from_weights(Int8Weights w, std::vector<float> bias) {
+  if (!bias.empty() && static_cast<int64_t>(bias.size()) != w.n())
+    return Status::Error("int8 linear: bias has " + std::to_string(bias.size()) +
+                         " entries for N=" + std::to_string(w.n()));
+  Int8Linear l;
+  l.w_ = std::move(w);
+  l.bias_ = std::move(bias);
+  return l;
+}
+
+Status Int8Linear::forward(const float* x, int64_t m, float act_scale, float* y, int64_t ldy,
+                           ThreadPool* pool, const Int8ForwardOptions& opt) const {
+  Int8Activations local;
+  Int8Activations* a = opt.scratch ? opt.scratch : &local;
+  OCTET_RETURN_IF_ERROR(
+      quantize_activations(x, m, k(), opt.ldx, act_scale, a, opt.outliers, pool, opt.isa));
+  return gemm_int8(*a, w_, y, ldy, bias(), opt.accumulate, pool);
+}
+
+Status Int8Linear::forward_dynamic(const float* x, int64_t m, float* y, int64_t ldy,
+                                   ThreadPool* pool, const Int8ForwardOptions& opt) const {
+  Int8Activations local;
+  Int8Activations* a = opt.scratch ? opt.scratch : &local;
+  OCTET_RETURN_IF_ERROR(quantize_activations_dynamic(x, m, k(), opt.ldx, a, pool, opt.isa));
+  return gemm_int8(*a, w_, y, ldy, bias(), opt.accumulate, pool);
+}
+
+void Int8Linear::add_outlier_products(const OutlierList& outliers, float* y, int64_t ldy) const {
+  // Group by input channel so each dequantised column is built once (hot channels repeat).
+  std::vector<size_t> order(outliers.size());
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t i, size_t j) { return outliers[i].col < outliers[j].col; });
+  std::vector<float> col(static_cast<size_t>(n()));
+  int64_t have = -1;
+  for (size_t idx : order) {
+    const Outlier& o = outliers[idx];
+    if (o.col != have) {
+      w_.dequant_column(o.col, col.data());
+      have = o.col;
+    }
+    float* yr = y + o.row * ldy;
+    for (int64_t j = 0; j < n(); ++j) yr[j] += o.residual * col[j];
+  }
+}
+
+}  // namespace octet

@@ -1,0 +1,346 @@
+// Int8 quantisation and GEMM: every ISA's kernels against the scalar reference (bit-exact,
+// int32 and float), and the reference against a naive int64 sum on the unpacked operands.
+#include <gtest/gtest.h>
+
+#include <bit>
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "octet/int8.h"
+
+namespace octet {
+namespace {
+
+std::vector<Int8Isa> available_isas() {
+  std::vector<Int8Isa> v;
+  for (Int8Isa isa : {Int8Isa::kRef, Int8Isa::kAvx2, Int8Isa::kVnni})
+    if (int8_isa_resolve(isa).ok()) v.push_back(isa);
+  return v;
+}
+
+std::vector<int8_t> random_q(std::mt19937& rng, int64_t n) {
+  std::uniform_int_distribution<int> d(-127, 127);
+  std::vector<int8_t> v(n);
+  for (auto& x : v) x = static_cast<int8_t>(d(rng));
+  return v;
+}
+
+std::vector<float> random_f(std::mt19937& rng, int64_t n, float lo, float hi) {
+  std::uniform_real_distribution<float> d(lo, hi);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
+// Σ_k q_x[m,k]·q_w[n,k] straight from the accessors (independent of the packed layouts).
+std::vector<int64_t> naive(const Int8Activations& a, const Int8Weights& w) {
+  std::vector<int64_t> y(a.m() * w.n());
+  for (int64_t i = 0; i < a.m(); ++i)
+    for (int64_t j = 0; j < w.n(); ++j) {
+      int64_t s = 0;
+      for (int64_t k = 0; k < a.k(); ++k) s += int64_t{a.at(i, k)} * w.at(j, k);
+      y[i * w.n() + j] = s;
+    }
+  return y;
+}
+
+// Runs the GEMM on every ISA and pool configuration and checks exactness against the naive sum
+// (int32) and against the reference ISA (float output, bit for bit).
+void check_gemm(const std::vector<float>& x, int64_t m, int64_t k, const Int8Weights& w,
+                float act_scale, const std::string& what) {
+  SCOPED_TRACE(what + " M=" + std::to_string(m) + " N=" + std::to_string(w.n()) +
+               " K=" + std::to_string(k));
+  const int64_t n = w.n(), ldy = n + 3;
+  std::mt19937 rng(7);
+  const std::vector<float> bias = random_f(rng, n, -1, 1);
+  const std::vector<float> y0 = random_f(rng, m * ldy, -1, 1);
+
+  Int8Activations aref;
+  ASSERT_TRUE(quantize_activations(x.data(), m, k, 0, act_scale, &aref, nullptr, nullptr,
+                                   Int8Isa::kRef).ok());
+  const std::vector<int64_t> expect = naive(aref, w);
+  // Float outputs of the reference: plain, bias, accumulate + bias.
+  std::vector<float> ref_plain(m * ldy, 0.f), ref_bias(m * ldy, 0.f), ref_acc = y0;
+  ASSERT_TRUE(gemm_int8(aref, w, ref_plain.data(), ldy).ok());
+  ASSERT_TRUE(gemm_int8(aref, w, ref_bias.data(), ldy, bias.data()).ok());
+  ASSERT_TRUE(gemm_int8(aref, w, ref_acc.data(), ldy, bias.data(), true).ok());
+
+  ThreadPool pool2(2), pool3(3);
+  for (Int8Isa isa : available_isas()) {
+    for (ThreadPool* pool : {static_cast<ThreadPool*>(nullptr), &pool2, &pool3}) {
+      SCOPED_TRACE(std::string(int8_isa_name(isa)) + " threads=" +
+                   std::to_string(pool ? pool->size() : 1));
+      Int8Activations a;
+      ASSERT_TRUE(quantize_activations(x.data(), m, k, 0, act_scale, &a, nullptr, pool, isa).ok());
+      ASSERT_EQ(a.isa(), isa);
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < k; ++j) ASSERT_EQ(a.at(i, j), aref.at(i, j)) << i << "," << j;
+
+      std::vector<int32_t> y32(m * ldy, 12345);
+      ASSERT_TRUE(gemm_int8_i32(a, w, y32.data(), ldy, pool).ok());
+      for (int64_t i = 0; i < m; ++i) {
+        for (int64_t j = 0; j < n; ++j)
+          ASSERT_EQ(y32[i * ldy + j], expect[i * n + j]) << "int32 at " << i << "," << j;
+        for (int64_t j = n; j < ldy; ++j) ASSERT_EQ(y32[i * ldy + j], 12345) << "padding written";
+      }
+
+      std::vector<float> y(m * ldy, 0.f), yb(m * ldy, 0.f), ya = y0;
+      ASSERT_TRUE(gemm_int8(a, w, y.data(), ldy, nullptr, false, pool).ok());
+      ASSERT_TRUE(gemm_int8(a, w, yb.data(), ldy, bias.data(), false, pool).ok());
+      ASSERT_TRUE(gemm_int8(a, w, ya.data(), ldy, bias.data(), true, pool).ok());
+      for (int64_t i = 0; i < m * ldy; ++i) {
+        ASSERT_EQ(std::bit_cast<uint32_t>(y[i]), std::bit_cast<uint32_t>(ref_plain[i])) << i;
+        ASSERT_EQ(std::bit_cast<uint32_t>(yb[i]), std::bit_cast<uint32_t>(ref_bias[i])) << i;
+        ASSERT_EQ(std::bit_cast<uint32_t>(ya[i]), std::bit_cast<uint32_t>(ref_acc[i])) << i;
+      }
+    }
+  }
+}
+
+TEST(Int8Gemm, RandomAndOddShapesMatchReferenceExactly) {
+  std::mt19937 rng(1);
+  const int64_t shapes[][3] = {
+      {1, 1, 1},   {1, 17, 3},  {3, 1, 5},   {7, 17, 3},    {8, 16, 4},   {9, 33, 7},
+      {17, 48, 64}, {13, 50, 130}, {33, 100, 257}, {2, 300, 40}, {100, 16, 24}, {40, 35, 96},
+      {1, 200, 896}, {25, 65, 33}, {16, 7, 1},  {65, 129, 67}};
+  for (const auto& s : shapes) {
+    const int64_t m = s[0], n = s[1], k = s[2];
+    const std::vector<int8_t> qw = random_q(rng, n * k);
+    const std::vector<float> sw = random_f(rng, n, 0.001f, 0.02f);
+    auto w = Int8Weights::from_int8(qw.data(), sw.data(), n, k);
+    ASSERT_TRUE(w.ok()) << w.error();
+    for (int64_t j = 0; j < n; ++j)
+      for (int64_t i = 0; i < k; ++i) ASSERT_EQ(w->at(j, i), qw[j * k + i]);
+    // Scale 0.01 on values in ±1.5 clips some entries: outliers are part of real inputs.
+    check_gemm(random_f(rng, m * k, -1.5f, 1.5f), m, k, *w, 0.01f, "random");
+  }
+}
+
+TEST(Int8Gemm, ExtremeValuesExerciseTheU8ShiftAndInt32Range) {
+  // K at the supported maximum with every product at ±127·127: the VNNI u8-shifted sum reaches
+  // 255·127·K, just inside int32; all -127 activations are u8 1s, all +127 u8 255s.
+  for (int64_t k : {int64_t{5}, int64_t{1027}, kInt8MaxK}) {
+    for (float xv : {-1000.0f, 1000.0f}) {
+      for (int8_t wv : {int8_t{127}, int8_t{-127}}) {
+        const int64_t m = 3, n = 17;
+        std::vector<int8_t> qw(n * k, wv);
+        std::vector<float> sw(n, 1.0f);
+        auto w = Int8Weights::from_int8(qw.data(), sw.data(), n, k);
+        ASSERT_TRUE(w.ok());
+        EXPECT_EQ(w->column_sum(0), wv * k);
+        std::vector<float> x(m * k, xv);
+        check_gemm(x, m, k, *w, 1.0f, "extreme x=" + std::to_string(xv) +
+                                          " w=" + std::to_string(wv));
+        if (::testing::Test::HasFatalFailure()) return;
+      }
+    }
+  }
+}
+
+TEST(Int8Gemm, MixedSignsAndZeroRows) {
+  std::mt19937 rng(3);
+  const int64_t m = 11, n = 37, k = 45;
+  std::vector<int8_t> qw(n * k);
+  for (int64_t i = 0; i < n * k; ++i) qw[i] = (i % 3 == 0) ? 127 : (i % 3 == 1) ? -127 : 0;
+  std::vector<float> sw(n, 0.5f);
+  auto w = Int8Weights::from_int8(qw.data(), sw.data(), n, k);
+  ASSERT_TRUE(w.ok());
+  std::vector<float> x = random_f(rng, m * k, -200, 200);
+  for (int64_t j = 0; j < k; ++j) x[4 * k + j] = 0;  // an all-zero row
+  check_gemm(x, m, k, *w, 1.0f, "mixed");
+}
+
+TEST(Int8Weights, QuantisationRoundTripAndPacking) {
+  std::mt19937 rng(4);
+  const int64_t n = 21, k = 29;
+  std::vector<float> wf = random_f(rng, n * k, -3, 3);
+  for (int64_t i = 0; i < k; ++i) wf[5 * k + i] = 0;  // zero row: scale 0, q 0
+  auto w = Int8Weights::quantize(wf.data(), n, k);
+  ASSERT_TRUE(w.ok());
+  std::vector<float> row(k), col(n);
+  std::vector<int8_t> qrow(k);
+  for (int64_t j = 0; j < n; ++j) {
+    float amax = 0;
+    for (int64_t i = 0; i < k; ++i) amax = std::max(amax, std::fabs(wf[j * k + i]));
+    EXPECT_FLOAT_EQ(w->scale(j), amax / 127.0f);
+    w->dequant_row(j, row.data());
+    w->row_int8(j, qrow.data());
+    int32_t sum = 0, qmax = 0;
+    for (int64_t i = 0; i < k; ++i) {
+      EXPECT_LE(std::fabs(row[i] - wf[j * k + i]), 0.5f * w->scale(j) * 1.0001f + 1e-12f);
+      EXPECT_EQ(qrow[i], w->at(j, i));
+      EXPECT_GE(qrow[i], -127);
+      sum += qrow[i];
+      qmax = std::max<int32_t>(qmax, std::abs(qrow[i]));
+    }
+    EXPECT_EQ(w->column_sum(j), sum);
+    EXPECT_EQ(qmax, j == 5 ? 0 : 127);
+  }
+  w->dequant_column(3, col.data());
+  for (int64_t j = 0; j < n; ++j) EXPECT_EQ(col[j], w->scale(j) * w->at(j, 3));
+  // The packed layout: panel-major, groups of 4 k, 16 lanes × 4 bytes, zero padding.
+  EXPECT_EQ(w->k4(), 8);
+  EXPECT_EQ(w->panels(), 2);
+  EXPECT_EQ(w->packed()[1 * 8 * 64 + 2 * 64 + 3 * 4 + 1], w->at(19, 9));
+  EXPECT_EQ(w->packed()[1 * 8 * 64 + 7 * 64 + 3 * 4 + 1], 0);  // k = 29 is padding
+  EXPECT_EQ(w->packed()[1 * 8 * 64 + 0 * 64 + 6 * 4 + 0], 0);  // n = 22 is padding
+}
+
+TEST(Int8Weights, RejectsBadInput) {
+  std::vector<int8_t> q = {1, -128};
+  std::vector<float> s = {1, 1};
+  EXPECT_FALSE(Int8Weights::from_int8(q.data(), s.data(), 1, 2).ok());
+  std::vector<float> w = {1, NAN};
+  EXPECT_FALSE(Int8Weights::quantize(w.data(), 1, 2).ok());
+  EXPECT_FALSE(Int8Weights::quantize(w.data(), 0, 2).ok());
+  EXPECT_FALSE(Int8Weights::quantize(w.data(), 1, kInt8MaxK + 1).ok());
+}
+
+TEST(Int8Activations, StaticQuantisationOutliersAndBounds) {
+  std::mt19937 rng(5);
+  const int64_t m = 9, k = 70;
+  const float s = 0.05f;  // clip range ±6.35
+  std::vector<float> x = random_f(rng, m * k, -6, 6);
+  x[0 * k + 3] = 100.0f;
+  x[2 * k + 69] = -7.5f;
+  x[8 * k + 17] = 6.36f;
+  x[8 * k + 18] = 6.35f;  // 6.35 / 0.05 = 127 (± rounding): not beyond the clip range
+  x[4 * k + 0] = -1e30f;
+  for (Int8Isa isa : available_isas()) {
+    for (int threads : {1, 2}) {
+      SCOPED_TRACE(std::string(int8_isa_name(isa)) + " threads=" + std::to_string(threads));
+      ThreadPool pool(threads);
+      Int8Activations a;
+      OutlierList out = {{1, 1, 1.0f}};  // must be cleared
+      ASSERT_TRUE(quantize_activations(x.data(), m, k, 0, s, &a, &out, &pool, isa).ok());
+      OutlierList expect;
+      const float inv = 1.0f / s;
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < k; ++j) {
+          const float v = x[i * k + j];
+          const int q = a.at(i, j);
+          EXPECT_EQ(a.row_scale(i), s);
+          if (std::fabs(v * inv) > 127.0f) {
+            expect.push_back({static_cast<int32_t>(i), static_cast<int32_t>(j),
+                              v > 0 ? v - 127.0f * s : v + 127.0f * s});
+            EXPECT_EQ(q, v > 0 ? 127 : -127);
+          } else {
+            EXPECT_LE(std::fabs(q * s - v), 0.5f * s * 1.001f) << i << "," << j;
+          }
+        }
+      ASSERT_EQ(out.size(), expect.size());
+      ASSERT_GE(expect.size(), 4u);
+      for (size_t i = 0; i < expect.size(); ++i) {
+        EXPECT_EQ(out[i].row, expect[i].row);
+        EXPECT_EQ(out[i].col, expect[i].col);
+        EXPECT_EQ(out[i].residual, expect[i].residual);
+        // clip + residual gives the value back.
+        const float clip = (out[i].residual > 0 ? 127.0f : -127.0f) * s;
+        EXPECT_NEAR(clip + out[i].residual, x[out[i].row * k + out[i].col],
+                    1e-6f * std::fabs(x[out[i].row * k + out[i].col]));
+      }
+    }
+  }
+}
+
+TEST(Int8Activations, DynamicPerRowAndNaN) {
+  std::mt19937 rng(6);
+  const int64_t m = 5, k = 37;
+  std::vector<float> x = random_f(rng, m * k, -3, 3);
+  for (int64_t j = 0; j < k; ++j) x[1 * k + j] = 0;  // zero row → scale 0, q 0
+  x[3 * k + 36] = 50;
+  Int8Activations ref;
+  ASSERT_TRUE(quantize_activations_dynamic(x.data(), m, k, 0, &ref, nullptr, Int8Isa::kRef).ok());
+  for (int64_t i = 0; i < m; ++i) {
+    float amax = 0;
+    int qmax = 0;
+    for (int64_t j = 0; j < k; ++j) amax = std::max(amax, std::fabs(x[i * k + j]));
+    EXPECT_EQ(ref.row_scale(i), amax / 127.0f);
+    for (int64_t j = 0; j < k; ++j) {
+      qmax = std::max(qmax, std::abs(int{ref.at(i, j)}));
+      EXPECT_LE(std::fabs(ref.at(i, j) * ref.row_scale(i) - x[i * k + j]),
+                0.5f * ref.row_scale(i) * 1.001f);
+    }
+    EXPECT_EQ(qmax, i == 1 ? 0 : 127);
+  }
+  std::vector<float> xn = x;
+  xn[2 * k + 5] = NAN;
+  for (Int8Isa isa : available_isas()) {
+    Int8Activations a;
+    ASSERT_TRUE(quantize_activations_dynamic(x.data(), m, k, 0, &a, nullptr, isa).ok());
+    for (int64_t i = 0; i < m; ++i) {
+      EXPECT_EQ(a.row_scale(i), ref.row_scale(i));
+      for (int64_t j = 0; j < k; ++j) ASSERT_EQ(a.at(i, j), ref.at(i, j));
+    }
+    // NaN: never -128, the same on every ISA (127), and not an outlier.
+    OutlierList out;
+    ASSERT_TRUE(quantize_activations(xn.data(), m, k, 0, 0.1f, &a, &out, nullptr, isa).ok());
+    EXPECT_EQ(a.at(2, 5), 127) << int8_isa_name(isa);
+    for (const Outlier& o : out) EXPECT_FALSE(o.row == 2 && o.col == 5);
+  }
+}
+
+TEST(Int8Activations, RejectsBadInput) {
+  std::vector<float> x(8, 1.0f);
+  Int8Activations a;
+  EXPECT_FALSE(quantize_activations(x.data(), 2, 4, 0, 0.0f, &a).ok());
+  EXPECT_FALSE(quantize_activations(x.data(), 2, 4, 0, NAN, &a).ok());
+  EXPECT_FALSE(quantize_activations(x.data(), 2, 4, 3, 1.0f, &a).ok());  // ldx < k
+  ASSERT_TRUE(quantize_activations(x.data(), 2, 4, 0, 1.0f, &a).ok());
+  std::vector<float> w(3 * 5, 1.0f), y(2 * 3);
+  auto wq = Int8Weights::quantize(w.data(), 3, 5);
+  ASSERT_TRUE(wq.ok());
+  EXPECT_FALSE(gemm_int8(a, *wq, y.data(), 3).ok());  // K mismatch
+}
+
+TEST(Int8Linear, ForwardApproximatesFloatAndShadowRestoresOutliers) {
+  std::mt19937 rng(8);
+  const int64_t m = 6, n = 40, k = 64;
+  const std::vector<float> wf = random_f(rng, n * k, -0.5f, 0.5f);
+  const std::vector<float> bias = random_f(rng, n, -1, 1);
+  std::vector<float> x = random_f(rng, m * k, -1, 1);
+  x[1 * k + 7] = 30;  // outliers, far beyond the clip range ±1.27
+  x[4 * k + 50] = -12;
+  auto lin = Int8Linear::from_float(wf.data(), n, k, bias.data());
+  ASSERT_TRUE(lin.ok()) << lin.error();
+  const float s = 0.01f;
+  ThreadPool pool(2);
+  Int8Activations scratch;
+  OutlierList out;
+  std::vector<float> y(m * n), yd(m * n);
+  Int8ForwardOptions opt;
+  opt.outliers = &out;
+  opt.scratch = &scratch;
+  ASSERT_TRUE(lin->forward(x.data(), m, s, y.data(), n, &pool, opt).ok());
+  ASSERT_EQ(out.size(), 2u);
+  lin->add_outlier_products(out, y.data(), n);
+  ASSERT_TRUE(lin->forward_dynamic(x.data(), m, yd.data(), n, &pool).ok());
+  // Reference: dequantised weights × unquantised x. After the shadow pass the only error left
+  // is activation rounding, at most s/2 per entry.
+  std::vector<float> deq(k);
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      lin->weights().dequant_row(j, deq.data());
+      double r = bias[j], absw = 0;
+      for (int64_t t = 0; t < k; ++t) {
+        r += double{deq[t]} * x[i * k + t];
+        absw += std::fabs(deq[t]);
+      }
+      EXPECT_NEAR(y[i * n + j], r, 0.5 * s * absw + 1e-4) << i << "," << j;
+      double amax = 0;
+      for (int64_t t = 0; t < k; ++t) amax = std::max(amax, std::fabs(double{x[i * k + t]}));
+      EXPECT_NEAR(yd[i * n + j], r, 0.5 * amax / 127 * absw + 1e-4) << i << "," << j;
+    }
+  // The generic helper with float columns matches up to the weights used.
+  std::vector<float> y2(m * n);
+  ASSERT_TRUE(lin->forward(x.data(), m, s, y2.data(), n, &pool, opt).ok());
+  std::vector<std::vector<float>> cols(k, std::vector<float>(n));
+  for (int64_t t = 0; t < k; ++t) lin->weights().dequant_column(t, cols[t].data());
+  add_outlier_products(out, [&](int64_t c) { return cols[c].data(); }, n, y2.data(), n);
+  for (int64_t i = 0; i < m * n; ++i) EXPECT_FLOAT_EQ(y2[i], y[i]);
+}
+
+}  // namespace
+}  // namespace octet
