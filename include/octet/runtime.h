@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "octet/int8.h"
 #include "octet/kernels.h"
 #include "octet/model.h"
 #include "octet/status.h"
@@ -16,14 +17,25 @@
 
 namespace octet {
 
+// Per-session working memory of the linear layers (linears themselves are shared and
+// immutable): the quantised activations and outlier list of the INT8 path, reused by every
+// call so no chunk allocates.
+struct LinearScratch {
+  Int8Activations act;
+  OutlierList outliers;
+  std::vector<float> tmp;
+  // Counters for reports: activation entries seen and how many were outliers.
+  uint64_t entries = 0, outlier_entries = 0;
+};
+
 // y[m, n] = x[m, k] · Wᵀ (+ bias). Implementations: FP32 (here), INT8 (quant/).
 class Linear {
  public:
   virtual ~Linear() = default;
   virtual int64_t n() const = 0;
   virtual int64_t k() const = 0;
-  virtual void forward(const float* x, int64_t m, float* y, int64_t ldy,
-                       ThreadPool* pool) const = 0;
+  virtual void forward(const float* x, int64_t m, float* y, int64_t ldy, ThreadPool* pool,
+                       LinearScratch* scratch) const = 0;
   virtual size_t bytes() const = 0;
 };
 
@@ -32,8 +44,8 @@ class LinearF32 final : public Linear {
   LinearF32(const float* w, int64_t n, int64_t k) : w_(w, n, k) {}
   int64_t n() const override { return w_.n(); }
   int64_t k() const override { return w_.k(); }
-  void forward(const float* x, int64_t m, float* y, int64_t ldy,
-               ThreadPool* pool) const override {
+  void forward(const float* x, int64_t m, float* y, int64_t ldy, ThreadPool* pool,
+               LinearScratch*) const override {
     kernels::gemm_f32(x, m, w_, y, ldy, pool);
   }
   size_t bytes() const override { return w_.bytes(); }
@@ -52,12 +64,26 @@ struct LayerWeights {
 };
 
 enum class ComputeMode { kFp32, kInt8 };
+struct Calibration;
+
+struct Int8Options {
+  // Share of linear inputs (ranked by calibrated importance) that keep the shadow-outlier
+  // path; the rest only see clipped activations. 1 = all, 0 = none.
+  double shadow_keep = 1.0;
+  // Keep float columns of W for hot channels (else every outlier reads int8 weights).
+  bool hot_float = true;
+};
 const char* compute_mode_name(ComputeMode m);
 
 class Weights {
  public:
   // Dequantises the model's linears to FP32 and packs them (progress to stderr if verbose).
   static Expected<std::shared_ptr<const Weights>> build_fp32(const Model& m, ThreadPool* pool);
+  // W8A8 linears with static activation scales from a calibration (quant/int8_weights.cpp).
+  static Expected<std::shared_ptr<const Weights>> build_int8(const Model& m,
+                                                             const Calibration& calib,
+                                                             const Int8Options& opt,
+                                                             ThreadPool* pool);
 
   const LayerWeights& layer(int64_t i) const { return layers_[i]; }
   const Linear& lm_head() const { return *lm_head_; }
@@ -101,6 +127,7 @@ class Session {
   const std::vector<Token>& history() const { return history_; }
   size_t kv_bytes() const { return (k_.size() + v_.size()) * sizeof(float); }
   size_t arena_bytes() const;
+  const LinearScratch& scratch() const { return scratch_; }
 
  private:
   void run_chunk(const Token* toks, int64_t m, bool all_logits, std::vector<float>* logits,
@@ -123,6 +150,7 @@ class Session {
   std::vector<float> k_, v_;  // [layer][kv_head][n_ctx][head_dim]
   // Chunk arena: sized for `chunk` rows once, reused by every chunk.
   std::vector<float> x_, xn_, qkv_, att_, o_, gu_, h_, scores_;
+  LinearScratch scratch_;
   std::vector<float> rope_cos_, rope_sin_, rope_cos_swa_, rope_sin_swa_;  // [n_ctx][n_rot/2]
 };
 

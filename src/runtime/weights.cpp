@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 
 #include "octet/runtime.h"
+#include "runtime/weights_util.h"
 
 namespace octet {
 
@@ -16,7 +17,8 @@ Status to_float(const Model& m, const gguf::TensorInfo* t, std::vector<float>* o
   return Status::Ok();
 }
 
-// Dequantises several [n_i, k] tensors into one [Σn_i, k] matrix (fused projections).
+}  // namespace
+
 Status stack_rows(const Model& m, std::initializer_list<const gguf::TensorInfo*> ts,
                   std::vector<float>* out, int64_t* n_total) {
   int64_t n = 0, k = -1;
@@ -34,8 +36,6 @@ Status stack_rows(const Model& m, std::initializer_list<const gguf::TensorInfo*>
   *n_total = n;
   return Status::Ok();
 }
-
-}  // namespace
 
 Status Weights::fill_small_tensors(const Model& m, std::vector<LayerWeights>* layers,
                                    std::vector<float>* out_norm) {

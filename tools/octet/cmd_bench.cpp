@@ -170,7 +170,7 @@ void run(const BenchArgs& a) {
 
 }  // namespace
 
-void register_bench(CLI::App& app) {
+static void register_bench(CLI::App& app) {
   auto a = std::make_shared<BenchArgs>();
   auto* cmd = app.add_subcommand("bench", "Measure prefill, time to first token, decode, RSS");
   a->engine.add_to(cmd);
@@ -183,3 +183,4 @@ void register_bench(CLI::App& app) {
   cmd->add_option("--tokens-file", a->tokens_file, "internal")->group("");
   cmd->callback([a] { run(*a); });
 }
+OCTET_COMMAND("bench", register_bench);

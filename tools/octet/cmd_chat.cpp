@@ -78,7 +78,7 @@ void run(const ChatArgs& a) {
 
 }  // namespace
 
-void register_chat(CLI::App& app) {
+static void register_chat(CLI::App& app) {
   auto a = std::make_shared<ChatArgs>();
   auto* cmd = app.add_subcommand("chat", "Interactive chat using the model's chat template");
   a->engine.add_to(cmd);
@@ -87,3 +87,4 @@ void register_chat(CLI::App& app) {
   cmd->add_option("-n,--n-predict", a->n, "max tokens per reply");
   cmd->callback([a] { run(*a); });
 }
+OCTET_COMMAND("chat", register_chat);

@@ -197,7 +197,7 @@ int run_info(const InfoOptions& o) {
 
 }  // namespace
 
-void register_info(CLI::App& app) {
+static void register_info(CLI::App& app) {
   auto opts = std::make_shared<InfoOptions>();
   auto* cmd = app.add_subcommand("info", "Show a GGUF file's metadata and tensors, or dump a tensor as float32");
   cmd->add_option("-m,--model", opts->model, "GGUF file")->required();
@@ -209,3 +209,4 @@ void register_info(CLI::App& app) {
     if (int rc = run_info(*opts); rc != 0) throw CLI::RuntimeError(rc);
   });
 }
+OCTET_COMMAND("info", register_info);

@@ -44,7 +44,7 @@ void run(const LogitsArgs& a) {
 
 }  // namespace
 
-void register_logits(CLI::App& app) {
+static void register_logits(CLI::App& app) {
   auto a = std::make_shared<LogitsArgs>();
   auto* cmd = app.add_subcommand("logits", "Write raw float32 logits [n_tokens, n_vocab]");
   a->engine.add_to(cmd);
@@ -53,3 +53,4 @@ void register_logits(CLI::App& app) {
   cmd->add_option("-o,--out", a->out, "output file")->required();
   cmd->callback([a] { run(*a); });
 }
+OCTET_COMMAND("logits", register_logits);

@@ -111,7 +111,7 @@ void run(const PplArgs& a) {
 
 }  // namespace
 
-void register_ppl(CLI::App& app) {
+static void register_ppl(CLI::App& app) {
   auto a = std::make_shared<PplArgs>();
   auto* cmd = app.add_subcommand("ppl", "Perplexity of a text (and KL vs fp32 in int8 mode)");
   a->engine.add_to(cmd);
@@ -121,3 +121,4 @@ void register_ppl(CLI::App& app) {
   cmd->add_flag("--json", a->json, "print one JSON object");
   cmd->callback([a] { run(*a); });
 }
+OCTET_COMMAND("ppl", register_ppl);

@@ -67,7 +67,7 @@ void run(const RunArgs& a) {
 
 }  // namespace
 
-void register_run(CLI::App& app) {
+static void register_run(CLI::App& app) {
   auto a = std::make_shared<RunArgs>();
   auto* cmd = app.add_subcommand("run", "Generate a continuation of a prompt");
   a->engine.add_to(cmd);
@@ -83,3 +83,4 @@ void register_run(CLI::App& app) {
   cmd->add_option("--tokens-out", a->tokens_out, "write generated token ids, one per line");
   cmd->callback([a] { run(*a); });
 }
+OCTET_COMMAND("run", register_run);

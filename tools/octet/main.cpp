@@ -1,20 +1,33 @@
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
+#include <cstring>
 
 #include "commands.h"
 #include "octet/cpu.h"
 
+namespace octet::cli {
+std::vector<std::pair<const char*, Registrar>>& command_registry() {
+  static std::vector<std::pair<const char*, Registrar>> r;
+  return r;
+}
+}  // namespace octet::cli
+
+namespace {
+void register_cpu(CLI::App& app) {
+  auto* cpu = app.add_subcommand("cpu", "Print the CPU features octet dispatches on");
+  cpu->callback([] { std::printf("%s\n", octet::cpu_features().describe().c_str()); });
+}
+OCTET_COMMAND("cpu", register_cpu);
+}  // namespace
+
 int main(int argc, char** argv) {
   CLI::App app{"octet: on-device LLM inference with fast INT8 chunked prefill"};
   app.require_subcommand(1);
-  register_run(app);
-  register_chat(app);
-  register_logits(app);
-  register_ppl(app);
-  register_bench(app);
-  auto* cpu = app.add_subcommand("cpu", "Print the CPU features octet dispatches on");
-  cpu->callback([] { std::printf("%s\n", octet::cpu_features().describe().c_str()); });
-  register_info(app);
+  auto& reg = octet::cli::command_registry();
+  std::sort(reg.begin(), reg.end(),
+            [](const auto& a, const auto& b) { return std::strcmp(a.first, b.first) < 0; });
+  for (auto& [name, fn] : reg) fn(app);
   CLI11_PARSE(app, argc, argv);
   return 0;
 }

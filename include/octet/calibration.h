@@ -1,0 +1,69 @@
+// Calibration for W8A8 prefill (DESIGN.md idea 2): for every linear input, a static
+// per-tensor clip range (hence int8 scale), the channels that are often outliers ("hot"),
+// and how much the shadow-outlier correction matters there (for pruning).
+//
+// Sidecar file: MODEL.gguf.octet-calib.json (format in docs/calibration.md).
+#pragma once
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "octet/model.h"
+#include "octet/runtime.h"
+#include "octet/status.h"
+
+namespace octet {
+
+// The four linear inputs of a block. kAttnIn feeds q/k/v, kAttnOut feeds o, kFfnIn feeds
+// gate/up, kFfnMid (the gated activation) feeds down.
+enum class Slot : int { kAttnIn = 0, kAttnOut = 1, kFfnIn = 2, kFfnMid = 3 };
+inline constexpr int kSlots = 4;
+const char* slot_name(Slot s);
+
+struct SlotCalib {
+  float absmax = 0;      // max |x| seen
+  float pct = 0;         // |x| at the clip percentile
+  float clip = 0;        // the int8 range: activations are clipped to [-clip, clip]
+  std::vector<int32_t> hot;   // input channels that are outliers in >= hot_freq of tokens
+  double outlier_rate = 0;    // share of entries beyond clip
+  double importance = 0;      // ||(x − clip(x))·Wᵀ|| / ||x·Wᵀ||: error added without shadow
+  float scale() const { return clip > 0 ? clip / 127.f : 1.f; }
+};
+
+struct CalibOptions {
+  double percentile = 99.99;  // of |x| per tensor
+  double ratio = 4.0;         // clip at the percentile only if absmax / pct exceeds this
+  double hot_freq = 0.02;     // a channel is hot if it is an outlier in >= 2 % of tokens
+  int64_t segment = 512;      // tokens per forward segment
+};
+
+struct Calibration {
+  std::string model_fingerprint;
+  std::string text_source;
+  int64_t tokens = 0;
+  CalibOptions opts;
+  std::vector<std::array<SlotCalib, kSlots>> layers;
+
+  const SlotCalib& at(int64_t layer, Slot s) const { return layers[layer][int(s)]; }
+  Status save(const std::string& path) const;
+  static Expected<Calibration> load(const std::string& path);
+};
+
+// A cheap identity for a model file (size + FNV-1a of its metadata region).
+std::string model_fingerprint(const gguf::File& f);
+// The sidecar path for a model file.
+std::string calibration_path(const std::string& model_path);
+// Built-in calibration text (original prose, code and dialogue; no overlap with WikiText).
+const std::string& builtin_calibration_text();
+
+// Runs the FP32 model over the text twice (ranges, then outlier statistics).
+Expected<Calibration> calibrate(std::shared_ptr<const Model> model,
+                                std::shared_ptr<const Weights> fp32,
+                                const std::vector<Token>& tokens, const CalibOptions& opt,
+                                ThreadPool* pool,
+                                const std::function<void(const std::string&)>& progress = {});
+
+}  // namespace octet

@@ -1,0 +1,209 @@
+// Calibration: runs the FP32 model with every linear wrapped by a recorder that watches its
+// input. Pass 1 finds each tensor's |x| distribution (log histogram) and so its clip range;
+// pass 2, with the ranges fixed, counts per-channel outliers and measures how much output
+// error dropping the shadow correction would add.
+#include "octet/calibration.h"
+
+#include <cmath>
+#include <cstring>
+#include <fmt/format.h>
+
+namespace octet {
+
+const char* slot_name(Slot s) {
+  switch (s) {
+    case Slot::kAttnIn: return "attn_in";
+    case Slot::kAttnOut: return "attn_out";
+    case Slot::kFfnIn: return "ffn_in";
+    case Slot::kFfnMid: return "ffn_mid";
+  }
+  return "?";
+}
+
+namespace {
+
+// |x| histogram over log2 space: 64 bins per octave from 2^-24 to 2^24.
+constexpr int kSub = 64, kMinExp = -24, kMaxExp = 24;
+constexpr int kBins = (kMaxExp - kMinExp) * kSub + 1;
+
+int bin_of(float a) {
+  if (!(a > 0)) return 0;
+  const double b = (std::log2(static_cast<double>(a)) - kMinExp) * kSub;
+  return b < 0 ? 0 : b >= kBins - 1 ? kBins - 1 : static_cast<int>(b) + 1;
+}
+float bin_upper(int b) {
+  return b == 0 ? 0.f : static_cast<float>(std::exp2(kMinExp + static_cast<double>(b) / kSub));
+}
+
+struct SlotStats {
+  // pass 1
+  std::vector<uint64_t> hist = std::vector<uint64_t>(kBins, 0);
+  float absmax = 0;
+  uint64_t entries = 0;
+  // pass 2
+  std::vector<uint32_t> chan_outlier_rows;  // per input channel: rows where it was an outlier
+  uint64_t rows = 0, outliers = 0;
+  double err2 = 0, out2 = 0;
+};
+
+// Passes everything to the wrapped FP32 linear, recording its input first.
+class Recorder final : public Linear {
+ public:
+  Recorder(const Linear* inner, SlotStats* st, const int* pass, const float* clip)
+      : inner_(inner), st_(st), pass_(pass), clip_(clip) {}
+  int64_t n() const override { return inner_->n(); }
+  int64_t k() const override { return inner_->k(); }
+  size_t bytes() const override { return 0; }
+  void forward(const float* x, int64_t m, float* y, int64_t ldy, ThreadPool* pool,
+               LinearScratch* scratch) const override {
+    inner_->forward(x, m, y, ldy, pool, scratch);
+    if (!st_) return;
+    const int64_t K = k(), N = n();
+    if (*pass_ == 1) {
+      for (int64_t i = 0; i < m * K; ++i) {
+        const float a = std::fabs(x[i]);
+        st_->absmax = std::max(st_->absmax, a);
+        st_->hist[bin_of(a)]++;
+      }
+      st_->entries += static_cast<uint64_t>(m * K);
+      return;
+    }
+    const float c = *clip_;
+    if (st_->chan_outlier_rows.empty()) st_->chan_outlier_rows.assign(K, 0);
+    std::vector<float> r(static_cast<size_t>(m * K), 0.f);
+    bool any = false;
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < K; ++j) {
+        const float v = x[i * K + j];
+        if (std::fabs(v) > c) {
+          r[i * K + j] = v - std::copysign(c, v);
+          st_->chan_outlier_rows[j]++;
+          st_->outliers++;
+          any = true;
+        }
+      }
+    st_->rows += static_cast<uint64_t>(m);
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < N; ++j) st_->out2 += double(y[i * ldy + j]) * y[i * ldy + j];
+    if (!any) return;
+    std::vector<float> e(static_cast<size_t>(m * N));
+    inner_->forward(r.data(), m, e.data(), N, pool, scratch);
+    for (float v : e) st_->err2 += double(v) * v;
+  }
+
+ private:
+  const Linear* inner_;
+  SlotStats* st_;
+  const int* pass_;
+  const float* clip_;
+};
+
+// Non-owning pass-through (the LM head during calibration).
+class Ref final : public Linear {
+ public:
+  explicit Ref(const Linear* inner) : inner_(inner) {}
+  int64_t n() const override { return inner_->n(); }
+  int64_t k() const override { return inner_->k(); }
+  size_t bytes() const override { return 0; }
+  void forward(const float* x, int64_t m, float* y, int64_t ldy, ThreadPool* pool,
+               LinearScratch* scratch) const override {
+    inner_->forward(x, m, y, ldy, pool, scratch);
+  }
+
+ private:
+  const Linear* inner_;
+};
+
+}  // namespace
+
+Expected<Calibration> calibrate(std::shared_ptr<const Model> model,
+                                std::shared_ptr<const Weights> fp32,
+                                const std::vector<Token>& tokens, const CalibOptions& opt,
+                                ThreadPool* pool,
+                                const std::function<void(const std::string&)>& progress) {
+  const HParams& hp = model->hparams();
+  if (tokens.size() < 16) return Status::Error("calibrate: need at least 16 tokens of text");
+  if (fp32->mode() != ComputeMode::kFp32) return Status::Error("calibrate: needs FP32 weights");
+  const int64_t L = hp.n_layer;
+  std::vector<std::array<SlotStats, kSlots>> stats(static_cast<size_t>(L));
+  std::vector<std::array<float, kSlots>> clips(static_cast<size_t>(L));
+  int pass = 1;
+
+  std::vector<LayerWeights> layers;
+  std::vector<float> out_norm;
+  OCTET_RETURN_IF_ERROR(Weights::fill_small_tensors(*model, &layers, &out_norm));
+  for (int64_t il = 0; il < L; ++il) {
+    const LayerWeights& F = fp32->layer(il);
+    LayerWeights& W = layers[il];
+    auto rec = [&](const Linear* lin, Slot s) {
+      return std::make_unique<Recorder>(lin, &stats[il][int(s)], &pass, &clips[il][int(s)]);
+    };
+    W.wqkv = rec(F.wqkv.get(), Slot::kAttnIn);
+    W.wo = rec(F.wo.get(), Slot::kAttnOut);
+    W.w_gate_up = rec(F.w_gate_up.get(), Slot::kFfnIn);
+    W.w_down = rec(F.w_down.get(), Slot::kFfnMid);
+  }
+  auto rec_weights = std::make_shared<Weights>(ComputeMode::kFp32, std::move(layers),
+                                               std::make_unique<Ref>(&fp32->lm_head()),
+                                               std::move(out_norm));
+  SessionOptions so;
+  so.n_ctx = opt.segment + 1;
+  so.chunk = std::min<int64_t>(256, opt.segment + 1);
+  Session s(model, rec_weights, so, pool);
+  const Token bos = model->tokenizer().bos();
+
+  auto run_pass = [&]() -> Status {
+    for (size_t i = 0; i < tokens.size(); i += static_cast<size_t>(opt.segment)) {
+      std::vector<Token> seg;
+      if (bos >= 0 && tokens[i] != bos) seg.push_back(bos);
+      const size_t e = std::min(tokens.size(), i + static_cast<size_t>(opt.segment));
+      seg.insert(seg.end(), tokens.begin() + i, tokens.begin() + e);
+      s.truncate(0);
+      OCTET_RETURN_IF_ERROR(s.eval(seg, false, nullptr));
+      if (progress)
+        progress(fmt::format("calibration pass {}/2: {}/{} tokens", pass, e, tokens.size()));
+    }
+    return Status::Ok();
+  };
+
+  OCTET_RETURN_IF_ERROR(run_pass());
+  Calibration c;
+  c.opts = opt;
+  c.tokens = static_cast<int64_t>(tokens.size());
+  c.layers.resize(static_cast<size_t>(L));
+  for (int64_t il = 0; il < L; ++il)
+    for (int sl = 0; sl < kSlots; ++sl) {
+      SlotStats& st = stats[il][sl];
+      SlotCalib& sc = c.layers[il][sl];
+      sc.absmax = st.absmax;
+      const double want = opt.percentile / 100.0 * static_cast<double>(st.entries);
+      double acc = 0;
+      int b = 0;
+      for (; b < kBins - 1; ++b) {
+        acc += static_cast<double>(st.hist[b]);
+        if (acc >= want) break;
+      }
+      sc.pct = std::min(bin_upper(b), st.absmax);
+      sc.clip = sc.pct > 0 && st.absmax / sc.pct > opt.ratio ? sc.pct : st.absmax;
+      if (!(sc.clip > 0)) sc.clip = 1e-6f;
+      clips[il][sl] = sc.clip;
+    }
+  pass = 2;
+  OCTET_RETURN_IF_ERROR(run_pass());
+  for (int64_t il = 0; il < L; ++il)
+    for (int sl = 0; sl < kSlots; ++sl) {
+      SlotStats& st = stats[il][sl];
+      SlotCalib& sc = c.layers[il][sl];
+      for (size_t j = 0; j < st.chan_outlier_rows.size(); ++j)
+        if (st.rows && st.chan_outlier_rows[j] >= opt.hot_freq * static_cast<double>(st.rows))
+          sc.hot.push_back(static_cast<int32_t>(j));
+      const double entries = static_cast<double>(st.rows) * static_cast<double>(
+                                 st.chan_outlier_rows.size());
+      sc.outlier_rate = entries > 0 ? static_cast<double>(st.outliers) / entries : 0;
+      sc.importance = st.out2 > 0 ? std::sqrt(st.err2 / st.out2) : 0;
+    }
+  c.model_fingerprint = model_fingerprint(model->file());
+  return c;
+}
+
+}  // namespace octet

@@ -1,0 +1,144 @@
+// INT8 weights for prefill: every block linear becomes W8A8 with its calibrated static
+// activation scale; entries beyond the clip range take the float shadow path
+// y += (x − clip(x))·W[:, k], with float columns for hot channels and the int8 weights
+// (dequantised on demand) for the rest. The LM head uses dynamic per-row scales.
+#include <algorithm>
+#include <fmt/format.h>
+#include <numeric>
+
+#include "octet/calibration.h"
+#include "octet/runtime.h"
+#include "runtime/weights_util.h"
+
+namespace octet {
+
+namespace {
+
+class Int8ShadowLinear final : public Linear {
+ public:
+  Int8ShadowLinear(Int8Linear lin, const SlotCalib& c, bool shadow, const float* w_f32,
+                   bool hot_float)
+      : lin_(std::move(lin)), scale_(c.scale()), shadow_(shadow) {
+    const int64_t N = lin_.n(), K = lin_.k();
+    if (shadow_ && hot_float && !c.hot.empty()) {
+      hot_index_.assign(static_cast<size_t>(K), -1);
+      hot_cols_.resize(c.hot.size() * static_cast<size_t>(N));
+      for (size_t h = 0; h < c.hot.size(); ++h) {
+        const int32_t k = c.hot[h];
+        if (k < 0 || k >= K) continue;
+        hot_index_[k] = static_cast<int32_t>(h);
+        for (int64_t n = 0; n < N; ++n) hot_cols_[h * N + n] = w_f32[n * K + k];
+      }
+    }
+  }
+  int64_t n() const override { return lin_.n(); }
+  int64_t k() const override { return lin_.k(); }
+  size_t bytes() const override {
+    return lin_.weights().bytes() + hot_cols_.size() * sizeof(float) +
+           hot_index_.size() * sizeof(int32_t);
+  }
+  void forward(const float* x, int64_t m, float* y, int64_t ldy, ThreadPool* pool,
+               LinearScratch* s) const override {
+    Int8ForwardOptions o;
+    o.scratch = &s->act;
+    o.outliers = shadow_ ? &s->outliers : nullptr;
+    Status st = lin_.forward(x, m, scale_, y, ldy, pool, o);
+    (void)st;  // shapes were fixed at build time
+    s->entries += static_cast<uint64_t>(m * k());
+    if (!shadow_) return;
+    s->outlier_entries += s->outliers.size();
+    const int64_t N = n();
+    s->tmp.resize(static_cast<size_t>(N));
+    int64_t cached = -1;  // column in s->tmp
+    for (const Outlier& ol : s->outliers) {
+      const float* col;
+      const int32_t h = hot_index_.empty() ? -1 : hot_index_[ol.col];
+      if (h >= 0) {
+        col = hot_cols_.data() + static_cast<size_t>(h) * N;
+      } else {
+        if (cached != ol.col) lin_.weights().dequant_column(ol.col, s->tmp.data());
+        cached = ol.col;
+        col = s->tmp.data();
+      }
+      kernels::axpy_f32(y + static_cast<int64_t>(ol.row) * ldy, ol.residual, col, N);
+    }
+  }
+
+ private:
+  Int8Linear lin_;
+  float scale_;
+  bool shadow_;
+  std::vector<int32_t> hot_index_;  // K entries: index into hot_cols_, or -1
+  std::vector<float> hot_cols_;     // [n_hot][N]
+};
+
+// The LM head: int8 weights, activations quantised per row (no calibration needed).
+class Int8DynamicLinear final : public Linear {
+ public:
+  explicit Int8DynamicLinear(Int8Linear lin) : lin_(std::move(lin)) {}
+  int64_t n() const override { return lin_.n(); }
+  int64_t k() const override { return lin_.k(); }
+  size_t bytes() const override { return lin_.weights().bytes(); }
+  void forward(const float* x, int64_t m, float* y, int64_t ldy, ThreadPool* pool,
+               LinearScratch* s) const override {
+    Int8ForwardOptions o;
+    o.scratch = &s->act;
+    Status st = lin_.forward_dynamic(x, m, y, ldy, pool, o);
+    (void)st;
+  }
+
+ private:
+  Int8Linear lin_;
+};
+
+}  // namespace
+
+Expected<std::shared_ptr<const Weights>> Weights::build_int8(const Model& m,
+                                                             const Calibration& calib,
+                                                             const Int8Options& opt,
+                                                             ThreadPool* pool) {
+  const HParams& hp = m.hparams();
+  if (static_cast<int64_t>(calib.layers.size()) != hp.n_layer)
+    return Status::Error(fmt::format("int8: calibration has {} layers, model {}",
+                                     calib.layers.size(), hp.n_layer));
+  // Pruning: keep the shadow path on the most important share of slots.
+  std::vector<std::pair<double, int64_t>> rank;
+  for (int64_t il = 0; il < hp.n_layer; ++il)
+    for (int sl = 0; sl < kSlots; ++sl)
+      rank.push_back({calib.layers[il][sl].importance, il * kSlots + sl});
+  std::sort(rank.begin(), rank.end(), [](auto& a, auto& b) { return a.first > b.first; });
+  const size_t keep = static_cast<size_t>(std::llround(
+      std::clamp(opt.shadow_keep, 0.0, 1.0) * static_cast<double>(rank.size())));
+  std::vector<bool> shadow(rank.size(), false);
+  for (size_t i = 0; i < keep; ++i) shadow[static_cast<size_t>(rank[i].second)] = true;
+
+  std::vector<LayerWeights> layers;
+  std::vector<float> out_norm;
+  OCTET_RETURN_IF_ERROR(fill_small_tensors(m, &layers, &out_norm));
+  std::vector<float> buf;
+  int64_t n = 0;
+  auto make = [&](std::initializer_list<const gguf::TensorInfo*> ts, int64_t k, int64_t il,
+                  Slot slot) -> Expected<std::unique_ptr<Linear>> {
+    OCTET_RETURN_IF_ERROR(stack_rows(m, ts, &buf, &n));
+    OCTET_ASSIGN_OR_RETURN(Int8Linear lin, Int8Linear::from_float(buf.data(), n, k));
+    const size_t idx = static_cast<size_t>(il * kSlots + static_cast<int>(slot));
+    return std::unique_ptr<Linear>(std::make_unique<Int8ShadowLinear>(
+        std::move(lin), calib.at(il, slot), shadow[idx], buf.data(), opt.hot_float));
+  };
+  for (int64_t il = 0; il < hp.n_layer; ++il) {
+    const LayerTensors& T = m.layer(il);
+    LayerWeights& L = layers[il];
+    OCTET_ASSIGN_OR_RETURN(L.wqkv, make({T.wq, T.wk, T.wv}, hp.n_embd, il, Slot::kAttnIn));
+    OCTET_ASSIGN_OR_RETURN(L.wo, make({T.wo}, hp.q_dim(), il, Slot::kAttnOut));
+    OCTET_ASSIGN_OR_RETURN(L.w_gate_up, make({T.ffn_gate, T.ffn_up}, hp.n_embd, il, Slot::kFfnIn));
+    OCTET_ASSIGN_OR_RETURN(L.w_down, make({T.ffn_down}, hp.n_ff, il, Slot::kFfnMid));
+  }
+  OCTET_RETURN_IF_ERROR(stack_rows(m, {m.output()}, &buf, &n));
+  OCTET_ASSIGN_OR_RETURN(Int8Linear head, Int8Linear::from_float(buf.data(), n, hp.n_embd));
+  (void)pool;
+  return std::shared_ptr<const Weights>(std::make_shared<Weights>(
+      ComputeMode::kInt8, std::move(layers), std::make_unique<Int8DynamicLinear>(std::move(head)),
+      std::move(out_norm)));
+}
+
+}  // namespace octet
