@@ -39,11 +39,13 @@ inline typename S::V vexp(typename S::V x) {
   return S::mul(S::mul(p, S::pow2i(n1)), S::pow2i(n2));
 }
 
-// 1 / (1 + exp(-x)); exact limits 0 and 1.
+// 1 / (1 + exp(-x)) from e = exp(-|x|), which never overflows: for x < 0 it is e / (1 + e),
+// so x·sigmoid(x) keeps full relative accuracy far into the negative tail.
 template <class S>
 inline typename S::V vsigmoid(typename S::V x) {
-  const typename S::V e = vexp<S>(S::sub(S::zero(), x));
-  return S::div(S::set1(1.f), S::add(S::set1(1.f), e));
+  const typename S::V e = vexp<S>(S::min(x, S::sub(S::zero(), x)));
+  const typename S::V s = S::div(S::set1(1.f), S::add(S::set1(1.f), e));
+  return S::sel_le(S::zero(), x, s, S::mul(e, s));
 }
 
 // tanh(x) = 2·sigmoid(2x) - 1 (absolute error ~1e-7; used for the score softcap).

@@ -45,7 +45,7 @@ void softmax_f32(float* x, int64_t n) {
 }
 
 // silu and gelu are evaluated in double: they are the ground truth for the vectorised forms
-// (float 1 + tanh(t) would lose all precision where tanh(t) ≈ -1).
+// (1 + tanh(t) would lose all precision where tanh(t) ≈ -1, even in double).
 void silu_mul_f32(float* gate, const float* up, int64_t n) {
   for (int64_t i = 0; i < n; ++i) {
     const double g = gate[i];
@@ -57,7 +57,9 @@ void gelu_tanh_mul_f32(float* gate, const float* up, int64_t n) {
   constexpr double kSqrt2OverPi = 0.7978845608028654;
   for (int64_t i = 0; i < n; ++i) {
     const double g = gate[i];
-    gate[i] = static_cast<float>(0.5 * g * (1.0 + std::tanh(kSqrt2OverPi * (g + 0.044715 * g * g * g))) * up[i]);
+    // 0.5·(1 + tanh(t)) written as 1/(1 + e^(-2t)): equal, but exact where tanh(t) → -1.
+    const double t = kSqrt2OverPi * (g + 0.044715 * g * g * g);
+    gate[i] = static_cast<float>(g / (1.0 + std::exp(-2.0 * t)) * up[i]);
   }
 }
 
