@@ -20,6 +20,11 @@ const char* float_isa_name(FloatIsa isa);
 bool set_float_isa(FloatIsa isa);
 FloatIsa float_isa();  // the concrete ISA now in use (never kAuto)
 
+// Runs `iters` steps of a register-only FMA loop on the active ISA (independent chains,
+// enough to cover the FMA latency) and returns the flops done: timing it gives the machine's
+// FP32 peak for the efficiency figures of `octet kbench-f32`.
+double fp32_fma_loop(int64_t iters);
+
 namespace detail {
 // 64-byte aligned storage: packed panels are read with full-width zmm loads that must not
 // straddle cache lines.

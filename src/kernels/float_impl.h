@@ -591,6 +591,27 @@ void attn(const AttnTask& t, const AttnScratch& sc) {
   }
 }
 
+// 16 independent FMA chains (2 ports × 4-cycle latency needs 8): throughput-bound.
+template <class S>
+double fma_loop(int64_t iters) {
+  using V = typename S::V;
+  V acc[16];
+  const V a = S::set1(0.999999f), b = S::set1(1e-7f);
+#pragma GCC unroll 16
+  for (int i = 0; i < 16; ++i) acc[i] = S::set1(static_cast<float>(i));
+  for (int64_t t = 0; t < iters; ++t) {
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; ++i) acc[i] = S::fmadd(acc[i], a, b);
+    __asm__ volatile("" ::: "memory");
+  }
+  V s = acc[0];
+#pragma GCC unroll 16
+  for (int i = 1; i < 16; ++i) s = S::add(s, acc[i]);
+  volatile float sink = S::hsum(s);
+  (void)sink;
+  return static_cast<double>(iters) * 16 * S::W * 2;
+}
+
 template <class S>
 FloatKernels make_table(FloatIsa isa) {
   FloatKernels f{};
@@ -610,5 +631,6 @@ FloatKernels make_table(FloatIsa isa) {
   f.attn = attn<S>;
   f.attn_bq = S::kBQ;
   f.attn_scratch_floats = attn_scratch_floats<S>;
+  f.fma_loop = fma_loop<S>;
   return f;
 }

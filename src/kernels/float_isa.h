@@ -50,6 +50,7 @@ struct FloatKernels {
   int64_t attn_bq;  // queries per attention block
   // Floats of scratch one attention task needs (head_dim, keys it may see).
   int64_t (*attn_scratch_floats)(int64_t head_dim, int64_t n_keys);
+  double (*fma_loop)(int64_t iters);  // returns flops done
 };
 
 const FloatKernels& kernels_scalar();

@@ -55,6 +55,8 @@ bool set_float_isa(FloatIsa isa) {
 
 FloatIsa float_isa() { return fimpl::active().isa; }
 
+double fp32_fma_loop(int64_t iters) { return fimpl::active().fma_loop(iters); }
+
 namespace fimpl {
 const FloatKernels& active() {
   const FloatKernels* t = g_active.load(std::memory_order_acquire);
