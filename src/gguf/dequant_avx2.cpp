@@ -1,12 +1,7 @@
 // AVX2 (+F16C) dequantisers for the hot weight types. They compute exactly the scalar
 // reference's float operations (one rounding per multiply and per subtract, scales formed in
-// scalar code the same way), so the results are bit-identical to dequant.cpp; contraction to
-// FMA is disabled below because it would change the rounding of d*q - m.
-#if defined(__clang__)
-#pragma clang fp contract(off)
-#elif defined(__GNUC__)
-#pragma GCC optimize("fp-contract=off")
-#endif
+// scalar code the same way), so the results are bit-identical to dequant.cpp; the product in
+// d*q - m is fenced (no_contract) because an FMA would round it differently.
 #include <immintrin.h>
 
 #include <cstring>
@@ -17,6 +12,13 @@
 namespace octet::gguf {
 
 namespace {
+
+// An empty asm the compiler cannot see through: keeps a product rounded on its own, so
+// GCC (-ffp-contract=fast by default) cannot fuse it with the following subtraction.
+inline __m256 no_contract(__m256 x) {
+  __asm__("" : "+x"(x));
+  return x;
+}
 
 inline float h2f(const uint8_t* p) {
   uint16_t h;
@@ -94,7 +96,7 @@ inline void store_u8x32_affine(__m256i q, float d, float m, float* y) {
   const __m128i parts[4] = {lo, _mm_srli_si128(lo, 8), hi, _mm_srli_si128(hi, 8)};
   for (int k = 0; k < 4; ++k) {
     const __m256 f = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(parts[k]));
-    _mm256_storeu_ps(y + 8 * k, _mm256_sub_ps(_mm256_mul_ps(vd, f), vm));
+    _mm256_storeu_ps(y + 8 * k, _mm256_sub_ps(no_contract(_mm256_mul_ps(vd, f)), vm));
   }
 }
 

@@ -1,12 +1,11 @@
 // AVX-512 dequantisers for the hot weight types: byte unpacking as in the AVX2 versions,
 // widening and scaling 16 lanes at a time. Same float operations as the scalar reference
-// (bit-identical results); FMA contraction is disabled for d*q - m.
-#if defined(__clang__)
-#pragma clang fp contract(off)
-#elif defined(__GNUC__)
-#pragma GCC optimize("fp-contract=off")
-#endif
+// (bit-identical results); d*q - m is fenced against FMA contraction.
+// GCC 12's _mm512_undefined_* self-initialise and trip -Wmaybe-uninitialized (GCC PR105593).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
+#pragma GCC diagnostic pop
 
 #include <cstring>
 
@@ -16,6 +15,13 @@
 namespace octet::gguf {
 
 namespace {
+
+// An empty asm the compiler cannot see through: keeps a product rounded on its own, so
+// GCC (-ffp-contract=fast by default) cannot fuse it with the following subtraction.
+inline __m512 no_contract(__m512 x) {
+  __asm__("" : "+v"(x));
+  return x;
+}
 
 inline float h2f(const uint8_t* p) {
   uint16_t h;
@@ -84,8 +90,8 @@ inline void scale_min_k4(int j, const uint8_t* q, uint8_t& d, uint8_t& m) {
 
 inline void store_u8x32_affine(__m256i q, float d, float m, float* y) {
   const __m512 vd = _mm512_set1_ps(d), vm = _mm512_set1_ps(m);
-  _mm512_storeu_ps(y, _mm512_sub_ps(_mm512_mul_ps(vd, u8x16_to_ps(_mm256_castsi256_si128(q))), vm));
-  _mm512_storeu_ps(y + 16, _mm512_sub_ps(_mm512_mul_ps(vd, u8x16_to_ps(_mm256_extracti128_si256(q, 1))), vm));
+  _mm512_storeu_ps(y, _mm512_sub_ps(no_contract(_mm512_mul_ps(vd, u8x16_to_ps(_mm256_castsi256_si128(q)))), vm));
+  _mm512_storeu_ps(y + 16, _mm512_sub_ps(no_contract(_mm512_mul_ps(vd, u8x16_to_ps(_mm256_extracti128_si256(q, 1)))), vm));
 }
 
 void q4_k_avx512(const uint8_t* b, float* y, int64_t nb) {
