@@ -2,10 +2,14 @@
 // widening and scaling 16 lanes at a time. Same float operations as the scalar reference
 // (bit-identical results); d*q - m is fenced against FMA contraction.
 // GCC 12's _mm512_undefined_* self-initialise and trip -Wmaybe-uninitialized (GCC PR105593).
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
+#endif
 
 #include <cstring>
 
