@@ -6,6 +6,8 @@
 # The seed corpus (small valid GGUFs from octet's writer, one per tensor type) is regenerated
 # into fuzz/corpus/ (git-ignored), which also keeps what the fuzzer finds between runs.
 # Crash reproducers land in fuzz/crash-*; replay one with build-fuzz/fuzz/gguf_fuzz FILE.
+# With -jobs=N libFuzzer logs to ./fuzz-<i>.log (git-ignored). Example of a long quiet run:
+#   nice scripts/fuzz.sh 600 -jobs=1
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-60}
