@@ -65,9 +65,9 @@ class BpeTokenizer final : public VocabTokenizer {
     if (t < 0 || t >= n_vocab()) return "";
     const std::string& s = tokens_[t];
     switch (static_cast<TokenType>(types_[t])) {
-      case TokenType::CONTROL: return render_special ? s : "";
-      case TokenType::USER_DEFINED:
-      case TokenType::UNKNOWN: return s;
+      case TokenType::CONTROL:
+      case TokenType::UNKNOWN: return render_special ? s : "";
+      case TokenType::USER_DEFINED: return s;
       case TokenType::NORMAL: return unicode::byte_decode(s);
       default: return "";
     }

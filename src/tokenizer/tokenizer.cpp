@@ -61,11 +61,12 @@ Status VocabTokenizer::load_common(const gguf::File& f) {
   add_eog(eos_);
   add_eog(eot);
   add_eog(eom);
-  for (const char* s : {"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>",
-                        "<|eom_id|>", "<EOT>", "_<EOT>", "<|end_of_text|>",
-                        "<end_of_utterance>"}) {
+  const bool normal_end_s = lookup("<|tool_response>") >= 0;  // Gemma 4: "</s>" is text
+  for (const char* s : {"<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>",
+                        "<end_of_turn>", "<|endoftext|>", "</s>", "<|eom_id|>", "<EOT>",
+                        "_<EOT>", "<|end_of_text|>", "<end_of_utterance>", "<eos>"}) {
     const Token t = lookup(s);
-    if (t < 0) continue;
+    if (t < 0 || (normal_end_s && std::string_view(s) == "</s>")) continue;
     add_eog(t);
     types_[t] = static_cast<int32_t>(TokenType::CONTROL);
   }
