@@ -301,3 +301,37 @@ TEST(Tokenizer, RejectsUnknownModel) {
 }
 
 }  // namespace
+
+namespace {
+
+// The default model's vocabulary (262k SentencePiece tokens, no prefix space, no template).
+TEST(Tokenizer, Gemma3Vocab) {
+  const std::string path = std::string(OCTET_SOURCE_DIR) + "/models/gemma-3-270m-q4_k_m.gguf";
+  if (!std::filesystem::exists(path)) GTEST_SKIP() << "default model not found at " << path;
+  auto f = octet::gguf::File::open(path);
+  ASSERT_TRUE(f.ok()) << f.error();
+  auto tr = Tokenizer::from_gguf(**f);
+  ASSERT_TRUE(tr.ok()) << tr.error();
+  const Tokenizer& t = **tr;
+  EXPECT_FALSE(t.add_space_prefix());
+  EXPECT_EQ(octet::detect_chat_template(**f), octet::ChatTemplate::kNone);
+  EXPECT_EQ(octet::guess_chat_template(t), octet::ChatTemplate::kGemma);
+  const Token sot = t.find_token("<start_of_turn>"), eot = t.find_token("<end_of_turn>");
+  ASSERT_GE(sot, 0);
+  ASSERT_GE(eot, 0);
+  EXPECT_TRUE(t.is_eog(eot));
+  EXPECT_TRUE(t.is_eog(t.eos()));
+  EXPECT_FALSE(t.is_eog(sot));
+  const std::string chat = octet::apply_chat_template(octet::ChatTemplate::kGemma,
+                                                      {{"user", "Hi"}}, true);
+  const auto ids = t.encode(chat, true, true);
+  ASSERT_GE(ids.size(), 3u);
+  EXPECT_EQ(ids[0], t.bos());
+  EXPECT_EQ(ids[1], sot);
+  EXPECT_EQ(t.decode(ids, true), "<bos>" + chat);
+  EXPECT_EQ(t.decode(ids), "user\nHi\nmodel\n");  // control tokens vanish
+  // Without special parsing the marker is ordinary text.
+  EXPECT_GT(t.encode(chat, true, false).size(), ids.size());
+}
+
+}  // namespace

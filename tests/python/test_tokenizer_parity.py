@@ -82,7 +82,7 @@ def llama_detokenize(llm, tokens):
     return out
 
 
-def compare(name, model, strings, tmp_path, settings=((True, False), (False, True))):
+def compare(name, model, strings, tmp_path, settings=((True, False), (False, True)), prefix=""):
     llm = llama_cpp.Llama(model_path=str(model), vocab_only=True, verbose=False)
     report = {}
     for add_bos, special in settings:
@@ -104,9 +104,9 @@ def compare(name, model, strings, tmp_path, settings=((True, False), (False, Tru
     ours = octet_batch(model, strings, False, False, tmp_path)
     rt_ok = lc_ok = 0
     for s, o in zip(strings, ours):
-        rt_ok += o["decoded"] == s
+        rt_ok += o["decoded"] == prefix + s
         lc_ok += llama_detokenize(llm, o["tokens"]).decode("utf-8", errors="replace") == o["decoded"]
-    print(f"{name} round trip: decode(encode(s)) == s for {rt_ok}/{len(strings)}; "
+    print(f"{name} round trip: decode(encode(s)) == {prefix!r} + s for {rt_ok}/{len(strings)}; "
           f"decode == llama.cpp detokenize for {lc_ok}/{len(strings)}")
     assert lc_ok == len(strings)
     return report, rt_ok
@@ -126,7 +126,9 @@ def test_llama_spm_vocab_parity(tmp_path):
     if not p.exists():
         pytest.skip("shared tokenizer data not found")
     strings = [s for s in HANDMADE if s] + wikitext_lines(100)
-    compare("llama-spm", p, strings, tmp_path)
+    # add_space_prefix: without BOS the decoded text keeps SentencePiece's leading space.
+    _, rt = compare("llama-spm", p, strings, tmp_path, prefix=" ")
+    assert rt == len(strings)
 
 
 # ---- byte-level BPE vocabularies built here ----
@@ -146,7 +148,7 @@ def bytes_to_unicode():
 def train_bpe(text, n_merges):
     """Plain byte-level BPE training: most frequent adjacent pair first (ties: first seen)."""
     b2u = bytes_to_unicode()
-    words = collections.Counter(re.findall(r" ?[A-Za-z]+| ?[0-9]| ?[^\sA-Za-z0-9]+|\s+", text))
+    words = collections.Counter(re.findall(r" ?[A-Za-z]+| ?[0-9]+| ?[^\sA-Za-z0-9]+|\s+", text))
     seqs = {w: [b2u[b] for b in w.encode("utf-8")] for w in words}
     merges = []
     for _ in range(n_merges):
@@ -173,6 +175,11 @@ def train_bpe(text, n_merges):
     return merges
 
 
+# Whole-word tokens no merge sequence builds: Llama 3 (ignore_merges) takes such a word whole,
+# Qwen2 spells it with merges.
+EXTRA_WORDS = ["\u0120tokenization", "\u0120tokenizer"]
+
+
 def write_bpe_gguf(path, arch, pre, merges, specials, bos, eos, add_bos):
     b2u = bytes_to_unicode()
     tokens = [b2u[b] for b in range(256)]
@@ -180,6 +187,10 @@ def write_bpe_gguf(path, arch, pre, merges, specials, bos, eos, add_bos):
     for a, b in merges:
         if a + b not in tokens:
             tokens.append(a + b)
+            types.append(gguf.TokenType.NORMAL)
+    for w in EXTRA_WORDS:
+        if w not in tokens:
+            tokens.append(w)
             types.append(gguf.TokenType.NORMAL)
     for text, ttype in specials:
         tokens.append(text)
@@ -230,7 +241,8 @@ def test_bpe_parity(tmp_path, arch, pre):
     write_bpe_gguf(path, arch, pre, merges, specials, bos, eos, add_bos)
     strings = HANDMADE + held_out + [
         "<|im_start|>user\nhi<|im_end|>", "<|start_header_id|>user<|end_header_id|>\n\nhi<|eot_id|>",
-        "use <tool> here<tool>", "1234567 89 0", "x'S y'Re z'VE",
+        "use <tool> here<tool>", "1234567 89 0", "x'S y'Re z'VE", "1990 2024 31415926",
+        "tokenization tokenizer", "a tokenization, the tokenizer", "in 1997 and 2008",
     ]
     _, rt = compare(f"bpe-{pre}", path, strings, tmp_path)
     assert rt == len(strings)  # byte-level BPE is lossless
