@@ -180,12 +180,40 @@ TEST(Int8Weights, QuantisationRoundTripAndPacking) {
   }
   w->dequant_column(3, col.data());
   for (int64_t j = 0; j < n; ++j) EXPECT_EQ(col[j], w->scale(j) * w->at(j, 3));
-  // The packed layout: panel-major, groups of 4 k, 16 lanes × 4 bytes, zero padding.
+  // The packed layout: one column block of 2 panels (N = 21 → 32), groups of 4 k, each group
+  // the two panels' 16 lanes × 4 bytes side by side (128 bytes), zero padding.
   EXPECT_EQ(w->k4(), 8);
   EXPECT_EQ(w->panels(), 2);
-  EXPECT_EQ(w->packed()[1 * 8 * 64 + 2 * 64 + 3 * 4 + 1], w->at(19, 9));
-  EXPECT_EQ(w->packed()[1 * 8 * 64 + 7 * 64 + 3 * 4 + 1], 0);  // k = 29 is padding
-  EXPECT_EQ(w->packed()[1 * 8 * 64 + 0 * 64 + 6 * 4 + 0], 0);  // n = 22 is padding
+  EXPECT_EQ(w->packed()[2 * 128 + 1 * 64 + 3 * 4 + 1], w->at(19, 9));
+  EXPECT_EQ(w->packed_index(19, 9), 2 * 128 + 1 * 64 + 3 * 4 + 1);
+  EXPECT_EQ(w->packed()[7 * 128 + 1 * 64 + 3 * 4 + 1], 0);  // k = 29 is padding
+  EXPECT_EQ(w->packed()[0 * 128 + 1 * 64 + 6 * 4 + 0], 0);  // n = 22 is padding
+}
+
+TEST(Int8Weights, ColumnBlocksOfThreePanels) {
+  // N = 100 → 7 panels: blocks of 3, 3, 1 panels (192, 192, 64 bytes per group of 4 k).
+  std::mt19937 rng(9);
+  const int64_t n = 100, k = 10;
+  const std::vector<int8_t> qw = random_q(rng, n * k);
+  const std::vector<float> sw(n, 1.0f);
+  auto w = Int8Weights::from_int8(qw.data(), sw.data(), n, k);
+  ASSERT_TRUE(w.ok());
+  ASSERT_EQ(w->panels(), 7);
+  const int64_t k4 = 3;
+  // n = 50: panel 3 = block 1, panel 0 inside it; k = 5: group 1, byte 1.
+  EXPECT_EQ(w->packed_index(50, 5), 3 * k4 * 64 + 1 * 192 + 0 * 64 + 2 * 4 + 1);
+  // n = 99: panel 6 = block 2 (1 panel wide); k = 9: group 2, byte 1.
+  EXPECT_EQ(w->packed_index(99, 9), 6 * k4 * 64 + 2 * 64 + 3 * 4 + 1);
+  // Every entry lands on a distinct byte and reads back.
+  std::vector<int> seen(w->panels() * k4 * 64, 0);
+  for (int64_t j = 0; j < n; ++j)
+    for (int64_t i = 0; i < k; ++i) {
+      const int64_t idx = w->packed_index(j, i);
+      ASSERT_GE(idx, 0);
+      ASSERT_LT(idx, static_cast<int64_t>(seen.size()));
+      ASSERT_EQ(seen[idx]++, 0);
+      ASSERT_EQ(w->packed()[idx], qw[j * k + i]);
+    }
 }
 
 TEST(Int8Weights, RejectsBadInput) {
