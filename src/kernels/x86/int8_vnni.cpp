@@ -51,6 +51,8 @@ constexpr int kMR = 8;                           // rows per microkernel (= acti
 constexpr int kNB = int{kInt8PanelsPerBlock};    // 16-channel panels per microkernel
 constexpr int64_t kKc4 = 128;                    // K block in groups of 4 (512 k)
 constexpr int64_t kPartTile = kMR * kNB * 16;    // int32 partial sums per tile slot
+constexpr int64_t kMc = 64;                      // row chunk (multiple of kMR)
+constexpr int64_t kMcMaxWeightBytes = int64_t{12} << 20;
 
 // GCC 12 compiles _mm512_dpbusd_epi32 with an untied destination and surrounds every call
 // with register copies (half speed); the tied asm operand lets it keep accumulators in place.
@@ -102,7 +104,20 @@ inline __attribute__((always_inline)) void finish(__m512i (&acc)[MR][NB], const 
     const int64_t valid = std::min<int64_t>(16, wv.n - n0);
     const __mmask16 mask = static_cast<__mmask16>((1u << valid) - 1);
     const __m512i corr = _mm512_loadu_si512(wv.corr + n0);
-    if (ep.y) {
+    if (ep.y && !ep.accumulate) {
+      // base = 0 + bias as in the scalar definition (turns a −0 bias into +0), once per panel.
+      const __m512 ws = _mm512_loadu_ps(wv.scale + n0);
+      const __m512 base =
+          ep.bias ? _mm512_add_ps(_mm512_setzero_ps(), _mm512_maskz_loadu_ps(mask, ep.bias + n0))
+                  : _mm512_setzero_ps();
+#pragma GCC unroll 8
+      for (int i = 0; i < MR; ++i) {
+        float* y = ep.y + (t.row + i) * ep.ldy + n0;
+        const __m512 v = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[i][j], corr));
+        const __m512 s = _mm512_mul_ps(_mm512_set1_ps(av.row_scale[t.row + i]), ws);
+        _mm512_mask_storeu_ps(y, mask, _mm512_fmadd_ps(v, s, base));
+      }
+    } else if (ep.y) {
       const __m512 ws = _mm512_loadu_ps(wv.scale + n0);
       const __m512 bias = ep.bias ? _mm512_maskz_loadu_ps(mask, ep.bias + n0) : _mm512_setzero_ps();
 #pragma GCC unroll 8
@@ -110,7 +125,7 @@ inline __attribute__((always_inline)) void finish(__m512i (&acc)[MR][NB], const 
         float* y = ep.y + (t.row + i) * ep.ldy + n0;
         const __m512 v = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[i][j], corr));
         const __m512 s = _mm512_mul_ps(_mm512_set1_ps(av.row_scale[t.row + i]), ws);
-        __m512 base = ep.accumulate ? _mm512_maskz_loadu_ps(mask, y) : _mm512_setzero_ps();
+        __m512 base = _mm512_maskz_loadu_ps(mask, y);
         if (ep.bias) base = _mm512_add_ps(base, bias);
         _mm512_mask_storeu_ps(y, mask, _mm512_fmadd_ps(v, s, base));
       }
@@ -232,30 +247,39 @@ void gemm_vnni(const AView& a, const WView& w, const Epilogue& ep, int64_t m0, i
     part = buf.data();
   }
   const int64_t block_bytes = a.ld * kMR;  // one packed row block
-  for (int64_t p = p0; p < p1;) {
-    const int64_t nb = std::min<int64_t>(kNB - p % kNB, p1 - p);  // stay inside a column block
-    const int8_t* wp = w.panel(p);
-    const int64_t step = w.step(p);
-    for (int64_t kb = 0; kb < nkb; ++kb) {
-      const int64_t g0 = kb * kc4, n4 = std::min(w.k4, g0 + kc4) - g0;
-      for (int64_t i = m0; i < m1; i += kMR) {
-        const int64_t mr = std::min<int64_t>(kMR, m1 - i);
-        const Tile t{a.data + (i / kMR) * block_bytes + g0 * 32,
-                     wp + g0 * step,
-                     step,
-                     n4,
-                     part ? part + (i - m0) / kMR * kPartTile : nullptr,
-                     kb == 0,
-                     kb == nkb - 1,
-                     i,
-                     p};
-        if (mr == kMR && nb == kNB && step == kNB * 64)
-          tile_8x3(t, a, w, ep);
-        else
-          kTiles[(mr - 1) * kNB + (nb - 1)](t, a, w, ep);
+  // Row chunks of kMc: the epilogue's output stripes stay short (fewer pages, fewer cold
+  // lines per column block), at the cost of re-reading this range's weights once per chunk;
+  // worth it while those weights are L2/L3-friendly (measured: +10-40 % on gate_up-like
+  // shapes with N·K ≤ 9 MB, −20 % at N·K = 22 MB).
+  const bool chunk_m = (p1 - p0) * 16 * w.k4 * 4 <= kMcMaxWeightBytes;
+  const int64_t mc = chunk_m ? kMc : m1 - m0;
+  for (int64_t mc0 = m0; mc0 < m1; mc0 += mc) {
+    const int64_t mc1 = std::min(m1, mc0 + mc);
+    for (int64_t p = p0; p < p1;) {
+      const int64_t nb = std::min<int64_t>(kNB - p % kNB, p1 - p);  // inside a column block
+      const int8_t* wp = w.panel(p);
+      const int64_t step = w.step(p);
+      for (int64_t kb = 0; kb < nkb; ++kb) {
+        const int64_t g0 = kb * kc4, n4 = std::min(w.k4, g0 + kc4) - g0;
+        for (int64_t i = mc0; i < mc1; i += kMR) {
+          const int64_t mr = std::min<int64_t>(kMR, mc1 - i);
+          const Tile t{a.data + (i / kMR) * block_bytes + g0 * 32,
+                       wp + g0 * step,
+                       step,
+                       n4,
+                       part ? part + (i - m0) / kMR * kPartTile : nullptr,
+                       kb == 0,
+                       kb == nkb - 1,
+                       i,
+                       p};
+          if (mr == kMR && nb == kNB && step == kNB * 64)
+            tile_8x3(t, a, w, ep);
+          else
+            kTiles[(mr - 1) * kNB + (nb - 1)](t, a, w, ep);
+        }
       }
+      p += nb;
     }
-    p += nb;
   }
 }
 
