@@ -1,11 +1,12 @@
 // octet kbench: measures the int8 GEMM (quantised activations × packed weights, float output
 // through the fused epilogue) on every linear of a few real models at chunk sizes M, and
 // reports GMAC/s and the fraction of the measured VNNI peak (24 independent vpdpbusd per
-// round, timed on 1 and on N threads). Timings are the best of `reps` runs, each as many calls
-// as fit in `min_time`: on a shared machine the best run is the least disturbed one.
+// round, timed on 1 and on N threads). Each figure is the fastest call seen.
 #include "bench_kernels.h"
 
 #include <algorithm>
+#include <time.h>
+
 #include <chrono>
 #include <cstdio>
 #include <memory>
@@ -52,44 +53,57 @@ std::vector<Shape> model_shapes(const std::string& which) {
 
 using Clock = std::chrono::steady_clock;
 
-// Best seconds per call of fn: the fastest single call over `reps` runs of ≥ min_time each.
-// On a shared machine the fastest call is the one least disturbed by other processes.
+double process_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
+struct Timing {
+  double wall = 1e30;  // fastest call, wall clock
+  double cpu = 1e30;   // fastest call, process CPU time / threads (excludes time preempted)
+};
+
+// Fastest single call over `reps` runs of ≥ min_time each. On a shared machine the fastest
+// call is the least disturbed one; CPU time also leaves out time the threads sat preempted
+// (calls longer than a scheduler slice are rarely undisturbed under load).
 template <class F>
-double time_call(F&& fn, double min_time, int reps) {
+Timing time_call(F&& fn, int nt, double min_time, int reps) {
   fn();  // warm caches, page in buffers, wake the pool
-  double best = 1e30;
+  Timing best;
   for (int r = 0; r < std::max(1, reps); ++r) {
     const auto t0 = Clock::now();
-    auto prev = t0;
     double el = 0;
     do {
+      const double c0 = process_cpu_seconds();
+      const auto w0 = Clock::now();
       fn();
-      const auto now = Clock::now();
-      best = std::min(best, std::chrono::duration<double>(now - prev).count());
-      prev = now;
-      el = std::chrono::duration<double>(now - t0).count();
+      const auto w1 = Clock::now();
+      const double c1 = process_cpu_seconds();
+      best.wall = std::min(best.wall, std::chrono::duration<double>(w1 - w0).count());
+      best.cpu = std::min(best.cpu, (c1 - c0) / nt);  // exact for nt = 1 only (see below)
+      el = std::chrono::duration<double>(w1 - t0).count();
     } while (el < min_time);
   }
   return best;
 }
 
-// Peak int8 multiply-adds per second with `nt` threads each running the probe loop.
-double vnni_peak(int nt, int reps) {
+// Peak int8 multiply-adds per second per thread with `nt` threads each running the probe
+// loop (CPU-time based, as the GEMM timings), and the wall-clock total.
+Timing vnni_peak(int nt, int reps) {
   constexpr int64_t kIters = 1 << 16;  // 1.5 M vpdpbusd: ~0.3 ms at 2/cycle, 2.5 GHz
   ThreadPool pool(nt);
-  double best = 0;
-  for (int r = 0; r < 20 * std::max(1, reps); ++r) {
-    uint64_t macs[64] = {};
-    const auto t0 = Clock::now();
+  uint64_t macs[64] = {};
+  auto run = [&] {
     pool.parallel_for(nt, 1, [&](int64_t b, int64_t e, int) {
       for (int64_t i = b; i < e; ++i) macs[i] = kernels::int8::vnni_peak_loop(kIters);
     });
-    const double el = std::chrono::duration<double>(Clock::now() - t0).count();
-    uint64_t total = 0;
-    for (int i = 0; i < nt; ++i) total += macs[i];
-    best = std::max(best, static_cast<double>(total) / el);
-  }
-  return best;
+  };
+  const Timing t = time_call(run, nt, 0.02, 5 * std::max(1, reps));
+  uint64_t total = 0;
+  for (int i = 0; i < nt; ++i) total += macs[i];
+  // As rates: per-thread (cpu) and total (wall).
+  return {static_cast<double>(total) / t.wall, static_cast<double>(total) / nt / t.cpu};
 }
 
 Expected<Int8Isa> parse_isa(const std::string& s) {
@@ -130,7 +144,8 @@ int run_kernel_bench(const KernelBenchArgs& args) {
   std::sort(nts.begin(), nts.end());
   nts.erase(std::unique(nts.begin(), nts.end()), nts.end());
 
-  std::vector<double> peak(nts.size(), 0.0);
+  // peak[i].cpu: per-thread MAC/s; peak[i].wall: all threads together (wall clock).
+  std::vector<Timing> peak(nts.size(), Timing{0, 0});
   if (has_vnni)
     for (size_t i = 0; i < nts.size(); ++i) peak[i] = vnni_peak(nts[i], args.reps);
 
@@ -139,20 +154,26 @@ int run_kernel_bench(const KernelBenchArgs& args) {
       if (has_vnni)
         std::printf("%s\n", nlohmann::json{{"kind", "vnni_peak"},
                                            {"threads", nts[i]},
-                                           {"gmacs", peak[i] * 1e-9}}
+                                           {"gmacs_per_thread", peak[i].cpu * 1e-9},
+                                           {"gmacs_wall", peak[i].wall * 1e-9}}
                                 .dump()
                                 .c_str());
   } else {
     std::printf("int8 GEMM kernels (%s), cpu: %s\n", int8_isa_name(*isa), cpu.describe().c_str());
     for (size_t i = 0; i < nts.size(); ++i)
       if (has_vnni)
-        std::printf("VNNI peak, %d thread%s: %.1f GMAC/s (24 independent vpdpbusd zmm)\n",
-                    nts[i], nts[i] > 1 ? "s" : "", peak[i] * 1e-9);
-    std::printf("GMAC/s = M·N·K / time of gemm_int8 (prequantised activations, float output, "
-                "bias, fused epilogue); fwd = quantise + gemm; fastest call of %d x %.2fs\n", args.reps, args.min_time);
-    std::printf("%-13s %-8s %5s %6s %5s %3s %9s %6s %9s", "model", "linear", "M", "N", "K",
-                "thr", "GMAC/s", "%peak", "fwd");
-    if (args.f32) std::printf(" %9s %8s", "f32", "int8/f32");
+        std::printf("VNNI peak, %d thread%s: %.1f GMAC/s per thread (CPU time), %.1f GMAC/s "
+                    "total (wall); 24 independent vpdpbusd zmm\n",
+                    nts[i], nts[i] > 1 ? "s" : "", peak[i].cpu * 1e-9, peak[i].wall * 1e-9);
+    std::printf("gemm = gemm_int8 on prequantised activations (float output, bias, fused "
+                "epilogue), fwd = quantise + gemm; fastest call of %d x %.2fs.\n"
+                "per thr: M·N·K / time / threads (1 thread: CPU time, excludes preemption; more: "
+                "wall), %%peak of the 1-thread peak;\nwall: M·N·K / wall time (pool wake-ups "
+                "included).\n",
+                args.reps, args.min_time);
+    std::printf("%-13s %-8s %5s %6s %5s %3s %11s %6s %9s %9s", "model", "linear", "M", "N", "K",
+                "thr", "per thr", "%peak", "wall", "fwd wall");
+    if (args.f32) std::printf(" %9s %8s", "f32 wall", "int8/f32");
     std::printf("\n");
   }
 
@@ -186,38 +207,51 @@ int run_kernel_bench(const KernelBenchArgs& args) {
           return 1;
         }
         const double macs = static_cast<double>(m) * s.n * s.k;
-        const double t_gemm = time_call(
+        const int nt = nts[ti];
+        const Timing t_gemm = time_call(
             [&] { (void)gemm_int8(act, lin->weights(), y.data(), s.n, lin->bias(), false, pool); },
-            args.min_time, args.reps);
+            nt, args.min_time, args.reps);
         Int8ForwardOptions fo;
         fo.scratch = &act;
         fo.isa = *isa;
-        const double t_fwd = time_call(
-            [&] { (void)lin->forward(x.data(), m, 1.0f / 127, y.data(), s.n, pool, fo); },
+        const Timing t_fwd = time_call(
+            [&] { (void)lin->forward(x.data(), m, 1.0f / 127, y.data(), s.n, pool, fo); }, nt,
             args.min_time, args.reps);
-        double t_f32 = 0;
+        Timing t_f32;
         if (args.f32)
-          t_f32 = time_call([&] { kernels::gemm_f32(x.data(), m, *wf, y.data(), s.n, pool); },
+          t_f32 = time_call([&] { kernels::gemm_f32(x.data(), m, *wf, y.data(), s.n, pool); }, nt,
                             args.min_time, 1);
-        const double g = macs / t_gemm * 1e-9, gf = macs / t_fwd * 1e-9;
-        const double pct = peak[ti] > 0 ? 100.0 * macs / t_gemm / peak[ti] : 0.0;
+        // The process CPU clock folds other threads' time in only at scheduler ticks, so with
+        // several threads a short call's CPU time is unreliable: use wall time there, against
+        // nt × the 1-thread peak.
+        const double g_cpu = nt == 1 ? macs / t_gemm.cpu * 1e-9 : macs / t_gemm.wall / nt * 1e-9;
+        const double g_wall = macs / t_gemm.wall * 1e-9, gf = macs / t_fwd.wall * 1e-9;
+        const double p1 = peak[0].cpu;  // nts is sorted; nts[0] is the smallest count
+        const double pct = p1 > 0 && nts[0] == 1 ? 100.0 * g_cpu * 1e9 / p1 : 0.0;
         if (args.json) {
-          nlohmann::json j{{"kind", "int8_gemm"}, {"isa", int8_isa_name(*isa)},
-                           {"model", s.model},   {"linear", s.linear},
-                           {"m", m},             {"n", s.n},
-                           {"k", s.k},           {"threads", nts[ti]},
-                           {"gmacs", g},         {"fwd_gmacs", gf}};
-          if (peak[ti] > 0) j["pct_peak"] = pct;
+          nlohmann::json j{{"kind", "int8_gemm"},
+                           {"isa", int8_isa_name(*isa)},
+                           {"model", s.model},
+                           {"linear", s.linear},
+                           {"m", m},
+                           {"n", s.n},
+                           {"k", s.k},
+                           {"threads", nt},
+                           {"gmacs_per_thread_cpu", g_cpu},
+                           {"gmacs_wall", g_wall},
+                           {"fwd_gmacs_wall", gf}};
+          if (pct > 0) j["pct_peak"] = pct;
           if (args.f32) {
-            j["f32_gmacs"] = macs / t_f32 * 1e-9;
-            j["int8_over_f32"] = t_f32 / t_gemm;
+            j["f32_gmacs_wall"] = macs / t_f32.wall * 1e-9;
+            j["int8_over_f32"] = t_f32.wall / t_gemm.wall;
           }
           std::printf("%s\n", j.dump().c_str());
         } else {
-          std::printf("%-13s %-8s %5lld %6lld %5lld %3d %9.1f %5.1f%% %9.1f", s.model, s.linear,
-                      static_cast<long long>(m), static_cast<long long>(s.n),
-                      static_cast<long long>(s.k), nts[ti], g, pct, gf);
-          if (args.f32) std::printf(" %9.1f %7.1fx", macs / t_f32 * 1e-9, t_f32 / t_gemm);
+          std::printf("%-13s %-8s %5lld %6lld %5lld %3d %11.1f %5.1f%% %9.1f %9.1f", s.model,
+                      s.linear, static_cast<long long>(m), static_cast<long long>(s.n),
+                      static_cast<long long>(s.k), nt, g_cpu, pct, g_wall, gf);
+          if (args.f32)
+            std::printf(" %9.1f %7.1fx", macs / t_f32.wall * 1e-9, t_f32.wall / t_gemm.wall);
           std::printf("\n");
         }
         std::fflush(stdout);
@@ -240,7 +274,7 @@ void register_kbench(CLI::App& app) {
   cmd->add_option("--isa", a->isa, "auto, ref, avx2, vnni")->capture_default_str();
   cmd->add_option("--min-time", a->min_time, "Seconds of calls per timing")->capture_default_str();
   cmd->add_option("--reps", a->reps, "Timings per point (best reported)")->capture_default_str();
-  cmd->add_flag("!--no-f32", a->f32, "Skip the fp32 GEMM comparison");
+  cmd->add_flag("--f32", a->f32, "Also time kernels::gemm_f32 for the int8/fp32 ratio (slow while that kernel is scalar)");
   cmd->add_flag("--json", a->json, "One JSON object per line");
   cmd->callback([a] {
     if (int rc = run_kernel_bench(*a); rc != 0) throw CLI::RuntimeError(rc);

@@ -14,7 +14,7 @@ struct KernelBenchArgs {
   std::string isa = "auto";    // auto | ref | avx2 | vnni
   double min_time = 0.05;      // seconds of calls per timing
   int reps = 3;                // timings per point; the best is reported (shared machines)
-  bool f32 = true;             // also time kernels::gemm_f32 for the int8/fp32 ratio
+  bool f32 = false;            // also time kernels::gemm_f32 for the int8/fp32 ratio
   bool json = false;           // one JSON object per line instead of the table
 };
 
