@@ -62,10 +62,18 @@ void check_gemm(const std::vector<float>& x, int64_t m, int64_t k, const Int8Wei
                                    Int8Isa::kRef).ok());
   const std::vector<int64_t> expect = naive(aref, w);
   // Float outputs of the reference: plain, bias, accumulate + bias.
-  std::vector<float> ref_plain(m * ldy, 0.f), ref_bias(m * ldy, 0.f), ref_acc = y0;
+  std::vector<float> ref_plain(m * ldy, 0.f), ref_bias(m * ldy, 0.f), ref_acc = y0,
+                     ref_acc0 = y0;
   ASSERT_TRUE(gemm_int8(aref, w, ref_plain.data(), ldy).ok());
   ASSERT_TRUE(gemm_int8(aref, w, ref_bias.data(), ldy, bias.data()).ok());
   ASSERT_TRUE(gemm_int8(aref, w, ref_acc.data(), ldy, bias.data(), true).ok());
+  ASSERT_TRUE(gemm_int8(aref, w, ref_acc0.data(), ldy, nullptr, true).ok());
+  // The reference itself against the exact sums (the padding columns stay untouched).
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j)
+      ASSERT_EQ(std::bit_cast<uint32_t>(ref_plain[i * ldy + j]),
+                std::bit_cast<uint32_t>(std::fma(static_cast<float>(expect[i * n + j]),
+                                                 aref.row_scale(i) * w.scale(j), 0.0f)));
 
   ThreadPool pool2(2), pool3(3);
   for (Int8Isa isa : available_isas()) {
@@ -86,14 +94,16 @@ void check_gemm(const std::vector<float>& x, int64_t m, int64_t k, const Int8Wei
         for (int64_t j = n; j < ldy; ++j) ASSERT_EQ(y32[i * ldy + j], 12345) << "padding written";
       }
 
-      std::vector<float> y(m * ldy, 0.f), yb(m * ldy, 0.f), ya = y0;
+      std::vector<float> y(m * ldy, 0.f), yb(m * ldy, 0.f), ya = y0, ya0 = y0;
       ASSERT_TRUE(gemm_int8(a, w, y.data(), ldy, nullptr, false, pool).ok());
       ASSERT_TRUE(gemm_int8(a, w, yb.data(), ldy, bias.data(), false, pool).ok());
       ASSERT_TRUE(gemm_int8(a, w, ya.data(), ldy, bias.data(), true, pool).ok());
+      ASSERT_TRUE(gemm_int8(a, w, ya0.data(), ldy, nullptr, true, pool).ok());
       for (int64_t i = 0; i < m * ldy; ++i) {
         ASSERT_EQ(std::bit_cast<uint32_t>(y[i]), std::bit_cast<uint32_t>(ref_plain[i])) << i;
         ASSERT_EQ(std::bit_cast<uint32_t>(yb[i]), std::bit_cast<uint32_t>(ref_bias[i])) << i;
         ASSERT_EQ(std::bit_cast<uint32_t>(ya[i]), std::bit_cast<uint32_t>(ref_acc[i])) << i;
+        ASSERT_EQ(std::bit_cast<uint32_t>(ya0[i]), std::bit_cast<uint32_t>(ref_acc0[i])) << i;
       }
     }
   }
@@ -104,7 +114,12 @@ TEST(Int8Gemm, RandomAndOddShapesMatchReferenceExactly) {
   const int64_t shapes[][3] = {
       {1, 1, 1},   {1, 17, 3},  {3, 1, 5},   {7, 17, 3},    {8, 16, 4},   {9, 33, 7},
       {17, 48, 64}, {13, 50, 130}, {33, 100, 257}, {2, 300, 40}, {100, 16, 24}, {40, 35, 96},
-      {1, 200, 896}, {25, 65, 33}, {16, 7, 1},  {65, 129, 67}};
+      {1, 200, 896}, {25, 65, 33}, {16, 7, 1},  {65, 129, 67},
+      // The VNNI microkernel's edges: full 8×48 tiles, 48-channel column blocks cut short
+      // (N = 49, 97, 145), several K blocks of 512 (K = 516, 1031, 2053: k4 not a multiple of
+      // the block), more rows than one 64-row chunk, primes everywhere.
+      {8, 48, 516}, {9, 49, 1031}, {1, 97, 2053}, {67, 145, 1029}, {130, 96, 600},
+      {3, 1, 4099}, {16, 144, 4}, {127, 53, 521}};
   for (const auto& s : shapes) {
     const int64_t m = s[0], n = s[1], k = s[2];
     const std::vector<int8_t> qw = random_q(rng, n * k);
@@ -121,10 +136,11 @@ TEST(Int8Gemm, RandomAndOddShapesMatchReferenceExactly) {
 TEST(Int8Gemm, ExtremeValuesExerciseTheU8ShiftAndInt32Range) {
   // K at the supported maximum with every product at ±127·127: the VNNI u8-shifted sum reaches
   // 255·127·K, just inside int32; all -127 activations are u8 1s, all +127 u8 255s.
+  // m = 8, n = 48 run the full VNNI asm tile, with K blocks (partial sums) for the larger K.
   for (int64_t k : {int64_t{5}, int64_t{1027}, kInt8MaxK}) {
     for (float xv : {-1000.0f, 1000.0f}) {
       for (int8_t wv : {int8_t{127}, int8_t{-127}}) {
-        const int64_t m = 3, n = 17;
+        const int64_t m = 8, n = k == kInt8MaxK ? 48 : 51;
         std::vector<int8_t> qw(n * k, wv);
         std::vector<float> sw(n, 1.0f);
         auto w = Int8Weights::from_int8(qw.data(), sw.data(), n, k);
