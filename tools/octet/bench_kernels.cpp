@@ -168,8 +168,8 @@ int run_kernel_bench(const KernelBenchArgs& args) {
     std::printf("gemm = gemm_int8 on prequantised activations (float output, bias, fused "
                 "epilogue), fwd = quantise + gemm; fastest call of %d x %.2fs.\n"
                 "per thr: M·N·K / time / threads (1 thread: CPU time, excludes preemption; more: "
-                "wall), %%peak of the 1-thread peak;\nwall: M·N·K / wall time (pool wake-ups "
-                "included).\n",
+                "wall);\n%%peak: 1 thread vs the 1-thread peak, n threads: wall vs the n-thread probe's "
+                "wall total; wall: M·N·K / wall time (pool wake-ups included).\n",
                 args.reps, args.min_time);
     std::printf("%-13s %-8s %5s %6s %5s %3s %11s %6s %9s %9s", "model", "linear", "M", "N", "K",
                 "thr", "per thr", "%peak", "wall", "fwd wall");
@@ -226,8 +226,11 @@ int run_kernel_bench(const KernelBenchArgs& args) {
         // nt × the 1-thread peak.
         const double g_cpu = nt == 1 ? macs / t_gemm.cpu * 1e-9 : macs / t_gemm.wall / nt * 1e-9;
         const double g_wall = macs / t_gemm.wall * 1e-9, gf = macs / t_fwd.wall * 1e-9;
-        const double p1 = peak[0].cpu;  // nts is sorted; nts[0] is the smallest count
-        const double pct = p1 > 0 && nts[0] == 1 ? 100.0 * g_cpu * 1e9 / p1 : 0.0;
+        // 1 thread: against the 1-thread peak (CPU time); more: against the probe's wall-clock
+        // total with as many threads (same conditions: on a loaded machine that probe also
+        // cannot get every core).
+        const double pct = nt == 1 ? (peak[ti].cpu > 0 ? 100.0 * macs / t_gemm.cpu / peak[ti].cpu : 0.0)
+                                   : (peak[ti].wall > 0 ? 100.0 * macs / t_gemm.wall / peak[ti].wall : 0.0);
         if (args.json) {
           nlohmann::json j{{"kind", "int8_gemm"},
                            {"isa", int8_isa_name(*isa)},
