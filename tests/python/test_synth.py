@@ -162,7 +162,7 @@ def test_tokenizer_roundtrip_in_llama_cpp(files):
 @pytest.mark.parametrize("shape", ["qwen2.5-0.5b", "qwen1.5-1.8b", "llama-2-7b"])
 def test_octet_logits_match_llama_cpp(files, llama_logits, tmp_path, shape):
     out = tmp_path / "logits.bin"
-    run("logits", "-m", files(shape), "--tokens", ",".join(map(str, TOKENS)), "-o", out, "-t", "2")
+    run("logits", "-m", files(shape), "--mode", "fp32", "--tokens", ",".join(map(str, TOKENS)), "-o", out, "-t", "2")
     ours = np.fromfile(out, dtype=np.float32).reshape(len(TOKENS), -1)
     ref = llama_logits(shape)
     assert ours.shape == ref.shape
