@@ -30,6 +30,10 @@ struct SlotCalib {
   std::vector<int32_t> hot;   // input channels that are outliers in >= hot_freq of tokens
   double outlier_rate = 0;    // share of entries beyond clip
   double importance = 0;      // ||(x − clip(x))·Wᵀ|| / ||x·Wᵀ||: error added without shadow
+  // Per-input-channel smoothing s (empty: none). The int8 path sees x/s and W·diag(s); the
+  // 1/s is folded into the producer (the RMSNorm gain, or the up-projection rows), so it is
+  // free at run time. All other fields describe the smoothed activations x/s.
+  std::vector<float> smooth;
   float scale() const { return clip > 0 ? clip / 127.f : 1.f; }
 };
 
@@ -38,6 +42,9 @@ struct CalibOptions {
   double ratio = 4.0;         // clip at the percentile only if absmax / pct exceeds this
   double hot_freq = 0.02;     // a channel is hot if it is an outlier in >= 2 % of tokens
   int64_t segment = 512;      // tokens per forward segment
+  // Smoothing strength α: s_k = max|x_k|^α / max|W[:,k]|^(1−α) (SmoothQuant). 0: off.
+  // Applied to attn_in, ffn_in and ffn_mid, whose producers can absorb 1/s exactly.
+  double smooth_alpha = 0.5;
 };
 
 struct Calibration {

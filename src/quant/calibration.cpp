@@ -6,7 +6,10 @@
 
 #include <cmath>
 #include <cstring>
+#include <algorithm>
 #include <fmt/format.h>
+
+#include "runtime/weights_util.h"
 
 namespace octet {
 
@@ -36,6 +39,8 @@ float bin_upper(int b) {
 }
 
 struct SlotStats {
+  // pass 0 (smoothing): per-channel max |x|
+  std::vector<float> chan_absmax;
   // pass 1
   std::vector<uint64_t> hist = std::vector<uint64_t>(kBins, 0);
   float absmax = 0;
@@ -49,8 +54,9 @@ struct SlotStats {
 // Passes everything to the wrapped FP32 linear, recording its input first.
 class Recorder final : public Linear {
  public:
-  Recorder(const Linear* inner, SlotStats* st, const int* pass, const float* clip)
-      : inner_(inner), st_(st), pass_(pass), clip_(clip) {}
+  Recorder(const Linear* inner, SlotStats* st, const int* pass, const float* clip,
+           const std::vector<float>* smooth)
+      : inner_(inner), st_(st), pass_(pass), clip_(clip), smooth_(smooth) {}
   int64_t n() const override { return inner_->n(); }
   int64_t k() const override { return inner_->k(); }
   size_t bytes() const override { return 0; }
@@ -59,6 +65,22 @@ class Recorder final : public Linear {
     inner_->forward(x, m, y, ldy, pool, scratch);
     if (!st_) return;
     const int64_t K = k(), N = n();
+    if (*pass_ == 0) {
+      if (st_->chan_absmax.empty()) st_->chan_absmax.assign(static_cast<size_t>(K), 0.f);
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < K; ++j)
+          st_->chan_absmax[j] = std::max(st_->chan_absmax[j], std::fabs(x[i * K + j]));
+      return;
+    }
+    // Statistics describe what the int8 path will see: the smoothed x/s.
+    const std::vector<float>& sm = *smooth_;
+    std::vector<float> xs;
+    if (!sm.empty()) {
+      xs.resize(static_cast<size_t>(m * K));
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < K; ++j) xs[i * K + j] = x[i * K + j] / sm[j];
+      x = xs.data();
+    }
     if (*pass_ == 1) {
       for (int64_t i = 0; i < m * K; ++i) {
         const float a = std::fabs(x[i]);
@@ -76,7 +98,8 @@ class Recorder final : public Linear {
       for (int64_t j = 0; j < K; ++j) {
         const float v = x[i * K + j];
         if (std::fabs(v) > c) {
-          r[i * K + j] = v - std::copysign(c, v);
+          // back to the unsmoothed space of the FP32 linear: r·s
+          r[i * K + j] = (v - std::copysign(c, v)) * (sm.empty() ? 1.f : sm[j]);
           st_->chan_outlier_rows[j]++;
           st_->outliers++;
           any = true;
@@ -96,6 +119,7 @@ class Recorder final : public Linear {
   SlotStats* st_;
   const int* pass_;
   const float* clip_;
+  const std::vector<float>* smooth_;
 };
 
 // Non-owning pass-through (the LM head during calibration).
@@ -114,6 +138,36 @@ class Ref final : public Linear {
   const Linear* inner_;
 };
 
+// s_k = max|x_k|^α / max_n|W[n,k]|^(1−α), for the slots whose producer can absorb 1/s.
+Status compute_smoothing(const Model& m,
+                         const std::vector<std::array<SlotStats, kSlots>>& stats, double alpha,
+                         std::vector<std::array<std::vector<float>, kSlots>>* smooth) {
+  std::vector<float> w;
+  int64_t n = 0;
+  for (size_t il = 0; il < stats.size(); ++il) {
+    const LayerTensors& T = m.layer(static_cast<int64_t>(il));
+    for (Slot slot : {Slot::kAttnIn, Slot::kFfnIn, Slot::kFfnMid}) {
+      const auto& ax = stats[il][int(slot)].chan_absmax;
+      if (ax.empty()) continue;
+      if (slot == Slot::kAttnIn) OCTET_RETURN_IF_ERROR(stack_rows(m, {T.wq, T.wk, T.wv}, &w, &n));
+      if (slot == Slot::kFfnIn) OCTET_RETURN_IF_ERROR(stack_rows(m, {T.ffn_gate, T.ffn_up}, &w, &n));
+      if (slot == Slot::kFfnMid) OCTET_RETURN_IF_ERROR(stack_rows(m, {T.ffn_down}, &w, &n));
+      const size_t K = ax.size();
+      if (w.size() != static_cast<size_t>(n) * K) return Status::Error("calibrate: shape mismatch");
+      std::vector<float> aw(K, 0.f);
+      for (int64_t r = 0; r < n; ++r)
+        for (size_t k = 0; k < K; ++k) aw[k] = std::max(aw[k], std::fabs(w[r * K + k]));
+      auto& s = (*smooth)[il][int(slot)];
+      s.assign(K, 1.f);
+      for (size_t k = 0; k < K; ++k)
+        if (ax[k] > 0 && aw[k] > 0)
+          s[k] = std::clamp(static_cast<float>(std::pow(ax[k], alpha) / std::pow(aw[k], 1 - alpha)),
+                            1e-4f, 1e4f);
+    }
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Expected<Calibration> calibrate(std::shared_ptr<const Model> model,
@@ -127,7 +181,8 @@ Expected<Calibration> calibrate(std::shared_ptr<const Model> model,
   const int64_t L = hp.n_layer;
   std::vector<std::array<SlotStats, kSlots>> stats(static_cast<size_t>(L));
   std::vector<std::array<float, kSlots>> clips(static_cast<size_t>(L));
-  int pass = 1;
+  std::vector<std::array<std::vector<float>, kSlots>> smooth(static_cast<size_t>(L));
+  int pass = opt.smooth_alpha > 0 ? 0 : 1;
 
   std::vector<LayerWeights> layers;
   std::vector<float> out_norm;
@@ -136,7 +191,8 @@ Expected<Calibration> calibrate(std::shared_ptr<const Model> model,
     const LayerWeights& F = fp32->layer(il);
     LayerWeights& W = layers[il];
     auto rec = [&](const Linear* lin, Slot s) {
-      return std::make_unique<Recorder>(lin, &stats[il][int(s)], &pass, &clips[il][int(s)]);
+      return std::make_unique<Recorder>(lin, &stats[il][int(s)], &pass, &clips[il][int(s)],
+                                        &smooth[il][int(s)]);
     };
     W.wqkv = rec(F.wqkv.get(), Slot::kAttnIn);
     W.wo = rec(F.wo.get(), Slot::kAttnOut);
@@ -161,11 +217,17 @@ Expected<Calibration> calibrate(std::shared_ptr<const Model> model,
       s.truncate(0);
       OCTET_RETURN_IF_ERROR(s.eval(seg, false, nullptr));
       if (progress)
-        progress(fmt::format("calibration pass {}/2: {}/{} tokens", pass, e, tokens.size()));
+        progress(fmt::format("calibration pass {}/{}: {}/{} tokens", pass + (opt.smooth_alpha > 0),
+                             opt.smooth_alpha > 0 ? 3 : 2, e, tokens.size()));
     }
     return Status::Ok();
   };
 
+  if (pass == 0) {
+    OCTET_RETURN_IF_ERROR(run_pass());
+    OCTET_RETURN_IF_ERROR(compute_smoothing(*model, stats, opt.smooth_alpha, &smooth));
+    pass = 1;
+  }
   OCTET_RETURN_IF_ERROR(run_pass());
   Calibration c;
   c.opts = opt;
@@ -176,6 +238,7 @@ Expected<Calibration> calibrate(std::shared_ptr<const Model> model,
       SlotStats& st = stats[il][sl];
       SlotCalib& sc = c.layers[il][sl];
       sc.absmax = st.absmax;
+      sc.smooth = smooth[il][sl];
       const double want = opt.percentile / 100.0 * static_cast<double>(st.entries);
       double acc = 0;
       int b = 0;

@@ -12,7 +12,7 @@
 namespace octet {
 
 namespace {
-constexpr int kFormatVersion = 1;
+constexpr int kFormatVersion = 2;  // 2: smoothing factors
 }
 
 std::string model_fingerprint(const gguf::File& f) {
@@ -41,7 +41,8 @@ Status Calibration::save(const std::string& path) const {
   j["options"] = {{"percentile", opts.percentile},
                   {"ratio", opts.ratio},
                   {"hot_freq", opts.hot_freq},
-                  {"segment", opts.segment}};
+                  {"segment", opts.segment},
+                  {"smooth_alpha", opts.smooth_alpha}};
   nlohmann::json ls = nlohmann::json::array();
   for (const auto& layer : layers) {
     nlohmann::json l;
@@ -52,7 +53,8 @@ Status Calibration::save(const std::string& path) const {
                                            {"clip", c.clip},
                                            {"hot", c.hot},
                                            {"outlier_rate", c.outlier_rate},
-                                           {"importance", c.importance}};
+                                           {"importance", c.importance},
+                                           {"smooth", c.smooth}};
     }
     ls.push_back(l);
   }
@@ -88,6 +90,7 @@ Expected<Calibration> Calibration::load(const std::string& path) {
     c.opts.ratio = o.at("ratio").get<double>();
     c.opts.hot_freq = o.at("hot_freq").get<double>();
     c.opts.segment = o.at("segment").get<int64_t>();
+    c.opts.smooth_alpha = o.value("smooth_alpha", 0.0);
     for (const auto& l : j.at("layers")) {
       std::array<SlotCalib, kSlots> layer;
       for (int s = 0; s < kSlots; ++s) {
@@ -99,6 +102,10 @@ Expected<Calibration> Calibration::load(const std::string& path) {
         sc.hot = e.at("hot").get<std::vector<int32_t>>();
         sc.outlier_rate = e.at("outlier_rate").get<double>();
         sc.importance = e.at("importance").get<double>();
+        sc.smooth = e.value("smooth", std::vector<float>{});
+        for (float v : sc.smooth)
+          if (!(v > 0) || !std::isfinite(v))
+            return Status::Error("calibration: " + path + " has a non-positive smoothing factor");
         if (!(sc.clip > 0) || !std::isfinite(sc.clip))
           return Status::Error("calibration: " + path + " has a non-positive clip");
       }

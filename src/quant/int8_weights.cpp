@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <fmt/format.h>
 #include <numeric>
+#include <cstdlib>
+#include <cstring>
 
 #include "octet/calibration.h"
 #include "octet/runtime.h"
@@ -120,6 +122,23 @@ Expected<std::shared_ptr<const Weights>> Weights::build_int8(const Model& m,
   auto make = [&](std::initializer_list<const gguf::TensorInfo*> ts, int64_t k, int64_t il,
                   Slot slot) -> Expected<std::unique_ptr<Linear>> {
     OCTET_RETURN_IF_ERROR(stack_rows(m, ts, &buf, &n));
+    // Smoothing: the int8 path sees x/s, so W's columns take s (see calibration.h).
+    if (const auto& s = calib.at(il, slot).smooth; !s.empty()) {
+      if (static_cast<int64_t>(s.size()) != k) return Status::Error("int8: smoothing size");
+      for (int64_t r = 0; r < n; ++r)
+        for (int64_t c = 0; c < k; ++c) buf[r * k + c] *= s[c];
+    }
+    // gate/up: the up rows produce ffn_mid, so they absorb ffn_mid's 1/s.
+    if (slot == Slot::kFfnIn) {
+      const auto& s = calib.at(il, Slot::kFfnMid).smooth;
+      if (!s.empty()) {
+        if (static_cast<int64_t>(s.size()) * 2 != n) return Status::Error("int8: smoothing size");
+        for (int64_t j = 0; j < hp.n_ff; ++j)
+          for (int64_t c = 0; c < k; ++c) buf[(hp.n_ff + j) * k + c] /= s[j];
+      }
+    }
+    if (const char* e = std::getenv("OCTET_DBG_F32"); e && std::strstr(e, slot_name(slot)))
+      return std::unique_ptr<Linear>(std::make_unique<LinearF32>(buf.data(), n, k));
     OCTET_ASSIGN_OR_RETURN(Int8Linear lin, Int8Linear::from_float(buf.data(), n, k));
     const size_t idx = static_cast<size_t>(il * kSlots + static_cast<int>(slot));
     return std::unique_ptr<Linear>(std::make_unique<Int8ShadowLinear>(
@@ -128,12 +147,23 @@ Expected<std::shared_ptr<const Weights>> Weights::build_int8(const Model& m,
   for (int64_t il = 0; il < hp.n_layer; ++il) {
     const LayerTensors& T = m.layer(il);
     LayerWeights& L = layers[il];
+    // The RMSNorm gains produce attn_in / ffn_in: fold 1/s into them.
+    for (auto [slot, gain] : {std::pair{Slot::kAttnIn, &L.attn_norm}, {Slot::kFfnIn, &L.ffn_norm}}) {
+      const auto& s = calib.at(il, slot).smooth;
+      if (s.empty()) continue;
+      if (s.size() != gain->size()) return Status::Error("int8: smoothing size vs norm");
+      for (size_t c = 0; c < s.size(); ++c) (*gain)[c] /= s[c];
+    }
     OCTET_ASSIGN_OR_RETURN(L.wqkv, make({T.wq, T.wk, T.wv}, hp.n_embd, il, Slot::kAttnIn));
     OCTET_ASSIGN_OR_RETURN(L.wo, make({T.wo}, hp.q_dim(), il, Slot::kAttnOut));
     OCTET_ASSIGN_OR_RETURN(L.w_gate_up, make({T.ffn_gate, T.ffn_up}, hp.n_embd, il, Slot::kFfnIn));
     OCTET_ASSIGN_OR_RETURN(L.w_down, make({T.ffn_down}, hp.n_ff, il, Slot::kFfnMid));
   }
   OCTET_RETURN_IF_ERROR(stack_rows(m, {m.output()}, &buf, &n));
+  if (const char* e = std::getenv("OCTET_DBG_F32"); e && std::strstr(e, "head"))
+    return std::shared_ptr<const Weights>(std::make_shared<Weights>(
+        ComputeMode::kInt8, std::move(layers), std::make_unique<LinearF32>(buf.data(), n, hp.n_embd),
+        std::move(out_norm)));
   OCTET_ASSIGN_OR_RETURN(Int8Linear head, Int8Linear::from_float(buf.data(), n, hp.n_embd));
   (void)pool;
   return std::shared_ptr<const Weights>(std::make_shared<Weights>(

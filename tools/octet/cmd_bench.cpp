@@ -87,6 +87,7 @@ void measure_one(const BenchArgs& a) {
       {"peak_rss_mb", peak_rss_mb()},
       {"threads", eng->pool->size()},
       {"chunk", so.chunk},
+      {"shadow_keep", a.engine.shadow_keep},
       {"weights_mb", eng->weights->bytes() / 1048576.0},
       {"kv_mb", s.kv_bytes() / 1048576.0},
       {"arena_mb", s.arena_bytes() / 1048576.0},
@@ -135,7 +136,8 @@ void run(const BenchArgs& a) {
     std::ostringstream cmd;
     cmd << "'" << self << "' bench --single " << n << " --tokens-file '" << tmp << "' -m '"
         << model << "' -t " << threads << " --chunk " << a.engine.chunk << " --mode "
-        << a.engine.mode << " --gen " << a.gen;
+        << a.engine.mode << " --gen " << a.gen << " --shadow-keep " << a.engine.shadow_keep;
+    if (!a.engine.calib.empty()) cmd << " --calib '" << a.engine.calib << "'";
     std::string line = last_json_line(run_capture(cmd.str()));
     if (line.empty()) cli::fail("bench child failed for prompt " + std::to_string(n));
     rows.push_back(nlohmann::json::parse(line));

@@ -69,6 +69,9 @@ static void register_calibrate(CLI::App& app) {
       ->check(CLI::Range(1.0, 1e6));
   cmd->add_option("--hot-freq", a->opts.hot_freq, "outlier frequency that makes a channel hot")
       ->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--smooth", a->opts.smooth_alpha,
+                  "smoothing strength alpha (0: off; SmoothQuant-style, folded into producers)")
+      ->check(CLI::Range(0.0, 1.0));
   cmd->add_flag("-q,--quiet", a->quiet, "no progress on stderr");
   cmd->callback([a] { run(*a); });
 }
