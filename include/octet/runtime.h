@@ -12,6 +12,7 @@
 #include "octet/int8.h"
 #include "octet/kernels.h"
 #include "octet/model.h"
+#include "octet/qgemv.h"
 #include "octet/status.h"
 #include "octet/threads.h"
 
@@ -24,6 +25,8 @@ struct LinearScratch {
   Int8Activations act;
   OutlierList outliers;
   std::vector<float> tmp;
+  // Quantised activations of the GGUF decode linears (linear_gguf.h): 32- and 256-blocks.
+  qgemv::Acts dec_act32, dec_act256;
   // Counters for reports: activation entries seen and how many were outliers.
   uint64_t entries = 0, outlier_entries = 0;
 };
@@ -59,6 +62,9 @@ struct LayerWeights {
   std::unique_ptr<Linear> wo;
   std::unique_ptr<Linear> w_gate_up; // gate, up fused: n = 2·n_ff
   std::unique_ptr<Linear> w_down;
+  // Decode linears (same shapes) over the GGUF's own blocks, used for chunks of <= 4 rows;
+  // null unless Weights::attach_gguf_decode ran.
+  std::unique_ptr<Linear> dec_wqkv, dec_wo, dec_gate_up, dec_down;
   std::vector<float> bqkv;           // empty when no biases
   std::vector<float> attn_norm, q_norm, k_norm, attn_post_norm, ffn_norm, ffn_post_norm;
 };
@@ -90,6 +96,12 @@ class Weights {
   const std::vector<float>& output_norm() const { return out_norm_; }
   ComputeMode mode() const { return mode_; }
   size_t bytes() const;
+  // Decode linears (linear_gguf.cpp): all of them or none. Reading the file's quantised
+  // blocks in place, they add no heap; decode_bytes() counts the mapped bytes they read.
+  Status attach_gguf_decode(const Model& m);
+  const Linear* decode_lm_head() const { return dec_lm_head_.get(); }
+  bool has_decode() const { return dec_lm_head_ != nullptr; }
+  size_t decode_bytes() const;
 
   // For other builders (INT8): fills norms/biases, leaving linears to the caller.
   static Status fill_small_tensors(const Model& m, std::vector<LayerWeights>* layers,
@@ -104,6 +116,7 @@ class Weights {
   std::vector<LayerWeights> layers_;
   std::unique_ptr<Linear> lm_head_;
   std::vector<float> out_norm_;
+  std::unique_ptr<Linear> dec_lm_head_;
 };
 
 struct SessionOptions {

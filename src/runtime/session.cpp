@@ -70,6 +70,10 @@ void Session::run_chunk(const Token* toks, int64_t m, bool all_logits,
   const int64_t D = hp_.head_dim, R = hp_.n_rot, QKV = Q + 2 * KV;
   const float eps = hp_.norm_eps;
   const int64_t pos0 = n_past_;
+  // Decode-sized chunks read the GGUF's own blocks when the weights have them.
+  const bool dec = m <= qgemv::kMaxRows && w_->has_decode();
+  auto pick = [dec](const std::unique_ptr<Linear>& full, const std::unique_ptr<Linear>& d)
+      -> const Linear& { return dec ? *d : *full; };
 
   for (int64_t i = 0; i < m; ++i) {
     Status st = model_->embed(toks[i], x_.data() + i * E);
@@ -88,7 +92,7 @@ void Session::run_chunk(const Token* toks, int64_t m, bool all_logits,
     const bool swa = hp_.layer_is_swa[il];
     for (int64_t i = 0; i < m; ++i)
       kernels::rmsnorm_f32(x_.data() + i * E, L.attn_norm.data(), xn_.data() + i * E, E, eps);
-    L.wqkv->forward(xn_.data(), m, qkv_.data(), QKV, pool_, &scratch_);
+    pick(L.wqkv, L.dec_wqkv).forward(xn_.data(), m, qkv_.data(), QKV, pool_, &scratch_);
 
     // Biases, q/k norms, RoPE, then K/V into the cache.
     const float* rc = (swa ? rope_cos_swa_ : rope_cos_).data();
@@ -111,14 +115,14 @@ void Session::run_chunk(const Token* toks, int64_t m, bool all_logits,
       }
     });
     attention(il, m, pos0);
-    L.wo->forward(att_.data(), m, o_.data(), E, pool_, &scratch_);
+    pick(L.wo, L.dec_wo).forward(att_.data(), m, o_.data(), E, pool_, &scratch_);
     for (int64_t i = 0; i < m; ++i) {
       float* o = o_.data() + i * E;
       if (!L.attn_post_norm.empty()) kernels::rmsnorm_f32(o, L.attn_post_norm.data(), o, E, eps);
       kernels::add_f32(x_.data() + i * E, o, E);
       kernels::rmsnorm_f32(x_.data() + i * E, L.ffn_norm.data(), xn_.data() + i * E, E, eps);
     }
-    L.w_gate_up->forward(xn_.data(), m, gu_.data(), 2 * F, pool_, &scratch_);
+    pick(L.w_gate_up, L.dec_gate_up).forward(xn_.data(), m, gu_.data(), 2 * F, pool_, &scratch_);
     parallel_for(pool_, m, 1, [&](int64_t b, int64_t e, int) {
       for (int64_t i = b; i < e; ++i) {
         float* h = h_.data() + i * F;
@@ -129,7 +133,7 @@ void Session::run_chunk(const Token* toks, int64_t m, bool all_logits,
           kernels::silu_mul_f32(h, gu_.data() + i * 2 * F + F, F);
       }
     });
-    L.w_down->forward(h_.data(), m, o_.data(), E, pool_, &scratch_);
+    pick(L.w_down, L.dec_down).forward(h_.data(), m, o_.data(), E, pool_, &scratch_);
     for (int64_t i = 0; i < m; ++i) {
       float* o = o_.data() + i * E;
       if (!L.ffn_post_norm.empty()) kernels::rmsnorm_f32(o, L.ffn_post_norm.data(), o, E, eps);
@@ -145,7 +149,9 @@ void Session::run_chunk(const Token* toks, int64_t m, bool all_logits,
     kernels::rmsnorm_f32(x_.data() + i * E, w_->output_norm().data(), xn_.data() + (i - first) * E,
                          E, eps);
   float* out = logits->data() + logits_row0 * hp_.n_vocab;
-  w_->lm_head().forward(xn_.data(), rows, out, hp_.n_vocab, pool_, &scratch_);
+  const Linear& head = rows <= qgemv::kMaxRows && w_->has_decode() ? *w_->decode_lm_head()
+                                                                    : w_->lm_head();
+  head.forward(xn_.data(), rows, out, hp_.n_vocab, pool_, &scratch_);
 }
 
 void Session::attention(int64_t il, int64_t m, int64_t pos0) {

@@ -80,6 +80,7 @@ void measure_one(const BenchArgs& a) {
       {"engine", "octet"},
       {"model", cli::resolve_model(a.engine.model)},
       {"mode", compute_mode_name(eng->weights->mode())},
+      {"decode", eng->weights->has_decode() ? "gguf" : "same"},
       {"prompt_tokens", ids.size()},
       {"prefill_tok_s", ids.size() / pre_s},
       {"ttft_ms", ttft},
@@ -136,7 +137,8 @@ void run(const BenchArgs& a) {
     std::ostringstream cmd;
     cmd << "'" << self << "' bench --single " << n << " --tokens-file '" << tmp << "' -m '"
         << model << "' -t " << threads << " --chunk " << a.engine.chunk << " --mode "
-        << a.engine.mode << " --gen " << a.gen << " --shadow-keep " << a.engine.shadow_keep;
+        << a.engine.mode << " --decode " << a.engine.decode << " --gen " << a.gen
+        << " --shadow-keep " << a.engine.shadow_keep;
     if (!a.engine.calib.empty()) cmd << " --calib '" << a.engine.calib << "'";
     std::string line = last_json_line(run_capture(cmd.str()));
     if (line.empty()) cli::fail("bench child failed for prompt " + std::to_string(n));

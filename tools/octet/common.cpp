@@ -34,6 +34,10 @@ void EngineFlags::add_to(CLI::App* cmd) {
   cmd->add_option("--shadow-keep", shadow_keep,
                   "share of linear inputs keeping the shadow-outlier path (0..1)")
       ->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--decode", decode,
+                  "decode steps (<= 4 tokens): gguf reads the file's own quantised weights "
+                  "when every type has a kernel; same uses the --mode weights")
+      ->check(CLI::IsMember({"gguf", "same"}));
   cmd->add_flag("-v,--verbose", verbose, "print model details and timings");
 }
 
@@ -70,15 +74,26 @@ std::unique_ptr<Engine> load_engine(const EngineFlags& f) {
     if (!w) fail(w.error());
     e->weights = std::move(w).value();
   }
+  if (f.decode == "gguf") {
+    // The weights were just made by make_shared<Weights> and nothing else holds them yet, so
+    // finishing them here through a non-const pointer is sound.
+    auto w = std::const_pointer_cast<Weights>(e->weights);
+    if (Status st = w->attach_gguf_decode(*e->model); !st.ok() && f.verbose)
+      std::fprintf(stderr, "octet: decode stays on %s weights (%s)\n",
+                   compute_mode_name(w->mode()), st.message().c_str());
+  }
   e->session_opts.n_ctx = f.ctx;
   e->session_opts.chunk = f.chunk;
   const double ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   if (f.verbose)
-    std::fprintf(stderr, "octet: loaded %s (%s) in %.0f ms: %s; %s weights %.1f MiB, %d threads\n",
+    std::fprintf(stderr,
+                 "octet: loaded %s (%s) in %.0f ms: %s; %s weights %.1f MiB, decode %s, "
+                 "%d threads\n",
                  path.c_str(), e->model->name().c_str(), ms,
                  e->model->hparams().describe().c_str(), compute_mode_name(e->weights->mode()),
-                 e->weights->bytes() / 1048576.0, e->pool->size());
+                 e->weights->bytes() / 1048576.0,
+                 e->weights->has_decode() ? "gguf (in place)" : "same", e->pool->size());
   return e;
 }
 
