@@ -17,6 +17,12 @@ namespace octet {
 namespace {
 
 class Int8ShadowLinear final : public Linear {
+  template <class T>
+  static T& tl() {
+    thread_local T v;
+    return v;
+  }
+
  public:
   Int8ShadowLinear(Int8Linear lin, const SlotCalib& c, bool shadow, const float* w_f32,
                    bool hot_float)
@@ -49,21 +55,47 @@ class Int8ShadowLinear final : public Linear {
     s->entries += static_cast<uint64_t>(m * k());
     if (!shadow_) return;
     s->outlier_entries += s->outliers.size();
+    if (s->outliers.empty()) return;
+    // Column-major order: each weight column is fetched (or dequantised) once per call.
+    auto& ol = s->outliers;
+    std::sort(ol.begin(), ol.end(), [](const Outlier& a, const Outlier& b) {
+      return a.col != b.col ? a.col < b.col : a.row < b.row;
+    });
     const int64_t N = n();
-    s->tmp.resize(static_cast<size_t>(N));
-    int64_t cached = -1;  // column in s->tmp
-    for (const Outlier& ol : s->outliers) {
-      const float* col;
-      const int32_t h = hot_index_.empty() ? -1 : hot_index_[ol.col];
+    struct Seg { const float* col; size_t b, e; };
+    std::vector<Seg>& segs = tl<std::vector<Seg>>();
+    segs.clear();
+    std::vector<int32_t> cold;  // distinct cold columns, dequantised into s->tmp
+    for (size_t i = 0; i < ol.size();) {
+      size_t e = i;
+      while (e < ol.size() && ol[e].col == ol[i].col) ++e;
+      const int32_t h = hot_index_.empty() ? -1 : hot_index_[ol[i].col];
       if (h >= 0) {
-        col = hot_cols_.data() + static_cast<size_t>(h) * N;
+        segs.push_back({hot_cols_.data() + static_cast<size_t>(h) * N, i, e});
       } else {
-        if (cached != ol.col) lin_.weights().dequant_column(ol.col, s->tmp.data());
-        cached = ol.col;
-        col = s->tmp.data();
+        segs.push_back({nullptr, i, e});
+        cold.push_back(ol[i].col);
       }
-      kernels::axpy_f32(y + static_cast<int64_t>(ol.row) * ldy, ol.residual, col, N);
+      i = e;
     }
+    if (!cold.empty()) {
+      s->tmp.resize(cold.size() * static_cast<size_t>(N));
+      parallel_for(pool, static_cast<int64_t>(cold.size()), 1, [&](int64_t b, int64_t e, int) {
+        for (int64_t c = b; c < e; ++c) lin_.weights().dequant_column(cold[c], s->tmp.data() + c * N);
+      });
+      size_t c = 0;
+      for (Seg& g : segs)
+        if (!g.col) g.col = s->tmp.data() + (c++) * static_cast<size_t>(N);
+    }
+    // y[row, nb:ne] += residual · col[nb:ne], split over output channels.
+    constexpr int64_t kBlock = 512;
+    parallel_for(pool, (N + kBlock - 1) / kBlock, 1, [&](int64_t b, int64_t e, int) {
+      const int64_t n0 = b * kBlock, n1 = std::min(N, e * kBlock);
+      for (const Seg& g : segs)
+        for (size_t i = g.b; i < g.e; ++i)
+          kernels::axpy_f32(y + static_cast<int64_t>(ol[i].row) * ldy + n0, ol[i].residual,
+                            g.col + n0, n1 - n0);
+    });
   }
 
  private:
