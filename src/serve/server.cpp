@@ -17,7 +17,6 @@
 #include <mutex>
 #include <optional>
 #include <nlohmann/json.hpp>
-#include <pthread.h>
 #include <queue>
 #include <random>
 #include <thread>
@@ -45,6 +44,9 @@ struct ApiError {
   std::string message, type = "invalid_request_error", param, code;
 };
 
+// Request text can reach a message (e.g. the parser quoting bad bytes): never throw on it.
+std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
 json error_json(const ApiError& e) {
   json err = {{"message", e.message}, {"type", e.type}};
   err["param"] = e.param.empty() ? json(nullptr) : json(e.param);
@@ -54,7 +56,7 @@ json error_json(const ApiError& e) {
 
 void send_error(httplib::Response& res, const ApiError& e) {
   res.status = e.status;
-  res.set_content(error_json(e).dump(), "application/json");
+  res.set_content(dump(error_json(e)), "application/json");
 }
 
 ApiError bad(std::string msg, std::string param = "", std::string code = "") {
@@ -468,7 +470,7 @@ void Server::handle_generate(const httplib::Request& req, httplib::Response& res
     job->cv.wait(lk, [&] { return job->done; });
     lk.unlock();
     if (job->failed) return fail(job->error);
-    res.set_content(final_response(*job).dump(), "application/json");
+    res.set_content(dump(final_response(*job)), "application/json");
     count(app->name, endpoint, 200);
     return;
   }
@@ -492,7 +494,7 @@ void Server::handle_generate(const httplib::Request& req, httplib::Response& res
         }
         if (done) {
           if (job->failed) {
-            const std::string line = "data: " + error_json(job->error).dump() + "\n\n";
+            const std::string line = "data: " + dump(error_json(job->error)) + "\n\n";
             sink.write(line.data(), line.size());
           }
           static const std::string kDone = "data: [DONE]\n\n";
@@ -606,7 +608,7 @@ void Server::process(Job& job) {
     json c = chunk(job, nullptr);
     c["prompt_progress"] = {{"total", np}, {"cache", reuse}, {"processed", reuse + processed},
                             {"time_ms", ms_between(t0, Clock::now())}};
-    job.push(c.dump());
+    job.push(dump(c));
   };
   if (report) progress_event(0);
   for (int64_t done = 0; done < todo && !job.cancelled;) {
@@ -631,15 +633,15 @@ void Server::process(Job& job) {
       first = false;
       job.ttft_ms = ms_between(t0, Clock::now());
       if (job.stream && job.chat)
-        job.push(chunk(job, {{"index", 0}, {"delta", {{"role", "assistant"}, {"content", ""}}},
-                             {"logprobs", nullptr}, {"finish_reason", nullptr}}).dump());
+        job.push(dump(chunk(job, {{"index", 0}, {"delta", {{"role", "assistant"}, {"content", ""}}},
+                             {"logprobs", nullptr}, {"finish_reason", nullptr}})));
     }
     if (job.stream) {
       json ch = job.chat ? json{{"index", 0}, {"delta", {{"content", text}}},
                                 {"logprobs", nullptr}, {"finish_reason", nullptr}}
                          : json{{"index", 0}, {"text", text}, {"logprobs", nullptr},
                                 {"finish_reason", nullptr}};
-      job.push(chunk(job, ch).dump());
+      job.push(dump(chunk(job, ch)));
     }
     return !job.cancelled.load();
   };
@@ -663,8 +665,8 @@ void Server::process(Job& job) {
   if (first) job.ttft_ms = ms_between(t0, t1);
   if (job.stream) {
     if (first && job.chat)
-      job.push(chunk(job, {{"index", 0}, {"delta", {{"role", "assistant"}, {"content", ""}}},
-                           {"logprobs", nullptr}, {"finish_reason", nullptr}}).dump());
+      job.push(dump(chunk(job, {{"index", 0}, {"delta", {{"role", "assistant"}, {"content", ""}}},
+                           {"logprobs", nullptr}, {"finish_reason", nullptr}})));
     json fin = job.chat ? json{{"index", 0}, {"delta", json::object()}, {"logprobs", nullptr},
                                {"finish_reason", job.finish_reason}}
                         : json{{"index", 0}, {"text", ""}, {"logprobs", nullptr},
@@ -673,11 +675,11 @@ void Server::process(Job& job) {
     c["timings"] = {{"queue_ms", job.queue_ms}, {"ttft_ms", job.ttft_ms},
                     {"prefill_ms", job.prefill_ms}, {"decode_ms", job.decode_ms},
                     {"cached_tokens", job.cached_tokens}};
-    job.push(c.dump());
+    job.push(dump(c));
     if (job.include_usage) {
       json u = chunk(job, nullptr);
       u["usage"] = usage(job);
-      job.push(u.dump());
+      job.push(dump(u));
     }
   }
   {
@@ -799,7 +801,7 @@ int Server::run() {
     if (!admit(q, r, "models", &app)) return;
     json m = {{"id", opt_.model_id}, {"object", "model"}, {"created", 0}, {"owned_by", "octet"},
               {"context_length", n_ctx_}};
-    r.set_content(json{{"object", "list"}, {"data", json::array({m})}}.dump(),
+    r.set_content(dump(json{{"object", "list"}, {"data", json::array({m})}}),
                   "application/json");
   });
   http_.Get("/health", [](const httplib::Request&, httplib::Response& r) {
@@ -812,12 +814,11 @@ int Server::run() {
     r.set_content(opt_.index_html, "text/html; charset=utf-8");
   });
 
-  // SIGINT/SIGTERM go to one waiting thread (blocked everywhere else) that stops the server.
-  sigset_t sigs;
-  sigemptyset(&sigs);
-  sigaddset(&sigs, SIGINT);
-  sigaddset(&sigs, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  // SIGINT/SIGTERM only set a flag (the engine's threads exist already, so the signal may
+  // land on any thread); a watcher thread turns it into a clean stop.
+  static std::atomic<bool> g_stop{false};
+  std::signal(SIGINT, [](int) { g_stop = true; });
+  std::signal(SIGTERM, [](int) { g_stop = true; });
   std::signal(SIGPIPE, SIG_IGN);
 
   int port = opt_.port;
@@ -831,16 +832,17 @@ int Server::run() {
     return 1;
   }
   std::thread work([this] { worker(); });
-  std::thread sig([this, sigs] {
-    int got = 0;
-    sigwait(&sigs, &got);
+  std::atomic<bool> listening_done{false};
+  std::thread sig([this, &listening_done] {
+    while (!g_stop && !listening_done) std::this_thread::sleep_for(std::chrono::milliseconds(50));
     http_.stop();
   });
-  sig.detach();
   std::fprintf(stderr, "octet serve: listening on http://%s:%d (model %s, %zu app%s, ctx %lld)\n",
                opt_.host.c_str(), port, opt_.model_id.c_str(), apps_.size(),
                apps_.size() == 1 ? "" : "s", static_cast<long long>(n_ctx_));
   const bool ok = http_.listen_after_bind();
+  listening_done = true;
+  sig.join();
   {
     std::lock_guard<std::mutex> lk(qmu_);
     stopping_ = true;
