@@ -109,7 +109,9 @@ TEST(Apps, ParsesAndRejects) {
            R"({"apps": [{"name": "a", "key": "k"}, {"name": "b", "key": "k"}]})"}) {
     auto r = parse_apps(bad);
     EXPECT_FALSE(r.ok()) << bad;
-    if (!r.ok()) EXPECT_NE(r.error().find("apps file"), std::string::npos);
+    if (!r.ok()) {
+      EXPECT_NE(r.error().find("apps file"), std::string::npos);
+    }
   }
 }
 
