@@ -119,6 +119,16 @@ class Weights {
   std::unique_ptr<Linear> dec_lm_head_;
 };
 
+// The KV rows of a session's first positions, copied out for a prefix cache (serve/): a
+// snapshot costs only its own length, not the session's whole context.
+struct KvSnapshot {
+  std::vector<Token> tokens;
+  std::vector<float> k, v;  // [layer][kv_head][tokens.size()][head_dim]
+  size_t bytes() const {
+    return (k.size() + v.size()) * sizeof(float) + tokens.size() * sizeof(Token);
+  }
+};
+
 struct SessionOptions {
   int64_t n_ctx = 4096;   // KV capacity in tokens (capped at the model's training context)
   int64_t chunk = 256;    // prefill chunk size C: one static plan for every chunk
@@ -136,6 +146,10 @@ class Session {
   int64_t n_ctx() const { return n_ctx_; }
   // Forget everything after the first n tokens (n <= n_past).
   void truncate(int64_t n);
+  // Copy out the KV of the first n positions (n <= n_past), and put the first n positions of
+  // a snapshot back (replacing everything; the snapshot must come from the same model).
+  KvSnapshot save_kv(int64_t n) const;
+  Status load_kv(const KvSnapshot& snap, int64_t n);
   const Model& model() const { return *model_; }
   const std::vector<Token>& history() const { return history_; }
   size_t kv_bytes() const { return (k_.size() + v_.size()) * sizeof(float); }

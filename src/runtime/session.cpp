@@ -44,6 +44,43 @@ void Session::truncate(int64_t n) {
   history_.resize(static_cast<size_t>(n_past_));
 }
 
+KvSnapshot Session::save_kv(int64_t n) const {
+  n = std::clamp<int64_t>(n, 0, n_past_);
+  KvSnapshot s;
+  s.tokens.assign(history_.begin(), history_.begin() + n);
+  const size_t row = static_cast<size_t>(n * hp_.head_dim);
+  const int64_t heads = hp_.n_layer * hp_.n_head_kv;
+  s.k.resize(static_cast<size_t>(heads) * row);
+  s.v.resize(s.k.size());
+  for (int64_t h = 0; h < heads; ++h) {
+    const size_t src = static_cast<size_t>(h * n_ctx_ * hp_.head_dim);
+    std::copy_n(k_.data() + src, row, s.k.data() + h * row);
+    std::copy_n(v_.data() + src, row, s.v.data() + h * row);
+  }
+  return s;
+}
+
+Status Session::load_kv(const KvSnapshot& snap, int64_t n) {
+  const int64_t len = static_cast<int64_t>(snap.tokens.size());
+  const int64_t heads = hp_.n_layer * hp_.n_head_kv;
+  if (n < 0 || n > len || n > n_ctx_)
+    return Status::Error(fmt::format("load_kv: {} positions of a {}-token snapshot in a "
+                                     "{}-token context", n, len, n_ctx_));
+  if (snap.k.size() != static_cast<size_t>(heads * len * hp_.head_dim) ||
+      snap.v.size() != snap.k.size())
+    return Status::Error("load_kv: snapshot does not match this model's KV shape");
+  const size_t srow = static_cast<size_t>(len * hp_.head_dim);
+  const size_t row = static_cast<size_t>(n * hp_.head_dim);
+  for (int64_t h = 0; h < heads; ++h) {
+    const size_t dst = static_cast<size_t>(h * n_ctx_ * hp_.head_dim);
+    std::copy_n(snap.k.data() + h * srow, row, k_.data() + dst);
+    std::copy_n(snap.v.data() + h * srow, row, v_.data() + dst);
+  }
+  history_.assign(snap.tokens.begin(), snap.tokens.begin() + n);
+  n_past_ = n;
+  return Status::Ok();
+}
+
 Status Session::eval(std::span<const Token> toks, bool all_logits, std::vector<float>* logits) {
   if (toks.empty()) return Status::Error("eval: no tokens");
   if (n_past_ + static_cast<int64_t>(toks.size()) > n_ctx_)
