@@ -85,8 +85,9 @@ def octet_logits(model: str, tokens, *extra, timeout: float = 900) -> np.ndarray
 
 
 def octet_has_command(name: str) -> bool:
-    p = subprocess.run([octet_bin(), name, "--help"], capture_output=True, text=True)
-    return p.returncode == 0
+    """Whether `octet --help` lists the subcommand."""
+    p = subprocess.run([octet_bin(), "--help"], capture_output=True, text=True)
+    return any(line.split()[:1] == [name] for line in p.stdout.splitlines())
 
 
 def octet_tokenize(model: str, text: str, *extra) -> list[int]:
@@ -146,11 +147,13 @@ def llama_logits(model: str, tokens, n_ctx: int = 1024, **kw) -> np.ndarray:
     return a
 
 
-def llama_greedy(model: str, prompt_ids, n: int, stop_ids=(), n_ctx: int = 512, **kw):
-    """Greedy (argmax) continuation by llama.cpp: up to n ids, stopping before a stop id."""
+def llama_greedy(model: str, prompt_ids, n: int, stop_ids=(), n_ctx: int = 256, **kw):
+    """Greedy (argmax) continuation by llama.cpp: up to n ids, stopping before a stop id.
+    (llama-cpp-python keeps scores only with logits_all.)"""
     import llama_cpp
 
-    llm = llama_cpp.Llama(model_path=model, n_ctx=n_ctx, n_threads=_threads(),
+    assert len(prompt_ids) + n <= n_ctx
+    llm = llama_cpp.Llama(model_path=model, n_ctx=n_ctx, logits_all=True, n_threads=_threads(),
                           n_threads_batch=_threads(), **_LLAMA_KW, **kw)
     llm.eval([int(t) for t in prompt_ids])
     out = []
