@@ -8,7 +8,8 @@ Each model is small (a few hundred KB) but has the shape quirks of its family:
            tied output (no output.weight), all F32
   gemma3 - 6 layers (5 sliding-window + 1 global, window 8 < test length), head_dim 32 with
            n_head * head_dim != n_embd (as in the real 270M), QK-norm, post norms, separate
-           local/global rope bases, GELU-tanh, Gemma-style SPM vocabulary; some Q4_0 matrices
+           local/global rope bases, linear rope scaling x8 (global layers only, as in 4B+),
+           GELU-tanh, Gemma-style SPM vocabulary; some Q4_0 matrices
 
 Weights are scaled so that activations stay O(1) and attention is far from uniform (q/k are
 larger than a plain 1/sqrt(fan_in) init), so a wrong mask, rope or scale changes the logits.
@@ -146,6 +147,9 @@ def make_model(kind: str, path: str, seed: int = 1234) -> str:
         w.add_value_length(D)
     if kind == "gemma3":
         w.add_sliding_window(s["sliding_window"])
+        # As Gemma 3 4B+: linear rope scaling, which applies to the global layers only.
+        w.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
+        w.add_rope_scaling_factor(8.0)
 
     if kind == "qwen2":
         tokens, types, merges, ids = bpe_vocab()

@@ -49,3 +49,7 @@ def test_gemma3_both_layer_kinds_matter():
     c.sliding_window = 8
     c.swa_layers = [True] * c.n_layer  # every layer local (window + local rope base)
     assert rel_err(ref.forward(toks), want) > 100 * TOL
+    c.swa_layers = [(il + 1) % 6 != 0 for il in range(c.n_layer)]
+    assert rel_err(ref.forward(toks), want) == 0
+    c.rope_scale = 1.0  # the file's linear rope scaling (global layers) matters too
+    assert c.rope_base != c.rope_base_swa and rel_err(ref.forward(toks), want) > 100 * TOL
