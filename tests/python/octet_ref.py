@@ -199,15 +199,65 @@ def attention(q, k, v, scale: float, window: int) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 
 
-class RefModel:
-    """A GGUF model evaluated in numpy. dtype: np.float64 (default) or np.float32."""
+class _Tensor:
+    """A tensor of the file, by absolute offset (what GGUFReader reported), read lazily."""
 
-    def __init__(self, path: str, dtype=np.float64):
+    def __init__(self, path, name, qtype, shape, offset, n_bytes):
+        self.path, self.name, self.qtype = path, name, int(qtype)
+        self.shape, self.offset, self.n_bytes = list(shape), int(offset), int(n_bytes)
+
+    @property
+    def tensor_type(self):
+        return self.qtype
+
+    @property
+    def data(self):
+        raw = np.memmap(self.path, dtype=np.uint8, mode="r", offset=self.offset,
+                        shape=(self.n_bytes,))
+        qt = gguf.GGMLQuantizationType(self.qtype)
+        if qt == gguf.GGMLQuantizationType.F32:
+            return raw.view(np.float32)
+        if qt == gguf.GGMLQuantizationType.F16:
+            return raw.view(np.float16)
+        return raw.reshape(-1, self.n_bytes // int(np.prod(self.shape[1:], dtype=np.int64)))
+
+
+def _load_header(path: str, cache: str | None):
+    """(Config, {name: _Tensor}) via GGUFReader. Parsing a 262144-entry vocabulary takes
+    GGUFReader ~1 minute, so with `cache` (a directory) the result is kept as JSON, keyed by
+    the file's path, size and mtime."""
+    import dataclasses
+    import hashlib
+    import json
+    import os
+
+    st = os.stat(path)
+    key = hashlib.sha1(f"{os.path.realpath(path)}:{st.st_size}:{st.st_mtime_ns}".encode())
+    cpath = os.path.join(cache, f"ref-header-{key.hexdigest()[:16]}.json") if cache else None
+    if cpath and os.path.exists(cpath):
+        with open(cpath) as f:
+            d = json.load(f)
+    else:
+        r = gguf.GGUFReader(path)
+        d = {"cfg": dataclasses.asdict(read_config(r)),
+             "tensors": [[t.name, int(t.tensor_type), [int(x) for x in t.shape],
+                          int(t.data_offset), int(t.n_bytes)] for t in r.tensors]}
+        if cpath:
+            with open(cpath + ".tmp", "w") as f:
+                json.dump(d, f)
+            os.replace(cpath + ".tmp", cpath)
+    cfg = Config(**d["cfg"])
+    return cfg, {t[0]: _Tensor(path, *t) for t in d["tensors"]}
+
+
+class RefModel:
+    """A GGUF model evaluated in numpy. dtype: np.float64 (default) or np.float32.
+    cache: optional directory for the parsed header (see _load_header)."""
+
+    def __init__(self, path: str, dtype=np.float64, cache: str | None = None):
         self.path = path
         self.dtype = dtype
-        self.reader = gguf.GGUFReader(path)
-        self.cfg = read_config(self.reader)
-        self._t = {t.name: t for t in self.reader.tensors}
+        self.cfg, self._t = _load_header(path, cache)
 
     def has(self, name: str) -> bool:
         return name in self._t
@@ -224,8 +274,8 @@ class RefModel:
             raise ValueError("octet_ref: bad token ids")
         T, H, Hkv, D = len(toks), c.n_head, c.n_head_kv, c.head_dim
         pos = np.arange(T)
-        embd = self.w("token_embd.weight")
-        x = embd[toks].copy() * self.dtype(c.embd_scale)
+        embd32 = tensor_f32(self._t["token_embd.weight"])  # [V, E] float32 (a view if F32)
+        x = embd32[toks].astype(self.dtype) * self.dtype(c.embd_scale)
         for il in range(c.n_layer):
             p = f"blk.{il}."
             h = rmsnorm(x, self.w(p + "attn_norm.weight"), c.eps)
@@ -260,12 +310,15 @@ class RefModel:
             if hidden_out is not None:
                 hidden_out.append(x.copy())
         x = rmsnorm(x, self.w("output_norm.weight"), c.eps)
-        head = self.w("output.weight") if self.has("output.weight") else embd
-        del embd
+        head = tensor_f32(self._t["output.weight"]) if self.has("output.weight") else embd32
+        # A big LM head (Gemma: 262144 x 640) is multiplied in float32: a float64 copy would
+        # cost GBs, and a float32 dot over n_embd terms is still ~1e-6 relative.
+        hd = np.float32 if head.size > (1 << 24) else self.dtype
+        head = head.astype(hd, copy=False)
         out = np.empty((T, c.n_vocab), dtype=np.float32)
         step = 64  # bounded temporaries for big vocabularies
         for r in range(0, T, step):
-            out[r : r + step] = x[r : r + step] @ head.T
+            out[r : r + step] = x[r : r + step].astype(hd) @ head.T
         return out
 
 
