@@ -67,3 +67,18 @@ Expected<Calibration> calibrate(std::shared_ptr<const Model> model,
                                 const std::function<void(const std::string&)>& progress = {});
 
 }  // namespace octet
+
+namespace octet {
+// The calibration for an INT8 run: the sidecar when it exists and matches the model;
+// otherwise calibrates on the built-in text (progress reported) and caches the result in
+// the sidecar (a warning, not an error, when the directory is read-only).
+Expected<Calibration> load_or_calibrate(std::shared_ptr<const Model> model,
+                                        const std::string& model_path,
+                                        const std::string& sidecar, ThreadPool* pool,
+                                        const std::function<void(const std::string&)>& progress);
+// Calibrates on given text (or the built-in sample when text is empty).
+Expected<Calibration> calibrate_text(std::shared_ptr<const Model> model, const std::string& text,
+                                     const std::string& source, const CalibOptions& opt,
+                                     int64_t max_tokens, ThreadPool* pool,
+                                     const std::function<void(const std::string&)>& progress);
+}  // namespace octet

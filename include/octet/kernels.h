@@ -4,11 +4,44 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <new>
 #include <vector>
 
 #include "octet/threads.h"
 
 namespace octet::kernels {
+
+// ---- ISA selection. Every float kernel below dispatches on the process-wide choice, which
+// defaults to the best the CPU has (cpu_features(), so OCTET_ISA=ref|avx2 caps it). Tests and
+// benchmarks force a narrower one with set_float_isa; not meant to be flipped while kernels run.
+enum class FloatIsa { kAuto, kScalar, kAvx2, kAvx512 };
+const char* float_isa_name(FloatIsa isa);
+// Returns false (and changes nothing) if the CPU lacks `isa`.
+bool set_float_isa(FloatIsa isa);
+FloatIsa float_isa();  // the concrete ISA now in use (never kAuto)
+
+// Runs `iters` steps of a register-only FMA loop on the active ISA (independent chains,
+// enough to cover the FMA latency) and returns the flops done: timing it gives the machine's
+// FP32 peak for the efficiency figures of `octet kbench-f32`.
+double fp32_fma_loop(int64_t iters);
+
+namespace detail {
+// 64-byte aligned storage: packed panels are read with full-width zmm loads that must not
+// straddle cache lines.
+template <class T>
+struct Aligned64Alloc {
+  using value_type = T;
+  Aligned64Alloc() = default;
+  template <class U>
+  Aligned64Alloc(const Aligned64Alloc<U>&) {}  // NOLINT: allocator rebind
+  T* allocate(size_t n) {
+    return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t(64)));
+  }
+  void deallocate(T* p, size_t) { ::operator delete(p, std::align_val_t(64)); }
+  template <class U>
+  bool operator==(const Aligned64Alloc<U>&) const { return true; }
+};
+}  // namespace detail
 
 // ---- GEMM: y[M, N] = x[M, K] · W[N, K]^T  (W row-major, one output channel per row, as a
 // GGUF matrix with dims {K, N} is stored). Weights are packed once into the kernel's layout.
@@ -26,10 +59,13 @@ class PackedF32 {
 
  private:
   int64_t n_ = 0, k_ = 0;
-  std::vector<float> data_;  // layout private to kernels/ (see gemm_f32.cpp)
+  // Panel layout (docs/kernels-f32.md): W split into ceil(N/16) panels of 16 output
+  // channels; panel p is K rows of 16 floats, [p][k][16], channels past N zero.
+  std::vector<float, detail::Aligned64Alloc<float>> data_;
 };
 
-// y has row stride ldy (>= N). Splits N across the pool.
+// y has row stride ldy (>= N), x is dense [M, K]. Splits N (and M when N is small) across
+// the pool.
 void gemm_f32(const float* x, int64_t m, const PackedF32& w, float* y, int64_t ldy,
               ThreadPool* pool);
 // Scalar reference on an unpacked W [N, K] (double accumulation).
@@ -53,6 +89,27 @@ void gelu_tanh_mul_f32(float* gate, const float* up, int64_t n); // gate = gelu_
 enum class RopeMode { kNormal, kNeox };
 void rope_f32(float* x, int64_t head_dim, int64_t n_rot, int64_t pos, float freq_base,
               float freq_scale, RopeMode mode);
+
+// ---- Attention over a KV cache (chunked prefill and decode).
+struct AttentionDims {
+  int64_t n_head = 0, n_head_kv = 0, head_dim = 0;
+  int64_t kv_head_stride = 0;  // floats between kv heads in the cache (= n_ctx·head_dim)
+  int64_t window = 0;          // 0: full causal; else a query at p sees keys in (p-window, p]
+  float scale = 1.f;           // applied to q·k
+  float softcap = 0.f;         // 0: none; else s = softcap·tanh(s/softcap) after scaling
+};
+// q row i (the query at position pos0+i, row stride ldq) holds n_head heads of head_dim.
+// k/v cache of one layer: [kv_head][pos][head_dim], positions 0..pos0+n_q-1 written.
+// GQA: head h reads kv head h / (n_head/n_head_kv). out row i (stride ldo) gets n_head heads.
+// Flash-style online softmax over key tiles, parallel over (head, query block).
+// Throws std::invalid_argument on inconsistent dims.
+void attention_f32(const float* q, int64_t ldq, int64_t n_q, int64_t pos0, const float* k_cache,
+                   const float* v_cache, const AttentionDims& d, float* out, int64_t ldo,
+                   ThreadPool* pool);
+// Scalar reference (two-pass softmax, double accumulation).
+void attention_f32_ref(const float* q, int64_t ldq, int64_t n_q, int64_t pos0,
+                       const float* k_cache, const float* v_cache, const AttentionDims& d,
+                       float* out, int64_t ldo);
 
 }  // namespace octet::kernels
 

@@ -1,5 +1,7 @@
 #include "common.h"
 
+#include "octet/calibration.h"
+
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -25,8 +27,13 @@ void EngineFlags::add_to(CLI::App* cmd) {
   cmd->add_option("-t,--threads", threads, "worker threads (0: all cores)");
   cmd->add_option("-c,--ctx", ctx, "context size in tokens")->check(CLI::Range(16, 1 << 20));
   cmd->add_option("--chunk", chunk, "prefill chunk size (tokens)")->check(CLI::Range(1, 8192));
-  cmd->add_option("--mode", mode, "compute mode for prefill")
-      ->check(CLI::IsMember({"fp32"}));
+  cmd->add_option("--mode", mode,
+                  "int8: W8A8 with shadow outliers (calibrated on first use); fp32: reference")
+      ->check(CLI::IsMember({"fp32", "int8"}));
+  cmd->add_option("--calib", calib, "INT8 calibration file (default: MODEL.octet-calib.json)");
+  cmd->add_option("--shadow-keep", shadow_keep,
+                  "share of linear inputs keeping the shadow-outlier path (0..1)")
+      ->check(CLI::Range(0.0, 1.0));
   cmd->add_flag("-v,--verbose", verbose, "print model details and timings");
 }
 
@@ -48,9 +55,21 @@ std::unique_ptr<Engine> load_engine(const EngineFlags& f) {
   if (!m) fail(m.error());
   e->model = std::move(m).value();
   e->pool = std::make_unique<ThreadPool>(f.threads);
-  auto w = Weights::build_fp32(*e->model, e->pool.get());
-  if (!w) fail(w.error());
-  e->weights = std::move(w).value();
+  e->model_path = path;
+  if (f.mode == "fp32") {
+    auto w = Weights::build_fp32(*e->model, e->pool.get());
+    if (!w) fail(w.error());
+    e->weights = std::move(w).value();
+  } else {
+    auto say = [](const std::string& s) { std::fprintf(stderr, "octet: %s\n", s.c_str()); };
+    auto calib = load_or_calibrate(e->model, path, f.calib, e->pool.get(), say);
+    if (!calib) fail(calib.error());
+    Int8Options io;
+    io.shadow_keep = f.shadow_keep;
+    auto w = Weights::build_int8(*e->model, *calib, io, e->pool.get());
+    if (!w) fail(w.error());
+    e->weights = std::move(w).value();
+  }
   e->session_opts.n_ctx = f.ctx;
   e->session_opts.chunk = f.chunk;
   const double ms =

@@ -20,7 +20,9 @@ struct EngineFlags {
   int threads = 0;
   int64_t ctx = 4096;
   int64_t chunk = 256;
-  std::string mode = "fp32";
+  std::string mode = "int8";
+  std::string calib;          // calibration sidecar (default: next to the model)
+  double shadow_keep = 1.0;   // share of linear inputs that keep the shadow-outlier path
   bool verbose = false;
   void add_to(CLI::App* cmd);
 };
@@ -30,6 +32,7 @@ struct Engine {
   std::shared_ptr<const Model> model;
   std::shared_ptr<const Weights> weights;
   SessionOptions session_opts;
+  std::string model_path;
   std::unique_ptr<Session> new_session() const {
     return std::make_unique<Session>(model, weights, session_opts, pool.get());
   }

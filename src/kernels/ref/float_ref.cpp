@@ -1,6 +1,8 @@
 #include "kernels/ref/float_ref.h"
 
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 namespace octet::kernels::ref {
 
@@ -42,18 +44,22 @@ void softmax_f32(float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] *= inv;
 }
 
+// silu and gelu are evaluated in double: they are the ground truth for the vectorised forms
+// (1 + tanh(t) would lose all precision where tanh(t) ≈ -1, even in double).
 void silu_mul_f32(float* gate, const float* up, int64_t n) {
   for (int64_t i = 0; i < n; ++i) {
-    const float g = gate[i];
-    gate[i] = g / (1.0f + std::exp(-g)) * up[i];
+    const double g = gate[i];
+    gate[i] = static_cast<float>(g / (1.0 + std::exp(-g)) * up[i]);
   }
 }
 
 void gelu_tanh_mul_f32(float* gate, const float* up, int64_t n) {
-  constexpr float kSqrt2OverPi = 0.7978845608028654f;
+  constexpr double kSqrt2OverPi = 0.7978845608028654;
   for (int64_t i = 0; i < n; ++i) {
-    const float g = gate[i];
-    gate[i] = 0.5f * g * (1.0f + std::tanh(kSqrt2OverPi * (g + 0.044715f * g * g * g))) * up[i];
+    const double g = gate[i];
+    // 0.5·(1 + tanh(t)) written as 1/(1 + e^(-2t)): equal, but exact where tanh(t) → -1.
+    const double t = kSqrt2OverPi * (g + 0.044715 * g * g * g);
+    gate[i] = static_cast<float>(g / (1.0 + std::exp(-2.0 * t)) * up[i]);
   }
 }
 
@@ -97,6 +103,41 @@ void rope_f32(float* x, int64_t head_dim, int64_t n_rot, int64_t pos, float freq
   const int64_t half = n_rot / 2 < 512 ? n_rot / 2 : 512;
   rope_table(pos, 2 * half, freq_base, freq_scale, c, s);
   rope_f32_table(x, 2 * half, c, s, mode);
+}
+
+}  // namespace octet::kernels
+
+namespace octet::kernels {
+
+void attention_f32_ref(const float* q, int64_t ldq, int64_t n_q, int64_t pos0,
+                       const float* k_cache, const float* v_cache, const AttentionDims& d,
+                       float* out, int64_t ldo) {
+  const int64_t D = d.head_dim, group = d.n_head / d.n_head_kv;
+  std::vector<double> s, o(static_cast<size_t>(D));
+  for (int64_t i = 0; i < n_q; ++i) {
+    const int64_t p = pos0 + i, jlo = d.window > 0 ? std::max<int64_t>(0, p - d.window + 1) : 0;
+    for (int64_t h = 0; h < d.n_head; ++h) {
+      const float* qh = q + i * ldq + h * D;
+      const float* kh = k_cache + (h / group) * d.kv_head_stride;
+      const float* vh = v_cache + (h / group) * d.kv_head_stride;
+      s.assign(static_cast<size_t>(p + 1 - jlo), 0.0);
+      double mx = -INFINITY;
+      for (int64_t j = jlo; j <= p; ++j) {
+        double acc = 0;
+        for (int64_t t = 0; t < D; ++t) acc += static_cast<double>(qh[t]) * kh[j * D + t];
+        acc *= d.scale;
+        if (d.softcap > 0.f) acc = d.softcap * std::tanh(acc / d.softcap);
+        s[j - jlo] = acc;
+        mx = std::max(mx, acc);
+      }
+      double sum = 0;
+      for (double& x : s) sum += (x = std::exp(x - mx));
+      std::fill(o.begin(), o.end(), 0.0);
+      for (int64_t j = jlo; j <= p; ++j)
+        for (int64_t t = 0; t < D; ++t) o[t] += s[j - jlo] * vh[j * D + t];
+      for (int64_t t = 0; t < D; ++t) out[i * ldo + h * D + t] = static_cast<float>(o[t] / sum);
+    }
+  }
 }
 
 }  // namespace octet::kernels

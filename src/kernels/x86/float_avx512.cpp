@@ -1,0 +1,66 @@
+// AVX-512 float kernels: the templates of kernels/float_impl.h on 16-lane zmm vectors.
+// GEMM microkernel 8 rows × 48 columns (24 zmm accumulators, 3 panel loads and 8 embedded
+// broadcasts per k step).
+// GCC 12's _mm512_undefined_* self-initialise and trip -W(maybe-)uninitialized (PR105593).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#include <immintrin.h>
+#pragma GCC diagnostic pop
+
+#include "kernels/float_isa.h"
+
+namespace octet::kernels::fimpl {
+namespace {
+
+struct Avx512 {
+  using V = __m512;
+  static constexpr int W = 16;
+  static constexpr int64_t kNP = 3, kMR = 8, kKC = 256;
+  static constexpr int64_t kBQ = 64, kNQ = 4, kSMR = 6, kPVR = 4, kPVC = 4;
+  static V zero() { return _mm512_setzero_ps(); }
+  static V set1(float f) { return _mm512_set1_ps(f); }
+  static V load(const float* p) { return _mm512_loadu_ps(p); }
+  static V load_u(const float* p) { return _mm512_loadu_ps(p); }
+  static void store(float* p, V v) { _mm512_storeu_ps(p, v); }
+  static void store_u(float* p, V v) { _mm512_storeu_ps(p, v); }
+  static __mmask16 mask(int n) { return static_cast<__mmask16>((1u << n) - 1u); }
+  static V loadn(const float* p, int n) { return _mm512_maskz_loadu_ps(mask(n), p); }
+  static void storen(float* p, V v, int n) { _mm512_mask_storeu_ps(p, mask(n), v); }
+  static V fmadd(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+  static V add(V a, V b) { return _mm512_add_ps(a, b); }
+  static V sub(V a, V b) { return _mm512_sub_ps(a, b); }
+  static V mul(V a, V b) { return _mm512_mul_ps(a, b); }
+  static V div(V a, V b) { return _mm512_div_ps(a, b); }
+  static V max(V a, V b) { return _mm512_max_ps(a, b); }
+  static V min(V a, V b) { return _mm512_min_ps(a, b); }
+  static V round(V a) { return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  static V floor(V a) { return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC); }
+  static V pow2i(V n) {
+    const __m512i e = _mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(e, 23));
+  }
+  static float hsum(V v) { return _mm512_reduce_add_ps(v); }
+  static float hmax(V v) { return _mm512_reduce_max_ps(v); }
+  static V iota() { return _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15); }
+  static V sel_le(V a, V b, V x, V y) {
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, b, _CMP_LE_OQ), y, x);
+  }
+  static V dup_pairs(const float* p) {
+    const __m512i idx = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+    return _mm512_permutexvar_ps(idx, _mm512_castps256_ps512(_mm256_loadu_ps(p)));
+  }
+  static V swap_pairs(V v) { return _mm512_permute_ps(v, 0xB1); }
+  static V sign_pairs() { return _mm512_setr_ps(-1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1); }
+};
+
+#include "kernels/float_impl.h"
+
+}  // namespace
+
+const FloatKernels& kernels_avx512() {
+  static const FloatKernels t = make_table<Avx512>(FloatIsa::kAvx512);
+  return t;
+}
+
+}  // namespace octet::kernels::fimpl

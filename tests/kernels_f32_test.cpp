@@ -1,0 +1,273 @@
+// Float kernels (GEMM, vector ops, attention) on every ISA this CPU has, against the scalar
+// references in kernels/ref, on shapes that are not multiples of the block sizes.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "kernels/ref/float_ref.h"
+#include "octet/kernels.h"
+#include "octet/threads.h"
+
+namespace octet::kernels {
+namespace {
+
+std::vector<FloatIsa> isas() {
+  std::vector<FloatIsa> v;
+  for (FloatIsa isa : {FloatIsa::kScalar, FloatIsa::kAvx2, FloatIsa::kAvx512})
+    if (set_float_isa(isa)) v.push_back(isa);
+  set_float_isa(FloatIsa::kAuto);
+  return v;
+}
+
+class FloatKernels : public ::testing::TestWithParam<FloatIsa> {
+ protected:
+  void SetUp() override {
+    if (!set_float_isa(GetParam())) GTEST_SKIP() << "CPU lacks " << float_isa_name(GetParam());
+  }
+  void TearDown() override { set_float_isa(FloatIsa::kAuto); }
+};
+
+std::vector<float> randn(std::mt19937& rng, int64_t n, float sd = 1.f) {
+  std::normal_distribution<float> d(0.f, sd);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
+TEST(FloatIsaSelect, ReportsActiveIsa) {
+  ASSERT_TRUE(set_float_isa(FloatIsa::kScalar));
+  EXPECT_EQ(float_isa(), FloatIsa::kScalar);
+  ASSERT_TRUE(set_float_isa(FloatIsa::kAuto));
+  EXPECT_NE(float_isa(), FloatIsa::kAuto);
+}
+
+TEST_P(FloatKernels, PackUnpackRoundTrip) {
+  std::mt19937 rng(1);
+  for (auto [n, k] : {std::pair<int64_t, int64_t>{1, 1}, {17, 5}, {50, 33}}) {
+    const auto w = randn(rng, n * k);
+    PackedF32 p(w.data(), n, k);
+    std::vector<float> row(static_cast<size_t>(k));
+    for (int64_t j = 0; j < n; ++j) {
+      p.unpack_row(j, row.data());
+      for (int64_t t = 0; t < k; ++t) ASSERT_EQ(row[t], w[j * k + t]);
+    }
+  }
+}
+
+TEST_P(FloatKernels, GemmMatchesReference) {
+  std::mt19937 rng(2);
+  ThreadPool pool(3);
+  struct Shape { int64_t m, n, k; };
+  const Shape shapes[] = {{1, 1, 1},    {1, 97, 640},  {2, 49, 257},  {3, 17, 3},
+                          {7, 48, 256}, {8, 130, 513}, {9, 16, 31},   {13, 113, 129},
+                          {17, 47, 1},  {64, 31, 300}, {37, 200, 77}, {1, 1000, 33}};
+  for (const Shape& s : shapes) {
+    const auto x = randn(rng, s.m * s.k), w = randn(rng, s.n * s.k);
+    const int64_t ldy = s.n + 3;
+    std::vector<float> ref(static_cast<size_t>(s.m * ldy), 0.f);
+    gemm_f32_ref(x.data(), s.m, w.data(), s.n, s.k, ref.data(), ldy);
+    PackedF32 p(w.data(), s.n, s.k);
+    for (ThreadPool* tp : {static_cast<ThreadPool*>(nullptr), &pool}) {
+      SCOPED_TRACE("m=" + std::to_string(s.m) + " n=" + std::to_string(s.n) + " k=" +
+                   std::to_string(s.k) + (tp ? " pool" : " serial"));
+      std::vector<float> y(static_cast<size_t>(s.m * ldy), -7.f);  // sentinel in the padding
+      gemm_f32(x.data(), s.m, p, y.data(), ldy, tp);
+      for (int64_t i = 0; i < s.m; ++i) {
+        for (int64_t j = 0; j < s.n; ++j) {
+          double mag = 0;
+          for (int64_t t = 0; t < s.k; ++t) mag += std::fabs(x[i * s.k + t] * w[j * s.k + t]);
+          ASSERT_NEAR(y[i * ldy + j], ref[i * ldy + j], 1e-6 * mag + 1e-30) << i << "," << j;
+        }
+        for (int64_t j = s.n; j < ldy; ++j) ASSERT_EQ(y[i * ldy + j], -7.f) << "padding written";
+      }
+    }
+  }
+}
+
+const int64_t kLens[] = {0, 1, 5, 15, 16, 17, 33, 100, 640, 1031};
+
+void expect_close(const std::vector<float>& got, const std::vector<float>& want, double rel,
+                  double abs = 0) {
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i)
+    ASSERT_NEAR(got[i], want[i], rel * std::fabs(want[i]) + abs) << "at " << i;
+}
+
+TEST_P(FloatKernels, DotAxpyAddScale) {
+  std::mt19937 rng(3);
+  for (int64_t n : kLens) {
+    SCOPED_TRACE(n);
+    const auto a = randn(rng, n), b = randn(rng, n);
+    double mag = 0;
+    for (int64_t i = 0; i < n; ++i) mag += std::fabs(a[i] * b[i]);
+    EXPECT_NEAR(dot_f32(a.data(), b.data(), n), ref::dot_f32(a.data(), b.data(), n), 1e-6 * mag + 1e-30);
+    auto y1 = b, y2 = b;
+    axpy_f32(y1.data(), 0.37f, a.data(), n);
+    ref::axpy_f32(y2.data(), 0.37f, a.data(), n);
+    expect_close(y1, y2, 1e-6, 1e-6);
+    y1 = b, y2 = b;
+    add_f32(y1.data(), a.data(), n);
+    ref::add_f32(y2.data(), a.data(), n);
+    expect_close(y1, y2, 0);
+    y1 = b, y2 = b;
+    scale_f32(y1.data(), -1.7f, n);
+    ref::scale_f32(y2.data(), -1.7f, n);
+    expect_close(y1, y2, 0);
+  }
+}
+
+TEST_P(FloatKernels, RmsNorm) {
+  std::mt19937 rng(4);
+  for (int64_t n : kLens) {
+    if (n == 0) continue;
+    SCOPED_TRACE(n);
+    const auto x = randn(rng, n, 3.f), w = randn(rng, n);
+    for (const float* wp : {w.data(), static_cast<const float*>(nullptr)}) {
+      std::vector<float> a(static_cast<size_t>(n)), b(static_cast<size_t>(n));
+      rmsnorm_f32(x.data(), wp, a.data(), n, 1e-6f);
+      ref::rmsnorm_f32(x.data(), wp, b.data(), n, 1e-6f);
+      expect_close(a, b, 2e-6);
+    }
+    auto inplace = x;  // out == x allowed
+    std::vector<float> b(static_cast<size_t>(n));
+    rmsnorm_f32(inplace.data(), w.data(), inplace.data(), n, 1e-6f);
+    ref::rmsnorm_f32(x.data(), w.data(), b.data(), n, 1e-6f);
+    expect_close(inplace, b, 2e-6);
+  }
+}
+
+TEST_P(FloatKernels, SoftmaxWideRange) {
+  std::mt19937 rng(5);
+  for (int64_t n : kLens) {
+    SCOPED_TRACE(n);
+    auto x = randn(rng, n, 30.f);  // exp arguments down to ~-200: underflow must give ~0
+    auto y = x;
+    softmax_f32(x.data(), n);
+    ref::softmax_f32(y.data(), n);
+    expect_close(x, y, 2e-6, 1e-37);
+  }
+}
+
+// Activation inputs: a spread plus the edges of exp (overflow, underflow, denormals) and 0.
+std::vector<float> activation_inputs(std::mt19937& rng, int64_t n) {
+  auto g = randn(rng, n, 4.f);
+  const float edges[] = {0.f, -0.f, 1e-20f, -1e-20f, 88.f, -88.f, 89.f, -89.f, 100.f, -100.f,
+                         103.f, -103.f, 150.f, -150.f, 20.f, -20.f, 7.5f, -7.5f};
+  for (size_t i = 0; i < sizeof(edges) / sizeof(edges[0]) && i < g.size(); ++i) g[i * 7 % g.size()] = edges[i];
+  return g;
+}
+
+TEST_P(FloatKernels, SiluAndGeluMul) {
+  std::mt19937 rng(6);
+  for (int64_t n : kLens) {
+    SCOPED_TRACE(n);
+    const auto g = activation_inputs(rng, n), u = randn(rng, n);
+    auto a = g, b = g;
+    silu_mul_f32(a.data(), u.data(), n);
+    ref::silu_mul_f32(b.data(), u.data(), n);
+    expect_close(a, b, 2e-6, 1e-38);
+    a = g, b = g;
+    gelu_tanh_mul_f32(a.data(), u.data(), n);
+    ref::gelu_tanh_mul_f32(b.data(), u.data(), n);
+    // Deep in the negative tail gelu ≈ g·e^(-2t) with |2t| up to ~100: float rounding of t
+    // alone is ~1e-5 relative there, so outputs below 1e-9·|g·up| get an absolute bound.
+    for (int64_t i = 0; i < n; ++i)
+      ASSERT_NEAR(a[i], b[i], 2e-6 * std::fabs(b[i]) + 1e-9 * std::fabs(g[i] * u[i]) + 1e-38)
+          << "gelu at g=" << g[i];
+  }
+}
+
+TEST_P(FloatKernels, Rope) {
+  std::mt19937 rng(7);
+  for (RopeMode mode : {RopeMode::kNormal, RopeMode::kNeox}) {
+    for (int64_t n_rot : {2, 6, 32, 34, 64, 128, 256}) {
+      SCOPED_TRACE(std::to_string(n_rot) + (mode == RopeMode::kNeox ? " neox" : " normal"));
+      std::vector<float> c(static_cast<size_t>(n_rot / 2)), s(c.size());
+      rope_table(1234, n_rot, 10000.f, 1.f, c.data(), s.data());
+      const auto x = randn(rng, n_rot + 5);  // dims past n_rot untouched
+      auto a = x, b = x;
+      rope_f32_table(a.data(), n_rot, c.data(), s.data(), mode);
+      ref::rope_f32_table(b.data(), n_rot, c.data(), s.data(), mode);
+      expect_close(a, b, 1e-6, 1e-6);
+      for (size_t i = static_cast<size_t>(n_rot); i < x.size(); ++i) ASSERT_EQ(a[i], x[i]);
+    }
+  }
+}
+
+struct AttnCase {
+  int64_t n_head, n_head_kv, head_dim, n_q, pos0, window;
+  float softcap;
+};
+
+TEST_P(FloatKernels, AttentionMatchesReference) {
+  std::mt19937 rng(8);
+  ThreadPool pool(3);
+  const AttnCase cases[] = {
+      {1, 1, 16, 1, 0, 0, 0.f},     {4, 1, 64, 1, 37, 0, 0.f},     {4, 2, 40, 2, 10, 0, 0.f},
+      {14, 2, 64, 70, 0, 0, 0.f},   {4, 1, 256, 67, 13, 0, 0.f},   {2, 2, 24, 33, 5, 7, 0.f},
+      {8, 4, 64, 130, 50, 32, 0.f}, {4, 2, 32, 40, 3, 0, 50.f},    {3, 1, 20, 5, 0, 1, 0.f},
+      {2, 1, 36, 3, 90, 4, 0.f},    {4, 1, 256, 1, 300, 64, 0.f},  {6, 3, 8, 19, 200, 100, 30.f},
+      {2, 2, 128, 65, 0, 512, 0.f}};
+  for (const AttnCase& c : cases) {
+    const int64_t D = c.head_dim, n_ctx = c.pos0 + c.n_q + 3;
+    AttentionDims d;
+    d.n_head = c.n_head;
+    d.n_head_kv = c.n_head_kv;
+    d.head_dim = D;
+    d.kv_head_stride = n_ctx * D;
+    d.window = c.window;
+    d.scale = 1.f / std::sqrt(static_cast<float>(D));
+    d.softcap = c.softcap;
+    auto kc = randn(rng, c.n_head_kv * n_ctx * D, 2.f), vc = randn(rng, c.n_head_kv * n_ctx * D);
+    // Positions past pos0+n_q are not written yet: NaN there catches any read of them.
+    for (int64_t h = 0; h < c.n_head_kv; ++h)
+      for (int64_t p = c.pos0 + c.n_q; p < n_ctx; ++p)
+        for (int64_t t = 0; t < D; ++t)
+          kc[(h * n_ctx + p) * D + t] = vc[(h * n_ctx + p) * D + t] = std::numeric_limits<float>::quiet_NaN();
+    const int64_t ldq = c.n_head * D + 5, ldo = c.n_head * D + 2;
+    const auto q = randn(rng, c.n_q * ldq);
+    std::vector<float> ref(static_cast<size_t>(c.n_q * ldo), 0.f);
+    attention_f32_ref(q.data(), ldq, c.n_q, c.pos0, kc.data(), vc.data(), d, ref.data(), ldo);
+    for (ThreadPool* tp : {static_cast<ThreadPool*>(nullptr), &pool}) {
+      SCOPED_TRACE("heads=" + std::to_string(c.n_head) + "/" + std::to_string(c.n_head_kv) +
+                   " D=" + std::to_string(D) + " n_q=" + std::to_string(c.n_q) + " pos0=" +
+                   std::to_string(c.pos0) + " window=" + std::to_string(c.window) +
+                   " softcap=" + std::to_string(c.softcap) + (tp ? " pool" : " serial"));
+      std::vector<float> out(static_cast<size_t>(c.n_q * ldo), -9.f);
+      attention_f32(q.data(), ldq, c.n_q, c.pos0, kc.data(), vc.data(), d, out.data(), ldo, tp);
+      for (int64_t i = 0; i < c.n_q; ++i) {
+        for (int64_t j = 0; j < c.n_head * D; ++j)
+          ASSERT_NEAR(out[i * ldo + j], ref[i * ldo + j], 2e-5) << "row " << i << " col " << j;
+        for (int64_t j = c.n_head * D; j < ldo; ++j) ASSERT_EQ(out[i * ldo + j], -9.f);
+      }
+    }
+  }
+}
+
+TEST(FloatKernelsErrors, AttentionRejectsBadDims) {
+  AttentionDims d;
+  d.n_head = 3;
+  d.n_head_kv = 2;
+  d.head_dim = 8;
+  d.kv_head_stride = 64;
+  std::vector<float> buf(1024);
+  EXPECT_THROW(attention_f32(buf.data(), 24, 1, 0, buf.data(), buf.data(), d, buf.data(), 24, nullptr),
+               std::invalid_argument);
+  d.n_head_kv = 1;
+  d.head_dim = 0;
+  EXPECT_THROW(attention_f32(buf.data(), 24, 1, 0, buf.data(), buf.data(), d, buf.data(), 24, nullptr),
+               std::invalid_argument);
+}
+
+INSTANTIATE_TEST_SUITE_P(Isa, FloatKernels, ::testing::ValuesIn(isas()),
+                         [](const ::testing::TestParamInfo<FloatIsa>& i) {
+                           return std::string(float_isa_name(i.param));
+                         });
+
+}  // namespace
+}  // namespace octet::kernels
