@@ -95,12 +95,12 @@ def octet_tokenize(model: str, text: str, *extra) -> list[int]:
     return [int(t) for t in json.loads(p.stdout)["tokens"]]
 
 
-def octet_generate(model: str, prompt: str, n: int, *extra) -> tuple[list[int], str]:
+def octet_generate(model: str, prompt: str, n: int, *extra, mode: str = "fp32"):
     """Greedy `octet run`; returns (generated ids, stdout text)."""
     with tempfile.TemporaryDirectory(dir=cache_dir()) as td:
         ids_path = os.path.join(td, "ids.txt")
-        p = octet("run", "-m", model, "-p", prompt, "-n", n, "--temp", 0, "--tokens-out",
-                  ids_path, *extra)
+        p = octet("run", "-m", model, "-p", prompt, "-n", n, "--temp", 0, "--mode", mode,
+                  "--tokens-out", ids_path, *extra)
         with open(ids_path) as f:
             ids = [int(x) for x in f.read().split()]
     return ids, p.stdout
@@ -149,13 +149,24 @@ def llama_logits(model: str, tokens, n_ctx: int = 1024, **kw) -> np.ndarray:
 
 def llama_greedy(model: str, prompt_ids, n: int, stop_ids=(), n_ctx: int = 256, **kw):
     """Greedy (argmax) continuation by llama.cpp: up to n ids, stopping before a stop id.
+    Cached like llama_logits. One thread by default: token-by-token decode is memory-bound,
+    and ggml's spinning workers slow it down several-fold on an oversubscribed machine.
     (llama-cpp-python keeps scores only with logits_all.)"""
     import llama_cpp
 
+    prompt_ids = [int(t) for t in prompt_ids]
+    stop_ids = sorted(int(t) for t in stop_ids)
+    key = hashlib.sha1(json.dumps([file_key(model), prompt_ids, n, stop_ids, n_ctx,
+                                   sorted(kw.items()), llama_cpp.__version__]).encode())
+    path = os.path.join(cache_dir(), f"llama-greedy-{key.hexdigest()[:16]}.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            return json.load(f)
     assert len(prompt_ids) + n <= n_ctx
-    llm = llama_cpp.Llama(model_path=model, n_ctx=n_ctx, logits_all=True, n_threads=_threads(),
-                          n_threads_batch=_threads(), **_LLAMA_KW, **kw)
-    llm.eval([int(t) for t in prompt_ids])
+    nt = int(os.environ.get("OCTET_TEST_THREADS") or 1)
+    llm = llama_cpp.Llama(model_path=model, n_ctx=n_ctx, logits_all=True, n_threads=nt,
+                          n_threads_batch=nt, **_LLAMA_KW, **kw)
+    llm.eval(prompt_ids)
     out = []
     for _ in range(n):
         t = int(np.argmax(llm.scores[llm.n_tokens - 1]))
@@ -164,4 +175,7 @@ def llama_greedy(model: str, prompt_ids, n: int, stop_ids=(), n_ctx: int = 256, 
         out.append(t)
         llm.eval([t])
     del llm
+    with open(path + ".tmp", "w") as f:
+        json.dump(out, f)
+    os.replace(path + ".tmp", path)
     return out

@@ -55,15 +55,23 @@ def _report(what, s):
           f"KL mean {s['kl_mean']:.2e} max {s['kl_max']:.2e}")
 
 
+# llama.cpp with an F32 KV cache (type 0) on the F32 copy: only summation order and its f16
+# GELU table differ from exact float math.
+F32_KV = dict(type_k=0, type_v=0)
+
+
 def test_vs_llama_cpp_f32_copy(gemma_f32, wiki_tokens, octet_wiki):
-    s = compare_logits(octet_wiki, harness.llama_logits(gemma_f32, wiki_tokens))
-    _report("octet(Q4_K_M) vs llama.cpp(F32 copy)", s)
-    assert s["argmax_agree"] >= 0.99 and s["kl_mean"] < 0.01
+    s = compare_logits(octet_wiki, harness.llama_logits(gemma_f32, wiki_tokens, **F32_KV))
+    _report("octet(Q4_K_M) vs llama.cpp(F32 copy, F32 KV)", s)
+    # Measured (512 tokens): 100% argmax, KL ~4e-7; the KL bound leaves 200x headroom.
+    assert s["argmax_agree"] >= 0.99 and s["kl_mean"] < 1e-4
 
 
 def test_vs_llama_cpp_stock(gemma, wiki_tokens, octet_wiki):
     s = compare_logits(octet_wiki, harness.llama_logits(gemma, wiki_tokens))
     _report("octet(Q4_K_M) vs llama.cpp(Q4_K_M)", s)
+    # Measured (512 tokens): 96.1% argmax, KL ~5e-3 -- llama.cpp's own Q8 activation
+    # quantisation (llama.cpp on the F32 copy vs on this file gives the same numbers).
     assert s["argmax_agree"] >= 0.93 and s["kl_mean"] < 0.01
 
 
@@ -91,29 +99,42 @@ def chat(gemma, gemma_f32):
     assert len(stop) == 2, stop
     text = f"<start_of_turn>user\n{CHAT_PROMPT}<end_of_turn>\n<start_of_turn>model\n"
     prompt = harness.llama_tokenize(gemma, text, add_bos=True, special=True)
-    gen = harness.llama_greedy(gemma_f32, prompt, N_CHAT, stop)
+    gen = harness.llama_greedy(gemma_f32, prompt, N_CHAT, stop, **F32_KV)
     assert len(gen) >= 16, gen
     return prompt, gen, stop
 
 
-def test_chat_greedy_teacher_forced(octet_bin, gemma, chat):
+@pytest.fixture(scope="module")
+def octet_chat(octet_bin, gemma, chat):
+    """octet's logits along llama.cpp's greedy path (rows from the last prompt token on)."""
+    prompt, gen, _ = chat
+    return harness.octet_logits(gemma, prompt + gen[:-1])[len(prompt) - 1 :]
+
+
+def test_chat_greedy_teacher_forced(chat, octet_chat):
     """Each of octet's argmaxes along llama.cpp's greedy path is llama.cpp's next token, i.e.
     octet's own greedy decode is identical (checked without octet's tokenizer)."""
-    prompt, gen, _ = chat
-    got = harness.octet_logits(gemma, prompt + gen[:-1])
-    n_p = len(prompt)
-    am = got[n_p - 1 :].argmax(axis=1).tolist()
-    assert am == gen
+    _, gen, _ = chat
+    assert octet_chat.argmax(axis=1).tolist() == gen
 
 
-def test_chat_greedy_stock_llama(gemma, chat):
-    """Informative: stock llama.cpp on the Q4_K_M file (activations quantised to Q8_K) follows
-    the same greedy path for at least the first 16 tokens."""
+def test_chat_greedy_stock_llama(gemma, chat, octet_chat):
+    """Stock llama.cpp on the Q4_K_M file (activations quantised to Q8) may leave the greedy
+    path, but only where octet's own logits are nearly tied: at the first divergence, octet's
+    logit for stock llama.cpp's token is within 1.0 of its maximum (measured: 0.12, at token 19
+    of 64)."""
     prompt, gen, stop = chat
     stock = harness.llama_greedy(gemma, prompt, N_CHAT, stop)
-    same = next((i for i, (a, b) in enumerate(zip(stock, gen)) if a != b), min(len(stock), len(gen)))
-    print(f"stock llama.cpp greedy agrees with the F32 path for {same}/{len(gen)} tokens")
-    assert same >= 16
+    i = next((i for i, (a, b) in enumerate(zip(stock, gen)) if a != b), None)
+    if i is None:
+        print(f"stock llama.cpp greedy identical ({len(stock)} tokens)")
+        assert len(stock) == len(gen)
+        return
+    row = octet_chat[i]
+    margin = float(row.max() - row[stock[i]])
+    print(f"stock llama.cpp greedy leaves the F32 path at token {i}/{len(gen)}; "
+          f"octet margin there {margin:.3f}")
+    assert margin < 1.0
 
 
 def test_chat_run(octet_bin, gemma, chat):
