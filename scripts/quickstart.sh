@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # The README's first command: installs, builds, and runs a real prompt through the default
 # model with chunked INT8 prefill, printing the answer (stdout) and the measured speed (stderr).
+# The default model is a small *base* (not chat-tuned) model, so the prompt is a passage with
+# a question in few-shot form. Pass your own prompt as the first argument.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 ./scripts/build.sh
-exec ./build/octet run --chat --mode int8 -n 160 --temp 0 \
-  -p "${1:-Explain in three short sentences why the sky is blue, then give one everyday example of the same effect.}"
+if [ $# -gt 0 ]; then
+  exec ./build/octet run --mode int8 -n 128 --temp 0 -p "$1"
+fi
+exec ./build/octet run --mode int8 --chunk 64 -n 64 --temp 0 --stop "Q:" -f scripts/quickstart_prompt.txt

@@ -62,10 +62,18 @@ void check_gemm(const std::vector<float>& x, int64_t m, int64_t k, const Int8Wei
                                    Int8Isa::kRef).ok());
   const std::vector<int64_t> expect = naive(aref, w);
   // Float outputs of the reference: plain, bias, accumulate + bias.
-  std::vector<float> ref_plain(m * ldy, 0.f), ref_bias(m * ldy, 0.f), ref_acc = y0;
+  std::vector<float> ref_plain(m * ldy, 0.f), ref_bias(m * ldy, 0.f), ref_acc = y0,
+                     ref_acc0 = y0;
   ASSERT_TRUE(gemm_int8(aref, w, ref_plain.data(), ldy).ok());
   ASSERT_TRUE(gemm_int8(aref, w, ref_bias.data(), ldy, bias.data()).ok());
   ASSERT_TRUE(gemm_int8(aref, w, ref_acc.data(), ldy, bias.data(), true).ok());
+  ASSERT_TRUE(gemm_int8(aref, w, ref_acc0.data(), ldy, nullptr, true).ok());
+  // The reference itself against the exact sums (the padding columns stay untouched).
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j)
+      ASSERT_EQ(std::bit_cast<uint32_t>(ref_plain[i * ldy + j]),
+                std::bit_cast<uint32_t>(std::fma(static_cast<float>(expect[i * n + j]),
+                                                 aref.row_scale(i) * w.scale(j), 0.0f)));
 
   ThreadPool pool2(2), pool3(3);
   for (Int8Isa isa : available_isas()) {
@@ -86,14 +94,16 @@ void check_gemm(const std::vector<float>& x, int64_t m, int64_t k, const Int8Wei
         for (int64_t j = n; j < ldy; ++j) ASSERT_EQ(y32[i * ldy + j], 12345) << "padding written";
       }
 
-      std::vector<float> y(m * ldy, 0.f), yb(m * ldy, 0.f), ya = y0;
+      std::vector<float> y(m * ldy, 0.f), yb(m * ldy, 0.f), ya = y0, ya0 = y0;
       ASSERT_TRUE(gemm_int8(a, w, y.data(), ldy, nullptr, false, pool).ok());
       ASSERT_TRUE(gemm_int8(a, w, yb.data(), ldy, bias.data(), false, pool).ok());
       ASSERT_TRUE(gemm_int8(a, w, ya.data(), ldy, bias.data(), true, pool).ok());
+      ASSERT_TRUE(gemm_int8(a, w, ya0.data(), ldy, nullptr, true, pool).ok());
       for (int64_t i = 0; i < m * ldy; ++i) {
         ASSERT_EQ(std::bit_cast<uint32_t>(y[i]), std::bit_cast<uint32_t>(ref_plain[i])) << i;
         ASSERT_EQ(std::bit_cast<uint32_t>(yb[i]), std::bit_cast<uint32_t>(ref_bias[i])) << i;
         ASSERT_EQ(std::bit_cast<uint32_t>(ya[i]), std::bit_cast<uint32_t>(ref_acc[i])) << i;
+        ASSERT_EQ(std::bit_cast<uint32_t>(ya0[i]), std::bit_cast<uint32_t>(ref_acc0[i])) << i;
       }
     }
   }
@@ -104,7 +114,12 @@ TEST(Int8Gemm, RandomAndOddShapesMatchReferenceExactly) {
   const int64_t shapes[][3] = {
       {1, 1, 1},   {1, 17, 3},  {3, 1, 5},   {7, 17, 3},    {8, 16, 4},   {9, 33, 7},
       {17, 48, 64}, {13, 50, 130}, {33, 100, 257}, {2, 300, 40}, {100, 16, 24}, {40, 35, 96},
-      {1, 200, 896}, {25, 65, 33}, {16, 7, 1},  {65, 129, 67}};
+      {1, 200, 896}, {25, 65, 33}, {16, 7, 1},  {65, 129, 67},
+      // The VNNI microkernel's edges: full 8×48 tiles, 48-channel column blocks cut short
+      // (N = 49, 97, 145), several K blocks of 512 (K = 516, 1031, 2053: k4 not a multiple of
+      // the block), more rows than one 64-row chunk, primes everywhere.
+      {8, 48, 516}, {9, 49, 1031}, {1, 97, 2053}, {67, 145, 1029}, {130, 96, 600},
+      {3, 1, 4099}, {16, 144, 4}, {127, 53, 521}};
   for (const auto& s : shapes) {
     const int64_t m = s[0], n = s[1], k = s[2];
     const std::vector<int8_t> qw = random_q(rng, n * k);
@@ -121,10 +136,11 @@ TEST(Int8Gemm, RandomAndOddShapesMatchReferenceExactly) {
 TEST(Int8Gemm, ExtremeValuesExerciseTheU8ShiftAndInt32Range) {
   // K at the supported maximum with every product at ±127·127: the VNNI u8-shifted sum reaches
   // 255·127·K, just inside int32; all -127 activations are u8 1s, all +127 u8 255s.
+  // m = 8, n = 48 run the full VNNI asm tile, with K blocks (partial sums) for the larger K.
   for (int64_t k : {int64_t{5}, int64_t{1027}, kInt8MaxK}) {
     for (float xv : {-1000.0f, 1000.0f}) {
       for (int8_t wv : {int8_t{127}, int8_t{-127}}) {
-        const int64_t m = 3, n = 17;
+        const int64_t m = 8, n = k == kInt8MaxK ? 48 : 51;
         std::vector<int8_t> qw(n * k, wv);
         std::vector<float> sw(n, 1.0f);
         auto w = Int8Weights::from_int8(qw.data(), sw.data(), n, k);
@@ -180,12 +196,40 @@ TEST(Int8Weights, QuantisationRoundTripAndPacking) {
   }
   w->dequant_column(3, col.data());
   for (int64_t j = 0; j < n; ++j) EXPECT_EQ(col[j], w->scale(j) * w->at(j, 3));
-  // The packed layout: panel-major, groups of 4 k, 16 lanes × 4 bytes, zero padding.
+  // The packed layout: one column block of 2 panels (N = 21 → 32), groups of 4 k, each group
+  // the two panels' 16 lanes × 4 bytes side by side (128 bytes), zero padding.
   EXPECT_EQ(w->k4(), 8);
   EXPECT_EQ(w->panels(), 2);
-  EXPECT_EQ(w->packed()[1 * 8 * 64 + 2 * 64 + 3 * 4 + 1], w->at(19, 9));
-  EXPECT_EQ(w->packed()[1 * 8 * 64 + 7 * 64 + 3 * 4 + 1], 0);  // k = 29 is padding
-  EXPECT_EQ(w->packed()[1 * 8 * 64 + 0 * 64 + 6 * 4 + 0], 0);  // n = 22 is padding
+  EXPECT_EQ(w->packed()[2 * 128 + 1 * 64 + 3 * 4 + 1], w->at(19, 9));
+  EXPECT_EQ(w->packed_index(19, 9), 2 * 128 + 1 * 64 + 3 * 4 + 1);
+  EXPECT_EQ(w->packed()[7 * 128 + 1 * 64 + 3 * 4 + 1], 0);  // k = 29 is padding
+  EXPECT_EQ(w->packed()[0 * 128 + 1 * 64 + 6 * 4 + 0], 0);  // n = 22 is padding
+}
+
+TEST(Int8Weights, ColumnBlocksOfThreePanels) {
+  // N = 100 → 7 panels: blocks of 3, 3, 1 panels (192, 192, 64 bytes per group of 4 k).
+  std::mt19937 rng(9);
+  const int64_t n = 100, k = 10;
+  const std::vector<int8_t> qw = random_q(rng, n * k);
+  const std::vector<float> sw(n, 1.0f);
+  auto w = Int8Weights::from_int8(qw.data(), sw.data(), n, k);
+  ASSERT_TRUE(w.ok());
+  ASSERT_EQ(w->panels(), 7);
+  const int64_t k4 = 3;
+  // n = 50: panel 3 = block 1, panel 0 inside it; k = 5: group 1, byte 1.
+  EXPECT_EQ(w->packed_index(50, 5), 3 * k4 * 64 + 1 * 192 + 0 * 64 + 2 * 4 + 1);
+  // n = 99: panel 6 = block 2 (1 panel wide); k = 9: group 2, byte 1.
+  EXPECT_EQ(w->packed_index(99, 9), 6 * k4 * 64 + 2 * 64 + 3 * 4 + 1);
+  // Every entry lands on a distinct byte and reads back.
+  std::vector<int> seen(w->panels() * k4 * 64, 0);
+  for (int64_t j = 0; j < n; ++j)
+    for (int64_t i = 0; i < k; ++i) {
+      const int64_t idx = w->packed_index(j, i);
+      ASSERT_GE(idx, 0);
+      ASSERT_LT(idx, static_cast<int64_t>(seen.size()));
+      ASSERT_EQ(seen[idx]++, 0);
+      ASSERT_EQ(w->packed()[idx], qw[j * k + i]);
+    }
 }
 
 TEST(Int8Weights, RejectsBadInput) {

@@ -66,8 +66,9 @@ struct Value {
   std::optional<double> as_double() const; // any numeric scalar
   // Numeric array element as double (index < count; elem type numeric).
   double array_number(uint64_t idx) const;
-  // Short human form: scalars in full, arrays as "[type × count] first, elems, ...".
-  std::string to_string(size_t max_elems = 8) const;
+  // Short human form: scalars in full, arrays as "[type x count] first, elems, ...";
+  // strings escaped and, when max_chars > 0, cut after max_chars bytes.
+  std::string to_string(size_t max_elems = 8, size_t max_chars = 0) const;
 };
 
 struct KV {

@@ -63,8 +63,12 @@ using AlignedVector = std::vector<T, Aligned64<T>>;
 // ---- Weights: W [N, K] quantised per output channel and packed once for the GEMM kernels.
 // Layout (shared by all kernels): panels of 16 output channels; inside a panel, for each group
 // of 4 consecutive k, 16 lanes × 4 bytes (one 64-byte zmm: lane j holds w[n0+j, 4g..4g+3]).
+// Panels are interleaved in column blocks of kInt8PanelsPerBlock (3 panels = 48 channels, the
+// VNNI microkernel's width): block b holds, for each group g, its panels' 64-byte rows side by
+// side, so the microkernel reads one contiguous stream (the last block may hold fewer panels).
 // K is padded to a multiple of 4 and N to a multiple of 16 with zeros. Also holds the
 // per-channel Σ_k q_w[n,k] that undoes VNNI's u8 shift of the activations.
+inline constexpr int64_t kInt8PanelsPerBlock = 3;
 class Int8Weights {
  public:
   Int8Weights() = default;
@@ -89,6 +93,8 @@ class Int8Weights {
   int64_t k4() const { return k4_; }            // K padded / 4
   int64_t panels() const { return panels_; }    // N padded / 16
   const int8_t* packed() const { return packed_.data(); }
+  // Byte offset of q_w[n,k] in packed().
+  int64_t packed_index(int64_t n, int64_t k) const;
   const int32_t* shift_correction() const { return corr_.data(); }  // 128·Σ_k q_w[n,k]
 
  private:
@@ -111,6 +117,9 @@ using OutlierList = std::vector<Outlier>;
 
 // ---- Activations x [M, K] quantised for one ISA's kernels (rows of K padded to a multiple of
 // 4, stored with the kernel's offset: +128 for VNNI's u8×s8 instruction, 0 otherwise).
+// Layout: row-major rows of ld() bytes (row_block() == 0), or, for the VNNI kernel, blocks of
+// row_block() = 8 rows packed the way its microkernel broadcasts them: for each group of 4 k,
+// the 8 rows' 4 bytes side by side (32 bytes), so one pointer walks the whole row block.
 // Reusable: re-quantising into the same object keeps its buffer (no allocation per chunk).
 class Int8Activations {
  public:
@@ -119,18 +128,23 @@ class Int8Activations {
   Int8Isa isa() const { return isa_; }
   float row_scale(int64_t row) const { return row_scale_[row]; }
   int8_t at(int64_t row, int64_t k) const {
-    return static_cast<int8_t>(data_[row * ld_ + k] - offset_);
+    return static_cast<int8_t>(data_[index(row, k)] - offset_);
   }
 
   // Kernel view.
   int64_t ld() const { return ld_; }  // bytes per row (K padded to 4)
+  int64_t row_block() const { return rb_; }
+  int64_t index(int64_t row, int64_t k) const {  // byte offset of x[row, k] in data()
+    return rb_ ? ((row / rb_) * ld_ + (k & ~int64_t{3})) * rb_ + (row % rb_) * 4 + (k & 3)
+               : row * ld_ + k;
+  }
   const uint8_t* data() const { return data_.data(); }
   const float* row_scales() const { return row_scale_.data(); }
   uint8_t offset() const { return offset_; }
 
  private:
   friend struct Int8ActivationsAccess;
-  int64_t m_ = 0, k_ = 0, ld_ = 0;
+  int64_t m_ = 0, k_ = 0, ld_ = 0, rb_ = 0;
   Int8Isa isa_ = Int8Isa::kRef;
   uint8_t offset_ = 0;
   detail::AlignedVector<uint8_t> data_;

@@ -149,7 +149,7 @@ class Session {
   std::vector<Token> history_;
   std::vector<float> k_, v_;  // [layer][kv_head][n_ctx][head_dim]
   // Chunk arena: sized for `chunk` rows once, reused by every chunk.
-  std::vector<float> x_, xn_, qkv_, att_, o_, gu_, h_, scores_;
+  std::vector<float> x_, xn_, qkv_, att_, o_, gu_, h_;
   LinearScratch scratch_;
   std::vector<float> rope_cos_, rope_sin_, rope_cos_swa_, rope_sin_swa_;  // [n_ctx][n_rot/2]
 };

@@ -48,6 +48,8 @@ class Tokenizer {
   Token find_token(std::string_view text) const;
   const std::string& model_name() const { return model_; }  // "llama", "gpt2", ...
   const std::string& pre() const { return pre_; }           // pre-tokenizer name
+  // SPM: a space is put in front of raw text at the start and after special tokens.
+  bool add_space_prefix() const { return add_space_prefix_; }
 
  protected:
   std::string model_, pre_;
@@ -55,7 +57,7 @@ class Tokenizer {
   std::vector<float> scores_;
   std::vector<int32_t> types_;
   Token bos_ = -1, eos_ = -1, unk_ = -1;
-  bool add_bos_ = false, add_eos_ = false;
+  bool add_bos_ = false, add_eos_ = false, add_space_prefix_ = false;
   std::vector<Token> eog_;
 };
 
@@ -69,6 +71,7 @@ class TextStream {
   const Tokenizer& tok_;
   std::string pending_;
   bool first_ = true;
+  bool strip_next_ = false;  // SPM: drop the prefix space of the piece after a leading BOS
 };
 
 struct ChatMessage {
@@ -79,6 +82,11 @@ struct ChatMessage {
 enum class ChatTemplate { kNone, kGemma, kChatML, kLlama2, kLlama3, kPhi3, kZephyr };
 // Detects the family from tokenizer.chat_template (kChatML for Qwen etc.); kNone when absent.
 ChatTemplate detect_chat_template(const gguf::File& f);
+// The same from the template text alone (kNone when no family matches).
+ChatTemplate detect_chat_template_text(std::string_view tmpl);
+// For files without a template: guess from the vocabulary (<start_of_turn> -> Gemma,
+// <|im_start|> -> ChatML, <|start_header_id|> -> Llama 3, ...); kNone when nothing fits.
+ChatTemplate guess_chat_template(const Tokenizer& tok);
 const char* chat_template_name(ChatTemplate t);
 // Renders messages; add_generation_prompt opens the assistant turn.
 std::string apply_chat_template(ChatTemplate t, const std::vector<ChatMessage>& msgs,

@@ -4,7 +4,6 @@
 #include <cstring>
 
 #include "gguf/dequant_impl.h"
-#include "octet/cpu.h"
 #include "octet/gguf.h"
 #include "octet/half.h"
 
@@ -271,17 +270,23 @@ void deq_cast(const uint8_t* b, float* y, int64_t n) {
   }
 }
 
-}  // namespace
-
-void dequantize_f16_ref(const uint8_t* b, float* y, int64_t n) {
+void deq_f16(const uint8_t* b, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = h2f(b + 2 * i);
 }
-void dequantize_q4_k_ref(const uint8_t* b, float* y, int64_t nb) { deq_q4_k(b, y, nb); }
-void dequantize_q6_k_ref(const uint8_t* b, float* y, int64_t nb) { deq_q6_k(b, y, nb); }
-void dequantize_q8_0_ref(const uint8_t* b, float* y, int64_t nb) { deq_q8_0(b, y, nb); }
-void dequantize_q5_0_ref(const uint8_t* b, float* y, int64_t nb) { deq_q5_0(b, y, nb); }
 
-Status dequantize(Type t, const void* src, float* dst, int64_t n) {
+void deq_bf16(const uint8_t* b, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    uint16_t h;
+    std::memcpy(&h, b + 2 * i, 2);
+    y[i] = bf16_to_fp32(h);
+  }
+}
+
+const DequantKernels kRef = {deq_f16, deq_bf16, deq_q4_0, deq_q8_0, deq_q4_k, deq_q6_k};
+
+}  // namespace
+
+Status dequantize_with(DequantIsa isa, Type t, const void* src, float* dst, int64_t n) {
   const TypeInfo* ti = type_info(static_cast<uint32_t>(t));
   if (!ti) return Status::Error("gguf: cannot dequantize unknown type " + type_name(static_cast<uint32_t>(t)));
   if (!ti->can_dequantize) return Status::Error(std::string("gguf: no dequantizer for type ") + ti->name);
@@ -289,30 +294,31 @@ Status dequantize(Type t, const void* src, float* dst, int64_t n) {
     return Status::Error("gguf: " + std::to_string(n) + " elements is not a whole number of " + ti->name +
                          " blocks of " + std::to_string(ti->block_size));
   }
+  if (!dequant_isa_available(isa)) {
+    return Status::Error(std::string("gguf: this CPU cannot run the ") + dequant_isa_name(isa) + " dequantizers");
+  }
   if (n == 0) return Status::Ok();
   if (!src || !dst) return Status::Error("gguf: dequantize given a null pointer");
+  const DequantKernels& k = isa == DequantIsa::Avx512 ? dequant_kernels_avx512()
+                            : isa == DequantIsa::Avx2 ? dequant_kernels_avx2()
+                                                      : kRef;
+  auto pick = [](DequantFn simd, DequantFn ref) { return simd ? simd : ref; };
   const auto* b = static_cast<const uint8_t*>(src);
   const int64_t nb = n / ti->block_size;
   switch (t) {
     case Type::F32: std::memcpy(dst, b, static_cast<size_t>(n) * 4); break;
-    case Type::F16: dequantize_f16(b, dst, n); break;
-    case Type::BF16:
-      for (int64_t i = 0; i < n; ++i) {
-        uint16_t h;
-        std::memcpy(&h, b + 2 * i, 2);
-        dst[i] = bf16_to_fp32(h);
-      }
-      break;
-    case Type::Q4_0: deq_q4_0(b, dst, nb); break;
+    case Type::F16: pick(k.f16, deq_f16)(b, dst, n); break;
+    case Type::BF16: pick(k.bf16, deq_bf16)(b, dst, n); break;
+    case Type::Q4_0: pick(k.q4_0, deq_q4_0)(b, dst, nb); break;
     case Type::Q4_1: deq_q4_1(b, dst, nb); break;
-    case Type::Q5_0: dequantize_q5_0(b, dst, nb); break;
+    case Type::Q5_0: deq_q5_0(b, dst, nb); break;
     case Type::Q5_1: deq_q5_1(b, dst, nb); break;
-    case Type::Q8_0: dequantize_q8_0(b, dst, nb); break;
+    case Type::Q8_0: pick(k.q8_0, deq_q8_0)(b, dst, nb); break;
     case Type::Q2_K: deq_q2_k(b, dst, nb); break;
     case Type::Q3_K: deq_q3_k(b, dst, nb); break;
-    case Type::Q4_K: dequantize_q4_k(b, dst, nb); break;
+    case Type::Q4_K: pick(k.q4_k, deq_q4_k)(b, dst, nb); break;
     case Type::Q5_K: deq_q5_k(b, dst, nb); break;
-    case Type::Q6_K: dequantize_q6_k(b, dst, nb); break;
+    case Type::Q6_K: pick(k.q6_k, deq_q6_k)(b, dst, nb); break;
     case Type::Q8_K: deq_q8_k(b, dst, nb); break;
     case Type::IQ4_NL: deq_iq4_nl(b, dst, nb); break;
     case Type::IQ4_XS: deq_iq4_xs(b, dst, nb); break;

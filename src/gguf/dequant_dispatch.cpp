@@ -4,10 +4,34 @@
 
 namespace octet::gguf {
 
-void dequantize_f16(const uint8_t* s, float* d, int64_t n) { dequantize_f16_ref(s, d, n); }
-void dequantize_q4_k(const uint8_t* s, float* d, int64_t nb) { dequantize_q4_k_ref(s, d, nb); }
-void dequantize_q6_k(const uint8_t* s, float* d, int64_t nb) { dequantize_q6_k_ref(s, d, nb); }
-void dequantize_q8_0(const uint8_t* s, float* d, int64_t nb) { dequantize_q8_0_ref(s, d, nb); }
-void dequantize_q5_0(const uint8_t* s, float* d, int64_t nb) { dequantize_q5_0_ref(s, d, nb); }
+const char* dequant_isa_name(DequantIsa isa) {
+  switch (isa) {
+    case DequantIsa::Ref: return "ref";
+    case DequantIsa::Avx2: return "avx2";
+    case DequantIsa::Avx512: return "avx512";
+  }
+  return "?";
+}
+
+bool dequant_isa_available(DequantIsa isa) {
+  const CpuFeatures& c = cpu_features();
+  switch (isa) {
+    case DequantIsa::Ref: return true;
+    case DequantIsa::Avx2: return c.avx2 && c.fma && c.f16c;
+    case DequantIsa::Avx512: return c.avx2 && c.fma && c.f16c && c.has_avx512();
+  }
+  return false;
+}
+
+DequantIsa dequant_best_isa() {
+  static const DequantIsa best = dequant_isa_available(DequantIsa::Avx512) ? DequantIsa::Avx512
+                                 : dequant_isa_available(DequantIsa::Avx2) ? DequantIsa::Avx2
+                                                                           : DequantIsa::Ref;
+  return best;
+}
+
+Status dequantize(Type t, const void* src, float* dst, int64_t n) {
+  return dequantize_with(dequant_best_isa(), t, src, dst, n);
+}
 
 }  // namespace octet::gguf

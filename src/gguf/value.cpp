@@ -102,9 +102,9 @@ double Value::array_number(uint64_t idx) const {
   }
 }
 
-std::string Value::to_string(size_t max_elems) const {
+std::string Value::to_string(size_t max_elems, size_t max_chars) const {
   switch (type) {
-    case ValueType::STRING: return quoted(s, 0);
+    case ValueType::STRING: return quoted(s, max_chars);
     case ValueType::BOOL: return u ? "true" : "false";
     case ValueType::FLOAT32:
     case ValueType::FLOAT64: return number(f, type == ValueType::FLOAT32);
@@ -115,7 +115,7 @@ std::string Value::to_string(size_t max_elems) const {
       for (uint64_t k = 0; k < n; ++k) {
         out += k ? ", " : " ";
         if (elem_type == ValueType::STRING) {
-          out += quoted(strings[k], 64);
+          out += quoted(strings[k], max_chars ? max_chars : 64);
         } else if (elem_type == ValueType::BOOL) {
           out += raw[k] ? "true" : "false";
         } else if (elem_type == ValueType::UINT64) {

@@ -10,16 +10,25 @@
 namespace octet::kernels::int8 {
 
 struct AView {
-  const uint8_t* data;  // [M][ld] bytes, value + offset
+  const uint8_t* data;  // value + offset; [M][ld] bytes, or row blocks (Int8Activations)
   int64_t m, ld;
   const float* row_scale;  // [M]
 };
 
 struct WView {
-  const int8_t* data;  // [panels][k4][16][4]
+  const int8_t* data;  // column blocks of up to 3 panels: [block][k4][panels in block][16][4]
   int64_t n, k4, panels;
   const float* scale;    // [panels·16], zero padded
   const int32_t* corr;   // [panels·16] 128·Σ_k q_w
+  // Panel p's first group; group g is at panel(p) + g·step(p).
+  const int8_t* panel(int64_t p) const {
+    return data + (p / kInt8PanelsPerBlock) * kInt8PanelsPerBlock * k4 * 64 +
+           (p % kInt8PanelsPerBlock) * 64;
+  }
+  int64_t step(int64_t p) const {
+    const int64_t first = p / kInt8PanelsPerBlock * kInt8PanelsPerBlock;
+    return (panels - first < kInt8PanelsPerBlock ? panels - first : kInt8PanelsPerBlock) * 64;
+  }
 };
 
 // What to do with the finished int32 tile.
@@ -34,8 +43,9 @@ struct Epilogue {
 // Computes rows [m0, m1) × panels [p0, p1) of the output.
 using GemmFn = void (*)(const AView& a, const WView& w, const Epilogue& ep, int64_t m0,
                         int64_t m1, int64_t p0, int64_t p1);
-// Quantises rows [r0, r1) of x (row stride ldx) into dst (row stride ld, K padded with the
-// offset) using inv = 1/s; appends outliers (if out != null) in row-major order.
+// Quantises rows [r0, r1) of x (row stride ldx) into dst (the kernel's activation layout, K
+// padded to ld = 4·k4 with the offset) using inv = 1/s; appends outliers (if out != null) in
+// row-major order.
 using QuantFn = void (*)(const float* x, int64_t ldx, int64_t k, float inv, float s,
                          uint8_t* dst, int64_t ld, int64_t r0, int64_t r1, OutlierList* out);
 // max_k |x[row, k]| for rows [r0, r1) into amax[row - r0].
@@ -46,13 +56,20 @@ struct Kernels {
   GemmFn gemm;
   QuantFn quant;
   AbsMaxFn absmax;
-  uint8_t offset;  // added to q_x when stored
-  int64_t mr;      // rows per microkernel (M split granularity)
+  uint8_t offset;      // added to q_x when stored
+  int64_t mr;          // rows per microkernel (M split granularity)
+  int64_t row_block;   // activation layout (Int8Activations::row_block)
+  int64_t panel_grain; // N split granularity in panels (whole microkernel blocks)
 };
 
 const Kernels& kernels_ref();
 const Kernels& kernels_avx2();
 const Kernels& kernels_vnni();
+
+// Peak-throughput probe (AVX-512 VNNI CPUs only): `iters` rounds of 24 independent vpdpbusd
+// (enough to cover 5-cycle latency × 2 ports), returns the multiply-adds done (64 each).
+// Benchmarks time it to get the machine's int8 roof.
+uint64_t vnni_peak_loop(int64_t iters);
 
 // ---- Scalar definitions every kernel reproduces bit for bit.
 

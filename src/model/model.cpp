@@ -143,6 +143,7 @@ Status Model::bind(const std::string& path) {
   OCTET_ASSIGN_OR_RETURN(tok_, Tokenizer::from_gguf(f));
   hp_.n_vocab = tok_->n_vocab();
   chat_ = detect_chat_template(f);
+  if (chat_ == ChatTemplate::kNone) chat_ = guess_chat_template(*tok_);  // no template text
   if (chat_ == ChatTemplate::kNone && hp_.arch == Arch::kGemma3) chat_ = ChatTemplate::kGemma;
 
   const int64_t E = hp_.n_embd, Q = hp_.q_dim(), KV = hp_.kv_dim(), F = hp_.n_ff;

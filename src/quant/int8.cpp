@@ -76,8 +76,10 @@ Int8Weights Int8Weights::alloc(int64_t n, int64_t k) {
   return w;
 }
 
-static int64_t packed_index(int64_t k4, int64_t n, int64_t k) {
-  return (n / 16) * k4 * 64 + (k / 4) * 64 + (n % 16) * 4 + k % 4;
+int64_t Int8Weights::packed_index(int64_t n, int64_t k) const {
+  const int64_t p = n / 16, first = p / kInt8PanelsPerBlock * kInt8PanelsPerBlock;
+  const int64_t width = std::min(kInt8PanelsPerBlock, panels_ - first);  // panels in the block
+  return first * k4_ * 64 + (k / 4) * width * 64 + (p - first) * 64 + (n % 16) * 4 + k % 4;
 }
 
 void Int8Weights::finish() {
@@ -108,7 +110,7 @@ Expected<Int8Weights> Int8Weights::quantize(const float* w, int64_t n, int64_t k
     const float inv = amax > 0 ? 127.0f / amax : 0.0f;
     out.scales_[j] = amax / 127.0f;
     for (int64_t i = 0; i < k; ++i)
-      out.packed_[packed_index(out.k4_, j, i)] =
+      out.packed_[out.packed_index(j, i)] =
           static_cast<int8_t>(kernels::int8::quantize_one(row[i], inv));
   }
   out.finish();
@@ -128,14 +130,14 @@ Expected<Int8Weights> Int8Weights::from_int8(const int8_t* q, const float* scale
       if (v == -128)
         return Status::Error("int8 weights: -128 at [" + std::to_string(j) + ", " +
                              std::to_string(i) + "] (must be in [-127, 127])");
-      out.packed_[packed_index(out.k4_, j, i)] = v;
+      out.packed_[out.packed_index(j, i)] = v;
     }
   }
   out.finish();
   return out;
 }
 
-int8_t Int8Weights::at(int64_t n, int64_t k) const { return packed_[packed_index(k4_, n, k)]; }
+int8_t Int8Weights::at(int64_t n, int64_t k) const { return packed_[packed_index(n, k)]; }
 
 void Int8Weights::row_int8(int64_t n, int8_t* out) const {
   for (int64_t k = 0; k < k_; ++k) out[k] = at(n, k);
@@ -153,13 +155,16 @@ void Int8Weights::dequant_column(int64_t k, float* out) const {
 
 struct Int8ActivationsAccess {
   // Shapes `a` for m × k on `isa`, reusing its buffer.
-  static void reshape(Int8Activations* a, int64_t m, int64_t k, Int8Isa isa, uint8_t offset) {
+  static void reshape(Int8Activations* a, int64_t m, int64_t k, Int8Isa isa, uint8_t offset,
+                      int64_t row_block) {
     a->m_ = m;
     a->k_ = k;
     a->ld_ = (k + 3) / 4 * 4;
+    a->rb_ = row_block;
     a->isa_ = isa;
     a->offset_ = offset;
-    a->data_.resize(static_cast<size_t>(m * a->ld_));
+    const int64_t rows = row_block ? (m + row_block - 1) / row_block * row_block : m;
+    a->data_.resize(static_cast<size_t>(rows * a->ld_));
     a->row_scale_.resize(static_cast<size_t>(m));
   }
   static uint8_t* data(Int8Activations* a) { return a->data_.data(); }
@@ -189,7 +194,7 @@ Status quantize_activations(const float* x, int64_t m, int64_t k, int64_t ldx, f
                          std::to_string(scale));
   OCTET_ASSIGN_OR_RETURN(const Int8Isa use, int8_isa_resolve(isa));
   const Kernels& kr = kernels_for(use);
-  Int8ActivationsAccess::reshape(out, m, k, use, kr.offset);
+  Int8ActivationsAccess::reshape(out, m, k, use, kr.offset, kr.row_block);
   std::fill_n(Int8ActivationsAccess::row_scale(out), m, scale);
   if (outliers) outliers->clear();
   const float inv = 1.0f / scale;
@@ -210,7 +215,7 @@ Status quantize_activations_dynamic(const float* x, int64_t m, int64_t k, int64_
   OCTET_RETURN_IF_ERROR(check_x(x, m, k, ldx, out));
   OCTET_ASSIGN_OR_RETURN(const Int8Isa use, int8_isa_resolve(isa));
   const Kernels& kr = kernels_for(use);
-  Int8ActivationsAccess::reshape(out, m, k, use, kr.offset);
+  Int8ActivationsAccess::reshape(out, m, k, use, kr.offset, kr.row_block);
   float* rs = Int8ActivationsAccess::row_scale(out);
   uint8_t* dst = Int8ActivationsAccess::data(out);
   parallel_for(pool, m, row_grain(k), [&](int64_t b, int64_t e, int) {
@@ -244,9 +249,9 @@ Status run_gemm(const Int8Activations& a, const Int8Weights& w, const Epilogue& 
   const int64_t m = a.m(), panels = w.panels();
   if (nt == 1 || m * w.n() * w.k() < kMinParallelMacs) {
     kr.gemm(av, wv, ep, 0, m, 0, panels);
-  } else if (panels >= 2 * nt || m < kr.mr * nt) {
+  } else if (panels >= 2 * nt * kr.panel_grain || m < kr.mr * nt) {
     // Split N: each thread streams its own weight panels; all share the (smaller) activations.
-    pool->parallel_for(panels, 1, [&](int64_t b, int64_t e, int) {
+    pool->parallel_for(panels, kr.panel_grain, [&](int64_t b, int64_t e, int) {
       kr.gemm(av, wv, ep, 0, m, b, e);
     });
   } else {

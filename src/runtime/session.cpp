@@ -25,8 +25,6 @@ Session::Session(std::shared_ptr<const Model> model, std::shared_ptr<const Weigh
   o_.resize(C * hp_.n_embd);
   gu_.resize(C * 2 * hp_.n_ff);
   h_.resize(C * hp_.n_ff);
-  const int nt = pool_ ? pool_->size() : 1;
-  scores_.resize(static_cast<size_t>(nt) * n_ctx_);
   rope_cos_.resize(C * hp_.n_rot / 2);
   rope_sin_.resize(C * hp_.n_rot / 2);
   rope_cos_swa_.resize(C * hp_.n_rot / 2);
@@ -35,7 +33,7 @@ Session::Session(std::shared_ptr<const Model> model, std::shared_ptr<const Weigh
 
 size_t Session::arena_bytes() const {
   size_t n = 0;
-  for (const auto* v : {&x_, &xn_, &qkv_, &att_, &o_, &gu_, &h_, &scores_, &rope_cos_,
+  for (const auto* v : {&x_, &xn_, &qkv_, &att_, &o_, &gu_, &h_, &rope_cos_,
                         &rope_sin_, &rope_cos_swa_, &rope_sin_swa_})
     n += v->size();
   return n * sizeof(float);
@@ -151,26 +149,17 @@ void Session::run_chunk(const Token* toks, int64_t m, bool all_logits,
 }
 
 void Session::attention(int64_t il, int64_t m, int64_t pos0) {
-  const int64_t D = hp_.head_dim, Q = hp_.q_dim(), QKV = Q + 2 * hp_.kv_dim();
-  const int64_t group = hp_.n_head / hp_.n_head_kv;
-  const int64_t window = hp_.layer_is_swa[il] ? hp_.sliding_window : 0;
-  const float scale = hp_.attn_scale;
-  parallel_for(pool_, m * hp_.n_head, 1, [&](int64_t b, int64_t e, int tid) {
-    float* sc = scores_.data() + static_cast<size_t>(tid) * n_ctx_;
-    for (int64_t idx = b; idx < e; ++idx) {
-      const int64_t i = idx / hp_.n_head, h = idx % hp_.n_head, hk = h / group;
-      const int64_t p = pos0 + i;
-      // A query at p sees keys in (p - window, p] (llama.cpp: masked when p - p0 >= window).
-      const int64_t start = window > 0 ? std::max<int64_t>(0, p - window + 1) : 0;
-      const float* q = qkv_.data() + i * QKV + h * D;
-      const int64_t n = p - start + 1;
-      for (int64_t j = 0; j < n; ++j) sc[j] = kernels::dot_f32(q, kcache(il, hk, start + j), D) * scale;
-      kernels::softmax_f32(sc, n);
-      float* out = att_.data() + i * Q + h * D;
-      std::fill(out, out + D, 0.f);
-      for (int64_t j = 0; j < n; ++j) kernels::axpy_f32(out, sc[j], vcache(il, hk, start + j), D);
-    }
-  });
+  kernels::AttentionDims d;
+  d.n_head = hp_.n_head;
+  d.n_head_kv = hp_.n_head_kv;
+  d.head_dim = hp_.head_dim;
+  d.kv_head_stride = n_ctx_ * hp_.head_dim;
+  // A query at p sees keys in (p - window, p] (llama.cpp: masked when p - p0 >= window).
+  d.window = hp_.layer_is_swa[il] ? hp_.sliding_window : 0;
+  d.scale = hp_.attn_scale;
+  const int64_t QKV = hp_.q_dim() + 2 * hp_.kv_dim();
+  kernels::attention_f32(qkv_.data(), QKV, m, pos0, kcache(il, 0, 0), vcache(il, 0, 0), d,
+                         att_.data(), hp_.q_dim(), pool_);
 }
 
 }  // namespace octet

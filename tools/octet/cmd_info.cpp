@@ -1,8 +1,12 @@
 // `octet info -m MODEL`: what is inside a GGUF file (metadata, tensor table, sizes), as text
-// or JSON, and `--dump TENSOR -o FILE` to write one tensor dequantised to raw float32.
+// or JSON; `--dump TENSOR -o FILE` writes one tensor dequantised to raw float32, and
+// `--dump-all FILE [--max-rows N]` every tensor (its first N rows), concatenated in file order
+// (used by the Python oracle tests to check every dequantiser in one run).
 #include <CLI/CLI.hpp>
 #include <cinttypes>
+#include <algorithm>
 #include <cstdio>
+#include <vector>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -22,6 +26,8 @@ struct InfoOptions {
   std::string model;
   std::string dump;
   std::string out;
+  std::string dump_all;
+  int64_t max_rows = 0;
   bool json = false;
   uint64_t max_array = 8;
 };
@@ -30,6 +36,58 @@ std::string dims_str(const TensorInfo& t) {
   std::string s = "[";
   for (size_t i = 0; i < t.dims.size(); ++i) s += (i ? ", " : "") + std::to_string(t.dims[i]);
   return s + "]";
+}
+
+// Keys and tensor names come from an untrusted file: escape control bytes before printing.
+std::string printable(const std::string& s, size_t max = 96) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (i == max) return out + "...";
+    const auto ch = static_cast<unsigned char>(s[i]);
+    if (ch < 0x20 || ch == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", ch);
+      out += buf;
+    } else {
+      out += static_cast<char>(ch);
+    }
+  }
+  return out;
+}
+
+bool write_floats(std::FILE* fp, const std::vector<float>& v) {
+  return std::fwrite(v.data(), sizeof(float), v.size(), fp) == v.size();  // x86/arm: little-endian
+}
+
+// Every tensor (at most max_rows rows of each when max_rows > 0) as float32, in file order.
+int dump_all(const File& f, const std::string& path, int64_t max_rows) {
+  std::FILE* fp = std::fopen(path.c_str(), "wb");
+  if (!fp) {
+    std::fprintf(stderr, "octet info: cannot create '%s'\n", path.c_str());
+    return 1;
+  }
+  bool ok = true;
+  std::vector<float> buf;
+  for (const TensorInfo& t : f.tensors()) {
+    const int64_t rows = max_rows > 0 ? std::min(max_rows, t.n_rows()) : t.n_rows();
+    buf.resize(static_cast<size_t>(rows * t.row_len()));
+    auto st = f.dequantize_rows(t, 0, rows, buf.data());
+    if (!st.ok()) {
+      std::fprintf(stderr, "octet info: tensor '%s': %s\n", printable(t.name).c_str(), st.message().c_str());
+      ok = false;
+      break;
+    }
+    if (!write_floats(fp, buf)) {
+      ok = false;
+      break;
+    }
+  }
+  if (std::fclose(fp) != 0) ok = false;
+  if (!ok) {
+    std::fprintf(stderr, "octet info: writing '%s' failed\n", path.c_str());
+    std::remove(path.c_str());
+  }
+  return ok ? 0 : 1;
 }
 
 // 1234567 -> "1,234,567"
@@ -81,6 +139,7 @@ int run_info(const InfoOptions& o) {
   }
   const File& f = **opened;
 
+  if (!o.dump_all.empty()) return dump_all(f, o.dump_all, o.max_rows);
   if (!o.dump.empty()) {
     if (o.out.empty()) {
       std::fprintf(stderr, "octet info: --dump needs -o FILE\n");
@@ -101,8 +160,7 @@ int run_info(const InfoOptions& o) {
       std::fprintf(stderr, "octet info: cannot create '%s'\n", o.out.c_str());
       return 1;
     }
-    const size_t n = data->size();
-    const bool ok = std::fwrite(data->data(), sizeof(float), n, fp) == n;  // x86/arm: little-endian
+    const bool ok = write_floats(fp, *data);
     if (std::fclose(fp) != 0 || !ok) {
       std::fprintf(stderr, "octet info: writing '%s' failed\n", o.out.c_str());
       return 1;
@@ -167,28 +225,27 @@ int run_info(const InfoOptions& o) {
   std::printf("file size:   %s bytes\n", grouped(f.size()).c_str());
   std::printf("\nmetadata (%zu keys):\n", f.kvs().size());
   size_t width = 0;
-  for (const auto& kv : f.kvs()) width = std::max(width, kv.key.size());
+  for (const auto& kv : f.kvs()) width = std::max(width, printable(kv.key).size());
   for (const auto& kv : f.kvs()) {
-    std::string val = kv.value.to_string(o.max_array ? o.max_array : SIZE_MAX);
-    if (kv.value.type == ValueType::STRING && val.size() > 120) {
-      val = val.substr(0, 100) + "... (" + std::to_string(kv.value.s.size()) + " bytes)";
-    }
-    std::printf("  %-*s %-4s %s\n", static_cast<int>(width), kv.key.c_str(),
+    const std::string val = kv.value.to_string(o.max_array ? o.max_array : SIZE_MAX, 100);
+    std::printf("  %-*s %-4s %s\n", static_cast<int>(width), printable(kv.key).c_str(),
                 octet::gguf::value_type_name(kv.value.type), val.c_str());
   }
   std::printf("\ntensors (%zu):\n", f.tensors().size());
   width = 4;
-  for (const auto& t : f.tensors()) width = std::max(width, t.name.size());
-  std::printf("  %-*s %-8s %-24s %14s %14s\n", static_cast<int>(width), "name", "type", "dims", "bytes", "offset");
+  for (const auto& t : f.tensors()) width = std::max(width, printable(t.name).size());
+  std::printf("  %-*s %-8s %-24s %14s %14s\n", static_cast<int>(width), "name", "type", "shape (ne0 first)", "bytes",
+              "offset");
   for (const auto& t : f.tensors()) {
-    std::printf("  %-*s %-8s %-24s %14s %14s\n", static_cast<int>(width), t.name.c_str(),
+    std::printf("  %-*s %-8s %-24s %14s %14s\n", static_cast<int>(width), printable(t.name).c_str(),
                 octet::gguf::type_name(static_cast<uint32_t>(t.type)).c_str(), dims_str(t).c_str(),
                 grouped(t.nbytes).c_str(), grouped(f.data_offset() + t.offset).c_str());
   }
   std::printf("\nby type:\n");
   for (const auto& [name, c] : by_type) {
-    std::printf("  %-8s %5" PRIu64 " tensors %16s bytes %16s params\n", name.c_str(), c.tensors,
-                grouped(c.bytes).c_str(), grouped(c.params).c_str());
+    std::printf("  %-8s %5" PRIu64 " tensors %16s bytes %16s params %6.2f bits/param\n", name.c_str(), c.tensors,
+                grouped(c.bytes).c_str(), grouped(c.params).c_str(),
+                c.params ? 8.0 * static_cast<double>(c.bytes) / static_cast<double>(c.params) : 0.0);
   }
   std::printf("\ntotal tensor bytes: %s (%.2f MiB)\n", grouped(total).c_str(), static_cast<double>(total) / (1 << 20));
   std::printf("params:             %s\n", grouped(params).c_str());
@@ -203,6 +260,9 @@ static void register_info(CLI::App& app) {
   cmd->add_option("-m,--model", opts->model, "GGUF file")->required();
   cmd->add_option("--dump", opts->dump, "Tensor to write dequantised as raw little-endian float32");
   cmd->add_option("-o,--output", opts->out, "Output file for --dump");
+  cmd->add_option("--dump-all", opts->dump_all, "Write every tensor dequantised (raw float32, file order) to FILE");
+  cmd->add_option("--max-rows", opts->max_rows, "With --dump-all: at most N rows of each tensor (0 = all)")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_flag("--json", opts->json, "Machine-readable metadata and tensor list");
   cmd->add_option("--max-array", opts->max_array, "Array elements to show (0 = all)")->capture_default_str();
   cmd->callback([opts] {

@@ -15,10 +15,11 @@ void gemm_ref(const AView& a, const WView& w, const Epilogue& ep, int64_t m0, in
   for (int64_t i = m0; i < m1; ++i) {
     const auto* x = reinterpret_cast<const int8_t*>(a.data + i * a.ld);
     for (int64_t n = p0 * 16; n < n1; ++n) {
-      const int8_t* panel = w.data + (n / 16) * w.k4 * 64 + (n % 16) * 4;
+      const int8_t* panel = w.panel(n / 16) + (n % 16) * 4;
+      const int64_t step = w.step(n / 16);
       int32_t acc = 0;
       for (int64_t g = 0; g < w.k4; ++g)
-        for (int b = 0; b < 4; ++b) acc += int32_t{x[g * 4 + b]} * panel[g * 64 + b];
+        for (int b = 0; b < 4; ++b) acc += int32_t{x[g * 4 + b]} * panel[g * step + b];
       if (ep.y) {
         float* y = ep.y + i * ep.ldy + n;
         *y = epilogue_one(acc, a.row_scale[i], w.scale[n], *y, ep.bias, n, ep.accumulate);
@@ -55,7 +56,7 @@ void absmax_ref(const float* x, int64_t ldx, int64_t k, int64_t r0, int64_t r1, 
 }  // namespace
 
 const Kernels& kernels_ref() {
-  static const Kernels k{gemm_ref, quant_ref, absmax_ref, 0, 1};
+  static const Kernels k{gemm_ref, quant_ref, absmax_ref, 0, 1, 0, 1};
   return k;
 }
 

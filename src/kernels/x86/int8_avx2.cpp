@@ -25,15 +25,15 @@ inline int32_t load32(const uint8_t* p) {
 }
 
 template <int MR>
-void tile(const uint8_t* a, int64_t lda, const int8_t* w, int64_t k4, const AView& av,
+void tile(const uint8_t* a, int64_t lda, const int8_t* w, int64_t step, int64_t k4, const AView& av,
           const WView& wv, const Epilogue& ep, int64_t row, int64_t panel) {
   __m256i acc[MR][2];
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_si256();
   const __m256i ones = _mm256_set1_epi16(1);
   for (int64_t g = 0; g < k4; ++g) {
-    const __m256i b0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(w + g * 64));
-    const __m256i b1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(w + g * 64 + 32));
+    const __m256i b0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(w + g * step));
+    const __m256i b1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(w + g * step + 32));
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
       const __m256i x = _mm256_set1_epi32(load32(a + i * lda + g * 4));
@@ -76,7 +76,7 @@ void tile(const uint8_t* a, int64_t lda, const int8_t* w, int64_t k4, const AVie
   }
 }
 
-using TileFn = void (*)(const uint8_t*, int64_t, const int8_t*, int64_t, const AView&,
+using TileFn = void (*)(const uint8_t*, int64_t, const int8_t*, int64_t, int64_t, const AView&,
                         const WView&, const Epilogue&, int64_t, int64_t);
 template <size_t... I>
 constexpr std::array<TileFn, sizeof...(I)> make_tiles(std::index_sequence<I...>) {
@@ -89,7 +89,7 @@ void gemm_avx2(const AView& a, const WView& w, const Epilogue& ep, int64_t m0, i
   for (int64_t p = p0; p < p1; ++p)
     for (int64_t i = m0; i < m1; i += kMR) {
       const int64_t mr = std::min<int64_t>(kMR, m1 - i);
-      kTiles[mr - 1](a.data + i * a.ld, a.ld, w.data + p * w.k4 * 64, w.k4, a, w, ep, i, p);
+      kTiles[mr - 1](a.data + i * a.ld, a.ld, w.panel(p), w.step(p), w.k4, a, w, ep, i, p);
     }
 }
 
@@ -148,7 +148,7 @@ void absmax_avx2(const float* x, int64_t ldx, int64_t k, int64_t r0, int64_t r1,
 }  // namespace
 
 const Kernels& kernels_avx2() {
-  static const Kernels k{gemm_avx2, quant_avx2, absmax_avx2, 0, kMR};
+  static const Kernels k{gemm_avx2, quant_avx2, absmax_avx2, 0, kMR, 0, 1};
   return k;
 }
 
