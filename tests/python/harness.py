@@ -91,7 +91,12 @@ def octet_has_command(name: str) -> bool:
 
 
 def octet_tokenize(model: str, text: str, *extra) -> list[int]:
-    p = octet("tokenize", "-m", model, "-p", text, "--json", *extra, model_cmd=False)
+    """`octet tokenize --json` ids (BOS added, special tokens parsed, by octet's defaults)."""
+    with tempfile.TemporaryDirectory(dir=cache_dir()) as td:
+        src = os.path.join(td, "text.txt")
+        with open(src, "w", encoding="utf-8") as f:  # -f: no argv length limit
+            f.write(text)
+        p = octet("tokenize", "-m", model, "-f", src, "--json", *extra, model_cmd=False)
     return [int(t) for t in json.loads(p.stdout)["tokens"]]
 
 

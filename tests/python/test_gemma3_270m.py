@@ -137,10 +137,27 @@ def test_chat_greedy_stock_llama(gemma, chat, octet_chat):
     assert margin < 1.0
 
 
-def test_chat_run(octet_bin, gemma, chat):
-    """`octet run --chat` (octet's tokenizer + Gemma template) generates llama.cpp's ids."""
+@pytest.fixture(scope="module")
+def real_tokenizer(octet_bin):
     if not harness.octet_has_command("tokenize"):
         pytest.skip("octet has no tokenizer yet (`octet tokenize` missing)")
+
+
+def test_chat_run(gemma, chat, real_tokenizer):
+    """`octet run --chat` (octet's tokenizer + Gemma template) generates llama.cpp's ids."""
     _, gen, _ = chat
-    ids, _ = harness.octet_generate(gemma, CHAT_PROMPT, N_CHAT, "--chat")
+    ids, text = harness.octet_generate(gemma, CHAT_PROMPT, N_CHAT, "--chat")
+    print(f"octet run --chat: {text.strip()[:200]!r}")
     assert ids == gen
+
+
+def test_text_path_tokens(gemma, wiki_tokens, chat, real_tokenizer):
+    """The ids the tests above feed by hand are what octet's own text path produces: the
+    wikitext passage and the rendered chat prompt tokenize identically in octet."""
+    p = harness.shared_data("wikitext-2", "wiki.test.raw")
+    with open(p, encoding="utf-8") as f:
+        text = f.read(40000)
+    assert harness.octet_tokenize(gemma, text)[:N_WIKI] == wiki_tokens
+    prompt, _, _ = chat
+    rendered = f"<start_of_turn>user\n{CHAT_PROMPT}<end_of_turn>\n<start_of_turn>model\n"
+    assert harness.octet_tokenize(gemma, rendered) == prompt
