@@ -169,7 +169,7 @@ Expected<std::shared_ptr<const Weights>> Weights::build_int8(const Model& m,
           for (int64_t c = 0; c < k; ++c) buf[(hp.n_ff + j) * k + c] /= s[j];
       }
     }
-    if (const char* e = std::getenv("OCTET_DBG_F32"); e && std::strstr(e, slot_name(slot)))
+    if (const char* e = std::getenv("OCTET_INT8_FLOAT_SLOTS"); e && std::strstr(e, slot_name(slot)))
       return std::unique_ptr<Linear>(std::make_unique<LinearF32>(buf.data(), n, k));
     OCTET_ASSIGN_OR_RETURN(Int8Linear lin, Int8Linear::from_float(buf.data(), n, k));
     const size_t idx = static_cast<size_t>(il * kSlots + static_cast<int>(slot));
@@ -192,7 +192,7 @@ Expected<std::shared_ptr<const Weights>> Weights::build_int8(const Model& m,
     OCTET_ASSIGN_OR_RETURN(L.w_down, make({T.ffn_down}, hp.n_ff, il, Slot::kFfnMid));
   }
   OCTET_RETURN_IF_ERROR(stack_rows(m, {m.output()}, &buf, &n));
-  if (const char* e = std::getenv("OCTET_DBG_F32"); e && std::strstr(e, "head"))
+  if (const char* e = std::getenv("OCTET_INT8_FLOAT_SLOTS"); e && std::strstr(e, "head"))
     return std::shared_ptr<const Weights>(std::make_shared<Weights>(
         ComputeMode::kInt8, std::move(layers), std::make_unique<LinearF32>(buf.data(), n, hp.n_embd),
         std::move(out_norm)));
