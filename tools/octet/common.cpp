@@ -74,7 +74,8 @@ std::unique_ptr<Engine> load_engine(const EngineFlags& f) {
     if (!w) fail(w.error());
     e->weights = std::move(w).value();
   }
-  if (f.decode == "gguf") {
+  // fp32 is the reference path: decode stays in float there too.
+  if (f.decode == "gguf" && f.mode != "fp32") {
     // The weights were just made by make_shared<Weights> and nothing else holds them yet, so
     // finishing them here through a non-const pointer is sound.
     auto w = std::const_pointer_cast<Weights>(e->weights);
