@@ -74,6 +74,10 @@ class Int8Weights {
   Int8Weights() = default;
   // W row-major [N, K] with row stride ldw (0: K).
   static Expected<Int8Weights> quantize(const float* w, int64_t n, int64_t k, int64_t ldw = 0);
+  // Same, reading W in blocks of rows from `fill(row0, nrows, dst)` so a large matrix (an LM
+  // head) never exists in float all at once.
+  static Expected<Int8Weights> quantize_rows(
+      int64_t n, int64_t k, const std::function<Status(int64_t, int64_t, float*)>& fill);
   // Already-quantised weights q [N, K] (row-major) with scales [N]; q must be in [-127, 127].
   static Expected<Int8Weights> from_int8(const int8_t* q, const float* scales, int64_t n,
                                          int64_t k);

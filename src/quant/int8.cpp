@@ -117,6 +117,35 @@ Expected<Int8Weights> Int8Weights::quantize(const float* w, int64_t n, int64_t k
   return out;
 }
 
+Expected<Int8Weights> Int8Weights::quantize_rows(
+    int64_t n, int64_t k, const std::function<Status(int64_t, int64_t, float*)>& fill) {
+  if (n < 1 || k < 1 || k > kInt8MaxK) return Status::Error("int8 weights: bad shape " + dims(n, k));
+  constexpr int64_t kRows = 1024;
+  Int8Weights out = alloc(n, k);
+  std::vector<float> buf(static_cast<size_t>(std::min(n, kRows) * k));
+  for (int64_t r0 = 0; r0 < n; r0 += kRows) {
+    const int64_t rows = std::min(kRows, n - r0);
+    OCTET_RETURN_IF_ERROR(fill(r0, rows, buf.data()));
+    for (int64_t j = 0; j < rows; ++j) {
+      const float* row = buf.data() + j * k;
+      float amax = 0;
+      for (int64_t i = 0; i < k; ++i) {
+        if (!std::isfinite(row[i]))
+          return Status::Error("int8 weights: non-finite value at [" + std::to_string(r0 + j) +
+                               ", " + std::to_string(i) + "]");
+        amax = std::max(amax, std::fabs(row[i]));
+      }
+      const float inv = amax > 0 ? 127.0f / amax : 0.0f;
+      out.scales_[r0 + j] = amax / 127.0f;
+      for (int64_t i = 0; i < k; ++i)
+        out.packed_[out.packed_index(r0 + j, i)] =
+            static_cast<int8_t>(kernels::int8::quantize_one(row[i], inv));
+    }
+  }
+  out.finish();
+  return out;
+}
+
 Expected<Int8Weights> Int8Weights::from_int8(const int8_t* q, const float* scales, int64_t n,
                                              int64_t k) {
   if (n < 1 || k < 1 || k > kInt8MaxK || !q || !scales)

@@ -191,12 +191,22 @@ Expected<std::shared_ptr<const Weights>> Weights::build_int8(const Model& m,
     OCTET_ASSIGN_OR_RETURN(L.w_gate_up, make({T.ffn_gate, T.ffn_up}, hp.n_embd, il, Slot::kFfnIn));
     OCTET_ASSIGN_OR_RETURN(L.w_down, make({T.ffn_down}, hp.n_ff, il, Slot::kFfnMid));
   }
-  OCTET_RETURN_IF_ERROR(stack_rows(m, {m.output()}, &buf, &n));
-  if (const char* e = std::getenv("OCTET_INT8_FLOAT_SLOTS"); e && std::strstr(e, "head"))
+  // The LM head is the largest matrix (Gemma: 262144 × 640): quantise it in row blocks.
+  std::vector<float>().swap(buf);
+  const gguf::TensorInfo* out_t = m.output();
+  if (out_t->row_len() != hp.n_embd) return Status::Error("int8: LM head width mismatch");
+  if (const char* e = std::getenv("OCTET_INT8_FLOAT_SLOTS"); e && std::strstr(e, "head")) {
+    OCTET_RETURN_IF_ERROR(stack_rows(m, {out_t}, &buf, &n));
     return std::shared_ptr<const Weights>(std::make_shared<Weights>(
         ComputeMode::kInt8, std::move(layers), std::make_unique<LinearF32>(buf.data(), n, hp.n_embd),
         std::move(out_norm)));
-  OCTET_ASSIGN_OR_RETURN(Int8Linear head, Int8Linear::from_float(buf.data(), n, hp.n_embd));
+  }
+  OCTET_ASSIGN_OR_RETURN(
+      Int8Weights hq,
+      Int8Weights::quantize_rows(out_t->n_rows(), hp.n_embd, [&](int64_t r0, int64_t rows, float* d) {
+        return m.file().dequantize_rows(*out_t, r0, rows, d);
+      }));
+  OCTET_ASSIGN_OR_RETURN(Int8Linear head, Int8Linear::from_weights(std::move(hq), {}));
   (void)pool;
   return std::shared_ptr<const Weights>(std::make_shared<Weights>(
       ComputeMode::kInt8, std::move(layers), std::make_unique<Int8DynamicLinear>(std::move(head)),

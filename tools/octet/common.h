@@ -23,7 +23,7 @@ struct EngineFlags {
   std::string mode = "int8";
   std::string calib;          // calibration sidecar (default: next to the model)
   double shadow_keep = 1.0;   // share of linear inputs that keep the shadow-outlier path
-  std::string decode = "gguf";  // gguf: decode steps read the file's quantised blocks; same
+  std::string decode = "same";  // gguf: decode steps read the file's quantised blocks; same
   bool verbose = false;
   void add_to(CLI::App* cmd);
 };
