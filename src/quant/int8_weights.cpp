@@ -26,7 +26,10 @@ class Int8ShadowLinear final : public Linear {
  public:
   Int8ShadowLinear(Int8Linear lin, const SlotCalib& c, bool shadow, const float* w_f32,
                    bool hot_float)
-      : lin_(std::move(lin)), scale_(c.scale()), shadow_(shadow) {
+      : lin_(std::move(lin)),
+        // Without the shadow path nothing may be clipped away: use the full measured range.
+        scale_(shadow || !(c.absmax > 0) ? c.scale() : c.absmax / 127.f),
+        shadow_(shadow) {
     const int64_t N = lin_.n(), K = lin_.k();
     if (shadow_ && hot_float && !c.hot.empty()) {
       hot_index_.assign(static_cast<size_t>(K), -1);
