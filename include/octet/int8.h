@@ -103,6 +103,7 @@ class Int8Weights {
 
  private:
   static Int8Weights alloc(int64_t n, int64_t k);
+  int64_t group_stride(int64_t n) const;  // bytes between q_w[n, 4g] and q_w[n, 4g + 4]
   void finish();  // column sums
   int64_t n_ = 0, k_ = 0, k4_ = 0, panels_ = 0;
   detail::AlignedVector<int8_t> packed_;

@@ -82,15 +82,31 @@ int64_t Int8Weights::packed_index(int64_t n, int64_t k) const {
   return first * k4_ * 64 + (k / 4) * width * 64 + (p - first) * 64 + (n % 16) * 4 + k % 4;
 }
 
+namespace {
+// Writes row n of q_w without a packed_index per element: within a row, k advances by whole
+// 4-byte groups whose stride is the block's width × 64.
+template <class F>
+void store_row(int8_t* packed, int64_t base, int64_t stride, int64_t k, F value) {
+  for (int64_t i = 0; i < k; ++i) packed[base + (i >> 2) * stride + (i & 3)] = value(i);
+}
+}  // namespace
+
+int64_t Int8Weights::group_stride(int64_t n) const {
+  const int64_t p = n / 16, first = p / kInt8PanelsPerBlock * kInt8PanelsPerBlock;
+  return std::min(kInt8PanelsPerBlock, panels_ - first) * 64;
+}
+
 void Int8Weights::finish() {
   colsum_.assign(static_cast<size_t>(panels_ * 16), 0);
   corr_.assign(colsum_.size(), 0);
-  for (int64_t n = 0; n < n_; ++n) {
-    int32_t s = 0;
-    for (int64_t k = 0; k < k_; ++k) s += at(n, k);
-    colsum_[n] = s;
-    corr_[n] = 128 * s;
-  }
+  // Padding is zero, so summing whole 4-byte groups of each lane is exact.
+  for (int64_t p = 0; p < panels_; ++p)
+    for (int64_t g = 0; g < k4_; ++g) {
+      const int8_t* src = packed_.data() + packed_index(p * 16, g * 4);
+      for (int64_t j = 0; j < 16; ++j)
+        colsum_[p * 16 + j] += src[j * 4] + src[j * 4 + 1] + src[j * 4 + 2] + src[j * 4 + 3];
+    }
+  for (size_t n = 0; n < colsum_.size(); ++n) corr_[n] = 128 * colsum_[n];
 }
 
 Expected<Int8Weights> Int8Weights::quantize(const float* w, int64_t n, int64_t k, int64_t ldw) {
@@ -109,9 +125,9 @@ Expected<Int8Weights> Int8Weights::quantize(const float* w, int64_t n, int64_t k
     }
     const float inv = amax > 0 ? 127.0f / amax : 0.0f;
     out.scales_[j] = amax / 127.0f;
-    for (int64_t i = 0; i < k; ++i)
-      out.packed_[out.packed_index(j, i)] =
-          static_cast<int8_t>(kernels::int8::quantize_one(row[i], inv));
+    store_row(out.packed_.data(), out.packed_index(j, 0), out.group_stride(j), k, [&](int64_t i) {
+      return static_cast<int8_t>(kernels::int8::quantize_one(row[i], inv));
+    });
   }
   out.finish();
   return out;
@@ -137,9 +153,8 @@ Expected<Int8Weights> Int8Weights::quantize_rows(
       }
       const float inv = amax > 0 ? 127.0f / amax : 0.0f;
       out.scales_[r0 + j] = amax / 127.0f;
-      for (int64_t i = 0; i < k; ++i)
-        out.packed_[out.packed_index(r0 + j, i)] =
-            static_cast<int8_t>(kernels::int8::quantize_one(row[i], inv));
+      store_row(out.packed_.data(), out.packed_index(r0 + j, 0), out.group_stride(r0 + j), k,
+                [&](int64_t i) { return static_cast<int8_t>(kernels::int8::quantize_one(row[i], inv)); });
     }
   }
   out.finish();
@@ -177,7 +192,12 @@ void Int8Weights::dequant_row(int64_t n, float* out) const {
 }
 
 void Int8Weights::dequant_column(int64_t k, float* out) const {
-  for (int64_t n = 0; n < n_; ++n) out[n] = scales_[n] * at(n, k);
+  // One packed_index per panel: the 16 channels of a panel sit 4 bytes apart.
+  for (int64_t p = 0; p < panels_; ++p) {
+    const int8_t* src = packed_.data() + packed_index(p * 16, k);
+    const int64_t n0 = p * 16, lanes = std::min<int64_t>(16, n_ - n0);
+    for (int64_t j = 0; j < lanes; ++j) out[n0 + j] = scales_[n0 + j] * src[j * 4];
+  }
 }
 
 // ---------------------------------------------------------------------------- activations

@@ -95,6 +95,8 @@ def check_file(path, tmp_path, max_rows=MAX_ROWS):
 
 
 def test_stories260k(tmp_path):
+    if not STORIES.exists():
+        pytest.skip(f"test data missing: {STORIES}")
     covered = check_file(STORIES, tmp_path)
     assert covered  # every tensor compared (F32 model)
 
