@@ -252,7 +252,7 @@ def test_api_keys_and_app_limits(server):
 
 # --- cache, progress, metrics ---------------------------------------------------------------
 
-def long_prefix(n_sentences=42):
+def long_prefix(n_sentences=50):
     tag = uuid.uuid4().hex[:8]
     return " ".join(f"Fact {i} of set {tag}: the {['red', 'blue', 'green'][i % 3]} box holds "
                     f"{i * 7 % 13} stones." for i in range(n_sentences))
@@ -280,7 +280,7 @@ def metric(server, name, app):
 def test_prefix_cache_ttft_and_app_isolation(server):
     prefix = long_prefix()
     t1, u1 = stream_ttft(server, "key-fg", prefix + "\nQuestion: which box is red?")
-    assert u1.prompt_tokens > 900, u1
+    assert u1.prompt_tokens > 950, u1  # a ~1000-token shared prefix (the tag varies in length)
     assert u1.prompt_tokens_details.cached_tokens == 0
     t2, u2 = stream_ttft(server, "key-fg", prefix + "\nQuestion: how many stones in total?")
     assert u2.prompt_tokens_details.cached_tokens >= u1.prompt_tokens - 20
