@@ -28,6 +28,7 @@
 #include <new>
 #include <vector>
 
+#include "octet/aligned.h"
 #include "octet/status.h"
 #include "octet/threads.h"
 
@@ -43,22 +44,6 @@ Expected<Int8Isa> int8_isa_resolve(Int8Isa want);
 // Largest K supported: |Σ q_x·q_w| must fit int32 even in the u8-shifted VNNI form.
 inline constexpr int64_t kInt8MaxK = int64_t{1} << 16;
 
-namespace detail {
-// 64-byte aligned storage for SIMD panels (zmm loads never split a cache line).
-template <class T>
-struct Aligned64 {
-  using value_type = T;
-  Aligned64() = default;
-  template <class U>
-  Aligned64(const Aligned64<U>&) {}  // NOLINT: allocator rebind
-  T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t(64))); }
-  void deallocate(T* p, size_t) { ::operator delete(p, std::align_val_t(64)); }
-  template <class U>
-  bool operator==(const Aligned64<U>&) const { return true; }
-};
-template <class T>
-using AlignedVector = std::vector<T, Aligned64<T>>;
-}  // namespace detail
 
 // ---- Weights: W [N, K] quantised per output channel and packed once for the GEMM kernels.
 // Layout (shared by all kernels): panels of 16 output channels; inside a panel, for each group

@@ -7,6 +7,7 @@
 #include <new>
 #include <vector>
 
+#include "octet/aligned.h"
 #include "octet/threads.h"
 
 namespace octet::kernels {
@@ -25,23 +26,6 @@ FloatIsa float_isa();  // the concrete ISA now in use (never kAuto)
 // FP32 peak for the efficiency figures of `octet kbench-f32`.
 double fp32_fma_loop(int64_t iters);
 
-namespace detail {
-// 64-byte aligned storage: packed panels are read with full-width zmm loads that must not
-// straddle cache lines.
-template <class T>
-struct Aligned64Alloc {
-  using value_type = T;
-  Aligned64Alloc() = default;
-  template <class U>
-  Aligned64Alloc(const Aligned64Alloc<U>&) {}  // NOLINT: allocator rebind
-  T* allocate(size_t n) {
-    return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t(64)));
-  }
-  void deallocate(T* p, size_t) { ::operator delete(p, std::align_val_t(64)); }
-  template <class U>
-  bool operator==(const Aligned64Alloc<U>&) const { return true; }
-};
-}  // namespace detail
 
 // ---- GEMM: y[M, N] = x[M, K] · W[N, K]^T  (W row-major, one output channel per row, as a
 // GGUF matrix with dims {K, N} is stored). Weights are packed once into the kernel's layout.
@@ -61,7 +45,7 @@ class PackedF32 {
   int64_t n_ = 0, k_ = 0;
   // Panel layout (docs/kernels-f32.md): W split into ceil(N/16) panels of 16 output
   // channels; panel p is K rows of 16 floats, [p][k][16], channels past N zero.
-  std::vector<float, detail::Aligned64Alloc<float>> data_;
+  octet::detail::AlignedVector<float> data_;
 };
 
 // y has row stride ldy (>= N), x is dense [M, K]. Splits N (and M when N is small) across

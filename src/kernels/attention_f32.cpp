@@ -37,7 +37,7 @@ void attention_f32(const float* q, int64_t ldq, int64_t n_q, int64_t pos0, const
   const int64_t max_keys = d.window > 0 ? std::min(d.window, pos0 + n_q) : pos0 + n_q;
   const int64_t per = (fk.attn_scratch_floats(d.head_dim, max_keys) + 15) / 16 * 16;
   const int64_t threads = pool ? pool->size() : 1;
-  std::vector<float, detail::Aligned64Alloc<float>> scratch(static_cast<size_t>(per * threads));
+  octet::detail::AlignedVector<float> scratch(static_cast<size_t>(per * threads));
   // Causal blocks get costlier with position: a zig-zag order (0, nb-1, 1, nb-2, ..) gives
   // each thread's contiguous range a balanced mix. Heads are innermost so the heads sharing a
   // kv head (GQA) tend to run back to back on one thread, K/V still in cache.
