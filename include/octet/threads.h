@@ -1,6 +1,7 @@
 // A small fork-join pool: parallel_for splits [0, n) into contiguous ranges, one per
 // thread, the caller taking part. Meant for kernel-level parallelism on a few cores.
 #pragma once
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -29,10 +30,14 @@ class ThreadPool {
   std::vector<std::thread> threads_;
   std::mutex mu_;
   std::condition_variable cv_start_, cv_done_;
+  // A job is published by bumping generation_ (release) after its fields are written.
+  // Workers and the caller spin briefly before sleeping on the condition variables: a chunk
+  // or a decode step runs hundreds of parallel_for calls microseconds apart, and a futex
+  // wake-up per call costs as much as a small GEMM.
   const std::function<void(int64_t, int64_t, int)>* job_ = nullptr;
   int64_t job_n_ = 0, job_grain_ = 1;
-  uint64_t generation_ = 0;
-  int pending_ = 0;
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int> pending_{0};
   bool stop_ = false;
 };
 

@@ -31,16 +31,41 @@ ThreadPool::~ThreadPool() {
   for (auto& t : threads_) t.join();
 }
 
+namespace {
+// About 50-100 µs of polling before a thread blocks.
+constexpr int kSpins = 20000;
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+}  // namespace
+
 void ThreadPool::worker(int idx) {
   uint64_t seen = 0;
   for (;;) {
+    // Spin for the next job, then sleep.
+    bool got = false;
+    for (int i = 0; i < kSpins; ++i) {
+      if (generation_.load(std::memory_order_acquire) != seen) {
+        got = true;
+        break;
+      }
+      cpu_relax();
+    }
+    if (!got) {
+      std::unique_lock<std::mutex> lk(mu_);
+      cv_start_.wait(lk, [&] { return stop_ || generation_.load() != seen; });
+      if (stop_) return;
+    }
+    if (generation_.load(std::memory_order_acquire) == seen) continue;
     const std::function<void(int64_t, int64_t, int)>* job;
     int64_t n, grain;
     {
-      std::unique_lock<std::mutex> lk(mu_);
-      cv_start_.wait(lk, [&] { return stop_ || generation_ != seen; });
+      // The fields are stable while this generation is pending (the caller waits for all).
+      std::lock_guard<std::mutex> lk(mu_);
       if (stop_) return;
-      seen = generation_;
+      seen = generation_.load();
       job = job_;
       n = job_n_;
       grain = job_grain_;
@@ -48,9 +73,9 @@ void ThreadPool::worker(int idx) {
     int64_t b, e;
     split(n, grain, n_threads_, idx, &b, &e);
     if (b < e) (*job)(b, e, idx);
-    {
+    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
       std::lock_guard<std::mutex> lk(mu_);
-      if (--pending_ == 0) cv_done_.notify_one();
+      cv_done_.notify_one();
     }
   }
 }
@@ -68,15 +93,19 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain,
     job_ = &fn;
     job_n_ = n;
     job_grain_ = grain;
-    pending_ = n_threads_ - 1;
-    ++generation_;
+    pending_.store(n_threads_ - 1, std::memory_order_relaxed);
+    generation_.fetch_add(1, std::memory_order_release);
   }
   cv_start_.notify_all();
   int64_t b, e;
   split(n, grain, n_threads_, 0, &b, &e);
   if (b < e) fn(b, e, 0);
-  std::unique_lock<std::mutex> lk(mu_);
-  cv_done_.wait(lk, [&] { return pending_ == 0; });
+  for (int i = 0; i < kSpins && pending_.load(std::memory_order_acquire) != 0; ++i) cpu_relax();
+  if (pending_.load(std::memory_order_acquire) != 0) {
+    std::unique_lock<std::mutex> lk(mu_);
+    cv_done_.wait(lk, [&] { return pending_.load(std::memory_order_acquire) == 0; });
+  }
+  std::lock_guard<std::mutex> lk(mu_);
   job_ = nullptr;
 }
 
