@@ -22,12 +22,6 @@ inline __m256 no_contract(__m256 x) {
   return x;
 }
 
-inline float h2f(const uint8_t* p) {
-  uint16_t h;
-  std::memcpy(&h, p, 2);
-  return fp16_to_fp32(h);
-}
-
 // 8 signed bytes -> 8 floats.
 inline __m256 i8x8_to_ps(__m128i v) { return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v)); }
 
@@ -77,17 +71,6 @@ void q4_0_avx2(const uint8_t* b, float* y, int64_t nb) {
     const __m128i lo = _mm_sub_epi8(_mm_and_si128(q, m4), eight);                       // y[0..16)
     const __m128i hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(q, 4), m4), eight);  // y[16..32)
     store_i8x32_scaled(_mm256_set_m128i(hi, lo), d, y);
-  }
-}
-
-// 6-bit scale and min j (0..7) from the 12-byte packed K-quant scales (as in dequant.cpp).
-inline void scale_min_k4(int j, const uint8_t* q, uint8_t& d, uint8_t& m) {
-  if (j < 4) {
-    d = q[j] & 63;
-    m = q[j + 4] & 63;
-  } else {
-    d = static_cast<uint8_t>((q[j + 4] & 0x0f) | ((q[j - 4] >> 6) << 4));
-    m = static_cast<uint8_t>((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
   }
 }
 

@@ -29,12 +29,6 @@ inline __m512 no_contract(__m512 x) {
   return x;
 }
 
-inline float h2f(const uint8_t* p) {
-  uint16_t h;
-  std::memcpy(&h, p, 2);
-  return fp16_to_fp32(h);
-}
-
 inline __m512 i8x16_to_ps(__m128i v) { return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(v)); }
 inline __m512 u8x16_to_ps(__m128i v) { return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(v)); }
 
@@ -81,16 +75,6 @@ void q4_0_avx512(const uint8_t* b, float* y, int64_t nb) {
     _mm512_storeu_ps(y, _mm512_mul_ps(i8x16_to_ps(_mm_sub_epi8(_mm_and_si128(q, m4), eight)), d));
     _mm512_storeu_ps(y + 16,
                      _mm512_mul_ps(i8x16_to_ps(_mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(q, 4), m4), eight)), d));
-  }
-}
-
-inline void scale_min_k4(int j, const uint8_t* q, uint8_t& d, uint8_t& m) {
-  if (j < 4) {
-    d = q[j] & 63;
-    m = q[j + 4] & 63;
-  } else {
-    d = static_cast<uint8_t>((q[j + 4] & 0x0f) | ((q[j - 4] >> 6) << 4));
-    m = static_cast<uint8_t>((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
   }
 }
 

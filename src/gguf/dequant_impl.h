@@ -4,10 +4,30 @@
 // null fall back to the scalar code.
 #pragma once
 #include <cstdint>
+#include <cstring>
 
 #include "octet/gguf.h"
+#include "octet/half.h"
 
 namespace octet::gguf {
+
+// Shared block-format helpers of the scalar and SIMD dequantisers.
+inline float h2f(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return fp16_to_fp32(h);
+}
+
+// 6-bit scale and min j (0..7) from the 12-byte packed K-quant scales.
+inline void scale_min_k4(int j, const uint8_t* q, uint8_t& d, uint8_t& m) {
+  if (j < 4) {
+    d = q[j] & 63;
+    m = q[j + 4] & 63;
+  } else {
+    d = static_cast<uint8_t>((q[j + 4] & 0x0f) | ((q[j - 4] >> 6) << 4));
+    m = static_cast<uint8_t>((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+  }
+}
 
 // `n` counts elements for F16/BF16, blocks for the block formats.
 using DequantFn = void (*)(const uint8_t* src, float* dst, int64_t n);
