@@ -206,6 +206,38 @@ TEST(Int8Weights, QuantisationRoundTripAndPacking) {
   EXPECT_EQ(w->packed()[0 * 128 + 1 * 64 + 6 * 4 + 0], 0);  // n = 22 is padding
 }
 
+TEST(Int8Weights, QuantiseRowsInBlocksEqualsWholeMatrix) {
+  // More rows than one 1024-row block, N not a multiple of 48, K not a multiple of 4.
+  std::mt19937 rng(9);
+  const int64_t n = 1100, k = 37;
+  std::vector<float> wf = random_f(rng, n * k, -2, 2);
+  auto whole = Int8Weights::quantize(wf.data(), n, k);
+  ASSERT_TRUE(whole.ok());
+  auto rows = Int8Weights::quantize_rows(n, k, [&](int64_t r0, int64_t nr, float* d) {
+    std::memcpy(d, wf.data() + r0 * k, sizeof(float) * static_cast<size_t>(nr * k));
+    return Status::Ok();
+  });
+  ASSERT_TRUE(rows.ok()) << rows.error();
+  ASSERT_EQ(rows->bytes(), whole->bytes());
+  EXPECT_EQ(std::memcmp(rows->packed(), whole->packed(),
+                        static_cast<size_t>(whole->panels() * whole->k4() * 64)), 0);
+  std::vector<float> c1(n), c2(n);
+  for (int64_t j = 0; j < n; ++j) {
+    EXPECT_EQ(rows->scale(j), whole->scale(j));
+    EXPECT_EQ(rows->column_sum(j), whole->column_sum(j));
+  }
+  for (int64_t i = 0; i < k; ++i) {
+    rows->dequant_column(i, c1.data());
+    for (int64_t j = 0; j < n; ++j) c2[j] = whole->scale(j) * whole->at(j, i);
+    EXPECT_EQ(c1, c2) << "column " << i;
+  }
+  // A failing reader is reported, not swallowed.
+  auto bad = Int8Weights::quantize_rows(n, k, [](int64_t, int64_t, float*) {
+    return Status::Error("read failed");
+  });
+  EXPECT_FALSE(bad.ok());
+}
+
 TEST(Int8Weights, ColumnBlocksOfThreePanels) {
   // N = 100 → 7 panels: blocks of 3, 3, 1 panels (192, 192, 64 bytes per group of 4 k).
   std::mt19937 rng(9);
