@@ -16,11 +16,7 @@ using gguf::Type;
 
 namespace {
 
-inline float h2f(const uint8_t* p) {
-  uint16_t h;
-  std::memcpy(&h, p, 2);
-  return fp16_to_fp32(h);
-}
+using gguf::h2f;
 
 // ---- 32-element formats: w = d · (q - offset) ----
 

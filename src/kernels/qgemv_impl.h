@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "gguf/dequant_impl.h"
 #include "octet/qgemv.h"
 
 namespace octet::qgemv {
@@ -15,15 +16,12 @@ bool gemv_rows_avx2(gguf::Type t, const uint8_t* w, size_t row_stride, int64_t k
 bool gemv_rows_vnni(gguf::Type t, const uint8_t* w, size_t row_stride, int64_t k, int64_t n0,
                     int64_t n1, const Acts& a, float* y, int64_t ldy);
 
-// 6-bit scale and min j (0..7) of a Q4_K/Q5_K super-block (12 packed bytes).
+// 6-bit scale and min j (0..7) of a Q4_K/Q5_K super-block: the dequantiser's decoding.
 inline void kquant_scale_min(int j, const uint8_t* q, int& d, int& m) {
-  if (j < 4) {
-    d = q[j] & 63;
-    m = q[j + 4] & 63;
-  } else {
-    d = (q[j + 4] & 0x0f) | ((q[j - 4] >> 6) << 4);
-    m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
-  }
+  uint8_t d8, m8;
+  gguf::scale_min_k4(j, q, d8, m8);
+  d = d8;
+  m = m8;
 }
 
 }  // namespace octet::qgemv
