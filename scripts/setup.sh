@@ -12,7 +12,8 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 
 APT_PKGS=(build-essential cmake g++ python3 python3-venv pkg-config
           nlohmann-json3-dev libcpp-httplib-dev libgtest-dev libgmock-dev
-          libbenchmark-dev libfmt-dev libcli11-dev)
+          libbenchmark-dev libfmt-dev libcli11-dev
+          chromium)  # chromium: headless test of the `octet serve` chat page
 missing=()
 for p in "${APT_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

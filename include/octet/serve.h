@@ -68,6 +68,9 @@ struct ServerOptions {
   size_t cache_bytes = 512u << 20;  // split evenly between the apps
   size_t max_body_bytes = 4u << 20;
   int64_t default_max_tokens = 256;  // when a request gives none
+  // Requests waiting for the engine; more get 503 (with Retry-After). HTTP threads are sized
+  // from it (max_queue + 16), so excess clients are refused rather than left unanswered.
+  int64_t max_queue = 32;
   std::vector<AppConfig> apps;  // empty: one open app "default" without a key
   std::string index_html;       // the chat page served at GET /
   bool verbose = false;

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <condition_variable>
 #include <csignal>
@@ -21,7 +22,9 @@
 #include <random>
 #include <thread>
 
+#include "constrained.h"
 #include "octet/generate.h"
+#include "octet/json_schema.h"
 #include "octet/serve.h"
 
 namespace octet::serve {
@@ -73,6 +76,13 @@ struct Job {
   std::vector<Token> prompt;
   GenerateOptions gen;
   Clock::time_point enqueued;
+  // Structured output: `schema` constrains the reply (json_schema / json_object); tool calls
+  // use `tool_schema` ("required"/named: always; "auto": when the first token opens a JSON
+  // object). tool_names: canonical JSON of the callable names (for streaming the call).
+  enum class Tools { kNone, kAuto, kRequired };
+  Tools tools = Tools::kNone;
+  std::shared_ptr<const JsonSchema> schema, tool_schema;
+  std::vector<std::string> tool_names;
 
   // Channel back to the HTTP thread.
   std::mutex mu;
@@ -85,6 +95,8 @@ struct Job {
   ApiError error;
   bool failed = false;
   std::string text, finish_reason;
+  bool tool_call = false;  // text is {"name":..,"arguments":..}: reply with tool_calls
+  std::string call_id, call_name, call_args;
   int64_t completion_tokens = 0, cached_tokens = 0;
   double queue_ms = 0, ttft_ms = 0, prefill_ms = 0, decode_ms = 0;
 
@@ -121,6 +133,7 @@ class Server {
     if (apps_.empty()) apps_.push_back(AppConfig{"default", "", Priority::kForeground, 0, 0, 0});
     cache_ = PrefixCache(opt.cache_bytes / apps_.size());
     session_ = std::make_unique<Session>(eng.model, eng.weights, eng.session_opts, eng.pool);
+    tokens_ = std::make_unique<TokenTable>(eng.model->tokenizer());
     n_ctx_ = session_->n_ctx();
     rng_.seed(std::random_device{}());
   }
@@ -134,7 +147,9 @@ class Server {
              const AppConfig** app);
   void handle_generate(const httplib::Request& req, httplib::Response& res, bool chat);
   std::optional<ApiError> parse_common(const json& j, const AppConfig& app, Job* job);
-  std::optional<ApiError> parse_chat_prompt(const json& j, Job* job);
+  std::optional<ApiError> parse_chat_prompt(const json& j, Job* job, const std::string& note);
+  std::optional<ApiError> parse_structured(const json& j, bool chat, Job* job,
+                                           std::string* system_note);
   std::optional<ApiError> parse_completion_prompt(const json& j, Job* job);
   json final_response(const Job& job) const;
   json usage(const Job& job) const;
@@ -145,6 +160,7 @@ class Server {
   // --- worker ---
   void worker();
   void process(Job& job);
+  Status decode_structured(Job& job, Clock::time_point t0, bool* first);
 
   EngineRef eng_;
   ServerOptions opt_;
@@ -162,6 +178,7 @@ class Server {
   std::mutex cache_mu_;
   PrefixCache cache_;
   std::unique_ptr<Session> session_;  // worker only
+  std::unique_ptr<TokenTable> tokens_;  // token bytes for constrained decoding
 
   std::mutex mmu_;  // metrics, rate limits, rng
   std::map<std::string, AppMetrics> am_;
@@ -324,14 +341,6 @@ std::optional<ApiError> Server::parse_common(const json& j, const AppConfig& app
 
   if (j.contains("logprobs") && !j["logprobs"].is_null() && j["logprobs"] != false)
     return bad("'logprobs' is not supported", "logprobs", "unsupported_parameter");
-  if (j.contains("tools") && !j["tools"].is_null() && !(j["tools"].is_array() && j["tools"].empty()))
-    return bad("'tools' is not supported by this server", "tools", "unsupported_parameter");
-  if (j.contains("response_format") && !j["response_format"].is_null()) {
-    const auto& rf = j["response_format"];
-    if (!rf.is_object() || !rf.contains("type") || rf["type"] != "text")
-      return bad("only response_format {\"type\": \"text\"} is supported", "response_format",
-                 "unsupported_parameter");
-  }
 
   int64_t max_tokens = -1;
   const char* mt_key = j.contains("max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
@@ -345,12 +354,141 @@ std::optional<ApiError> Server::parse_common(const json& j, const AppConfig& app
   return std::nullopt;
 }
 
-std::optional<ApiError> Server::parse_chat_prompt(const json& j, Job* job) {
+// response_format and tools/tool_choice. Compiles the schemas (unsupported keywords: 400)
+// and writes the instructions the prompt gets into *system_note.
+std::optional<ApiError> Server::parse_structured(const json& j, bool chat, Job* job,
+                                                 std::string* system_note) {
+  system_note->clear();
+  if (j.contains("response_format") && !j["response_format"].is_null()) {
+    const auto& rf = j["response_format"];
+    if (!rf.is_object() || !rf.contains("type") || !rf["type"].is_string())
+      return bad("'response_format' must be an object with a string 'type'", "response_format");
+    const std::string type = rf["type"].get<std::string>();
+    if (type == "json_object") {
+      job->schema = JsonSchema::any_object();
+      *system_note = "Reply with only a JSON object.";
+    } else if (type == "json_schema") {
+      if (!rf.contains("json_schema") || !rf["json_schema"].is_object())
+        return bad("response_format.json_schema must be an object {name, schema, strict}",
+                   "response_format");
+      const auto& js = rf["json_schema"];
+      if (!js.contains("name") || !js["name"].is_string())
+        return bad("response_format.json_schema.name must be a string", "response_format");
+      if (js.contains("strict") && !js["strict"].is_null() && !js["strict"].is_boolean())
+        return bad("response_format.json_schema.strict must be a boolean", "response_format");
+      if (!js.contains("schema") || !(js["schema"].is_object() || js["schema"].is_boolean()))
+        return bad("response_format.json_schema.schema must be a JSON schema object",
+                   "response_format");
+      auto r = JsonSchema::compile(js["schema"]);
+      if (!r.ok())
+        return bad("response_format.json_schema: " + r.error(), "response_format",
+                   "unsupported_schema");
+      job->schema = *r;
+      *system_note = "Reply with only a JSON value that follows this JSON schema:\n" +
+                     dump(js["schema"]);
+    } else if (type != "text") {
+      return bad(fmt::format("response_format type '{}' is not one of text, json_object, "
+                             "json_schema", type), "response_format");
+    }
+  }
+
+  const bool has_tools = j.contains("tools") && !j["tools"].is_null();
+  const bool has_choice = j.contains("tool_choice") && !j["tool_choice"].is_null();
+  if (j.contains("parallel_tool_calls") && !j["parallel_tool_calls"].is_null() &&
+      !j["parallel_tool_calls"].is_boolean())
+    return bad("'parallel_tool_calls' must be a boolean", "parallel_tool_calls");
+  if (!has_tools) {
+    if (has_choice && j["tool_choice"] != "none")
+      return bad("'tool_choice' needs 'tools'", "tool_choice");
+    return std::nullopt;
+  }
+  if (!chat) return bad("'tools' is only for /v1/chat/completions", "tools");
+  const auto& tools = j["tools"];
+  if (!tools.is_array()) return bad("'tools' must be an array", "tools");
+  if (tools.empty()) return std::nullopt;
+  if (tools.size() > 128) return bad("at most 128 tools are supported", "tools");
+  std::vector<std::pair<std::string, json>> fns;
+  std::string listing;
+  for (size_t i = 0; i < tools.size(); ++i) {
+    const auto& t = tools[i];
+    const std::string p = fmt::format("tools[{}]", i);
+    if (!t.is_object() || t.value("type", "") != "function" || !t.contains("function") ||
+        !t["function"].is_object())
+      return bad(p + " must be {\"type\": \"function\", \"function\": {...}}", p);
+    const auto& f = t["function"];
+    if (!f.contains("name") || !f["name"].is_string())
+      return bad(p + ".function.name must be a string", p);
+    const std::string name = f["name"].get<std::string>();
+    if (name.empty() || name.size() > 64 ||
+        !std::all_of(name.begin(), name.end(), [](char c) {
+          return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
+        }))
+      return bad(p + ".function.name must be 1-64 characters of a-z, A-Z, 0-9, _ and -", p);
+    for (const auto& [other, unused] : fns)
+      if (other == name) return bad(fmt::format("tool name '{}' is used twice", name), "tools");
+    json params = f.contains("parameters") ? f["parameters"] : json(nullptr);
+    if (!params.is_null()) {
+      auto r = JsonSchema::compile(params);
+      if (!r.ok())
+        return bad(p + ".function.parameters: " + r.error(), "tools", "unsupported_schema");
+    }
+    fns.emplace_back(name, params);
+    json shown = {{"name", name}};
+    if (f.contains("description") && f["description"].is_string())
+      shown["description"] = f["description"];
+    shown["parameters"] = params.is_null() ? json::object() : params;
+    listing += dump(shown) + "\n";
+  }
+
+  job->tools = Job::Tools::kAuto;
+  std::string must;
+  if (has_choice) {
+    const auto& c = j["tool_choice"];
+    if (c.is_string()) {
+      const std::string v = c.get<std::string>();
+      if (v == "none") job->tools = Job::Tools::kNone;
+      else if (v == "required") job->tools = Job::Tools::kRequired, must = "You must call a function.";
+      else if (v != "auto")
+        return bad("'tool_choice' must be none, auto, required or {\"type\": \"function\", "
+                   "\"function\": {\"name\": ...}}", "tool_choice");
+    } else if (c.is_object() && c.value("type", "") == "function" && c.contains("function") &&
+               c["function"].is_object() && c["function"].contains("name") &&
+               c["function"]["name"].is_string()) {
+      const std::string want = c["function"]["name"].get<std::string>();
+      auto it = std::find_if(fns.begin(), fns.end(), [&](const auto& x) { return x.first == want; });
+      if (it == fns.end())
+        return bad(fmt::format("tool_choice names '{}', which is not in 'tools'", want),
+                   "tool_choice");
+      fns = {*it};
+      job->tools = Job::Tools::kRequired;
+      must = fmt::format("You must call the function {}.", want);
+    } else {
+      return bad("'tool_choice' must be none, auto, required or {\"type\": \"function\", "
+                 "\"function\": {\"name\": ...}}", "tool_choice");
+    }
+  }
+  if (job->tools == Job::Tools::kNone) return std::nullopt;
+  auto r = JsonSchema::tool_calls(fns);
+  if (!r.ok()) return bad("tools: " + r.error(), "tools", "unsupported_schema");
+  job->tool_schema = *r;
+  for (const auto& [name, unused] : fns) job->tool_names.push_back(dump(json(name)));
+  std::string note = "You can call these functions:\n" + listing +
+                     "To call a function, reply with only a JSON object of the form "
+                     "{\"name\": <function name>, \"arguments\": <arguments object>}.";
+  if (!must.empty()) note += " " + must;
+  if (!system_note->empty()) note += " Otherwise, r" + system_note->substr(1);
+  *system_note = note;
+  return std::nullopt;
+}
+
+std::optional<ApiError> Server::parse_chat_prompt(const json& j, Job* job,
+                                                  const std::string& note) {
   if (!j.contains("messages")) return bad("'messages' is required", "messages");
   const auto& ms = j["messages"];
   if (!ms.is_array() || ms.empty())
     return bad("'messages' must be a non-empty array", "messages");
   std::vector<ChatMessage> msgs;
+  std::map<std::string, std::string> call_names;  // tool_call id -> function name
   for (size_t i = 0; i < ms.size(); ++i) {
     const auto& m = ms[i];
     const std::string p = fmt::format("messages[{}]", i);
@@ -381,7 +519,52 @@ std::optional<ApiError> Server::parse_chat_prompt(const json& j, Job* job) {
     } else if (role != "assistant") {
       return bad(p + ".content is required", p + ".content");
     }
+    // An assistant turn that called tools is rendered as the JSON the model would write.
+    if (role == "assistant" && m.contains("tool_calls") && !m["tool_calls"].is_null()) {
+      const auto& tc = m["tool_calls"];
+      if (!tc.is_array()) return bad(p + ".tool_calls must be an array", p + ".tool_calls");
+      for (size_t k = 0; k < tc.size(); ++k) {
+        const auto& c = tc[k];
+        const std::string q = fmt::format("{}.tool_calls[{}]", p, k);
+        if (!c.is_object() || !c.contains("function") || !c["function"].is_object() ||
+            !c["function"].contains("name") || !c["function"]["name"].is_string())
+          return bad(q + " must be {\"id\", \"type\": \"function\", \"function\": "
+                     "{\"name\", \"arguments\"}}", q);
+        json args = json::object();
+        const auto& f = c["function"];
+        if (f.contains("arguments") && !f["arguments"].is_null()) {
+          if (!f["arguments"].is_string())
+            return bad(q + ".function.arguments must be a string (JSON text)", q);
+          try {
+            args = json::parse(f["arguments"].get<std::string>());
+          } catch (const json::exception&) {
+            return bad(q + ".function.arguments is not valid JSON", q);
+          }
+        }
+        if (c.contains("id") && c["id"].is_string())
+          call_names[c["id"].get<std::string>()] = f["name"].get<std::string>();
+        if (!content.empty()) content += "\n";
+        content += dump(json{{"name", f["name"]}, {"arguments", args}});
+      }
+    }
+    // Tool results go back as a user turn (templates differ in whether they know a tool
+    // role; Gemma has none).
+    if (role == "tool") {
+      std::string name;
+      if (m.contains("tool_call_id") && m["tool_call_id"].is_string()) {
+        auto it = call_names.find(m["tool_call_id"].get<std::string>());
+        if (it != call_names.end()) name = it->second;
+      }
+      content = (name.empty() ? std::string("Function result:\n")
+                              : fmt::format("Result of {}:\n", name)) + content;
+      role = "user";
+    }
     msgs.push_back({role, content});
+  }
+  if (!note.empty()) {
+    // The tool / schema instructions join the system message (or become one).
+    if (!msgs.empty() && msgs[0].role == "system") msgs[0].content += "\n\n" + note;
+    else msgs.insert(msgs.begin(), ChatMessage{"system", note});
   }
   const Tokenizer& tok = eng_.model->tokenizer();
   const std::string text = apply_chat_template(eng_.model->chat_template(), msgs, true);
@@ -440,7 +623,9 @@ void Server::handle_generate(const httplib::Request& req, httplib::Response& res
   job->priority = app->priority;
   job->model = opt_.model_id;
   if (auto e = parse_common(j, *app, job.get())) return fail(*e);
-  if (auto e = chat ? parse_chat_prompt(j, job.get()) : parse_completion_prompt(j, job.get()))
+  std::string note;
+  if (auto e = parse_structured(j, chat, job.get(), &note)) return fail(*e);
+  if (auto e = chat ? parse_chat_prompt(j, job.get(), note) : parse_completion_prompt(j, job.get()))
     return fail(*e);
   if (job->prompt.empty()) return fail(bad("the prompt is empty", chat ? "messages" : "prompt"));
   const int64_t ctx = app->max_context > 0 ? std::min(app->max_context, n_ctx_) : n_ctx_;
@@ -460,6 +645,12 @@ void Server::handle_generate(const httplib::Request& req, httplib::Response& res
   job->enqueued = Clock::now();
   {
     std::lock_guard<std::mutex> lk(qmu_);
+    if (static_cast<int64_t>(queue_.size()) >= opt_.max_queue) {
+      res.set_header("Retry-After", "1");
+      return fail(ApiError{503, fmt::format("the server is busy ({} requests waiting); retry "
+                                            "later", queue_.size()),
+                           "server_error", "", "server_busy"});
+    }
     job->seq = seq_++;
     queue_.push(job);
   }
@@ -520,8 +711,14 @@ json Server::usage(const Job& job) const {
 
 json Server::final_response(const Job& job) const {
   json choice = {{"index", 0}, {"finish_reason", job.finish_reason}, {"logprobs", nullptr}};
-  if (job.chat)
+  if (job.chat && job.tool_call) {
+    json call = {{"id", job.call_id}, {"type", "function"},
+                 {"function", {{"name", job.call_name}, {"arguments", job.call_args}}}};
+    choice["message"] = {{"role", "assistant"}, {"content", nullptr},
+                         {"tool_calls", json::array({call})}};
+  } else if (job.chat) {
     choice["message"] = {{"role", "assistant"}, {"content", job.text}};
+  }
   else
     choice["text"] = job.text;
   return json{{"id", job.id},
@@ -628,26 +825,151 @@ void Server::process(Job& job) {
   }
 
   bool first = true;
+  auto push_text = [&](const std::string& text) {
+    json ch = job.chat ? json{{"index", 0}, {"delta", {{"content", text}}},
+                              {"logprobs", nullptr}, {"finish_reason", nullptr}}
+                       : json{{"index", 0}, {"text", text}, {"logprobs", nullptr},
+                              {"finish_reason", nullptr}};
+    job.push(dump(chunk(job, ch)));
+  };
+  auto push_role = [&] {
+    if (job.stream && job.chat)
+      job.push(dump(chunk(job, {{"index", 0}, {"delta", {{"role", "assistant"}, {"content", ""}}},
+                           {"logprobs", nullptr}, {"finish_reason", nullptr}})));
+  };
   auto on_text = [&](const std::string& text) {
     if (first) {
       first = false;
       job.ttft_ms = ms_between(t0, Clock::now());
-      if (job.stream && job.chat)
-        job.push(dump(chunk(job, {{"index", 0}, {"delta", {{"role", "assistant"}, {"content", ""}}},
-                             {"logprobs", nullptr}, {"finish_reason", nullptr}})));
+      push_role();
     }
-    if (job.stream) {
-      json ch = job.chat ? json{{"index", 0}, {"delta", {{"content", text}}},
-                                {"logprobs", nullptr}, {"finish_reason", nullptr}}
-                         : json{{"index", 0}, {"text", text}, {"logprobs", nullptr},
-                                {"finish_reason", nullptr}};
-      job.push(dump(chunk(job, ch)));
-    }
+    if (job.stream) push_text(text);
     return !job.cancelled.load();
   };
-  Expected<GenerateResult> r =
-      job.cancelled ? Expected<GenerateResult>(Status::Error("cancelled"))
-                    : generate(s, std::vector<Token>{prompt.back()}, job.gen, on_text);
+
+  // Tool calls: "required" (or a named function) always calls; "auto" calls when the first
+  // token (sampled as usual, unconstrained) opens a JSON object, and answers in text (or in
+  // the response_format) otherwise. The peeked token is evaluated again by the decoder,
+  // with the same sampler seed, so the choice costs one extra token.
+  bool use_tools = job.tools == Job::Tools::kRequired;
+  if (job.tools == Job::Tools::kAuto && !job.cancelled) {
+    std::vector<float> lg;
+    st = s.eval(std::span<const Token>(&prompt.back(), 1), false, &lg);
+    if (st.ok()) {
+      Sampler peek(job.gen.sampling);
+      const Token t = peek.sample(lg.data(), static_cast<int64_t>(lg.size()), s.history());
+      std::string_view piece = tokens_->piece[static_cast<size_t>(t)];
+      while (!piece.empty() && std::isspace(static_cast<unsigned char>(piece[0])))
+        piece.remove_prefix(1);
+      use_tools = !piece.empty() && piece[0] == '{';
+      s.truncate(s.n_past() - 1);
+    }
+  }
+  const auto& schema = use_tools ? job.tool_schema : job.schema;
+
+  Expected<GenerateResult> r = Status::Error("cancelled");
+  bool complete = false;
+  if (job.cancelled || !st.ok()) {
+    if (!st.ok()) r = st;
+  } else if (!schema) {
+    r = generate(s, std::vector<Token>{prompt.back()}, job.gen, on_text);
+  } else {
+    // Constrained: stream the JSON text (complete UTF-8 characters only), or for a tool call
+    // a first chunk with the function's name once it is written, then the arguments.
+    size_t emitted = 0, args_at = 0;
+    bool header = false;
+    auto on_json = [&](const std::string& text) {
+      if (first) {
+        first = false;
+        job.ttft_ms = ms_between(t0, Clock::now());
+        if (!use_tools) push_role();
+      }
+      if (!job.stream) return !job.cancelled.load();
+      if (!use_tools) {
+        const size_t safe = utf8_complete_prefix(text);
+        if (safe > emitted) push_text(text.substr(emitted, safe - emitted));
+        emitted = std::max(emitted, safe);
+        return !job.cancelled.load();
+      }
+      if (!header) {
+        for (const auto& name : job.tool_names) {
+          const std::string pre = "{\"name\":" + name + ",\"arguments\":";
+          if (text.compare(0, pre.size(), pre) != 0) continue;
+          header = true;
+          args_at = emitted = pre.size();
+          job.call_name = json::parse(name).get<std::string>();
+          {
+            std::lock_guard<std::mutex> lk(mmu_);
+            job.call_id = fmt::format("call_{:016x}", rng_());
+          }
+          json call = {{"index", 0}, {"id", job.call_id}, {"type", "function"},
+                       {"function", {{"name", job.call_name}, {"arguments", ""}}}};
+          job.push(dump(chunk(job, {{"index", 0},
+                                    {"delta", {{"role", "assistant"}, {"content", nullptr},
+                                               {"tool_calls", json::array({call})}}},
+                                    {"logprobs", nullptr}, {"finish_reason", nullptr}})));
+          break;
+        }
+      }
+      if (header && text.size() > args_at + 1) {
+        // Hold back the last byte: it may be the call object's closing brace.
+        const std::string body = text.substr(args_at, text.size() - 1 - args_at);
+        const size_t safe = args_at + utf8_complete_prefix(body);
+        if (safe > emitted) {
+          json call = {{"index", 0}, {"function", {{"arguments", text.substr(emitted, safe - emitted)}}}};
+          job.push(dump(chunk(job, {{"index", 0}, {"delta", {{"tool_calls", json::array({call})}}},
+                                    {"logprobs", nullptr}, {"finish_reason", nullptr}})));
+          emitted = safe;
+        }
+      }
+      return !job.cancelled.load();
+    };
+    auto cr = generate_constrained(s, prompt.back(), job.gen.max_tokens, job.gen.sampling,
+                                   JsonAcceptor(schema), *tokens_, on_json);
+    if (!cr.ok()) {
+      r = cr.status();
+    } else {
+      GenerateResult g;
+      g.text = cr->text;
+      g.tokens = cr->tokens;
+      g.finish_reason = cr->finish_reason;
+      g.decode_ms = cr->decode_ms;
+      complete = cr->complete;
+      if (use_tools && complete) {
+        // {"name":NAME,"arguments":ARGS}: ARGS is the text between the prefix and the last '}'.
+        const json call = json::parse(g.text);
+        job.tool_call = true;
+        job.call_name = call["name"].get<std::string>();
+        const std::string pre = "{\"name\":" + dump(call["name"]) + ",\"arguments\":";
+        job.call_args = g.text.substr(pre.size(), g.text.size() - 1 - pre.size());
+        if (job.call_id.empty()) {
+          std::lock_guard<std::mutex> lk(mmu_);
+          job.call_id = fmt::format("call_{:016x}", rng_());
+        }
+        g.finish_reason = "tool_calls";
+        if (job.stream && !header) {
+          // (not streamed: the header never matched; send the whole call now)
+          json c = {{"index", 0}, {"id", job.call_id}, {"type", "function"},
+                    {"function", {{"name", job.call_name}, {"arguments", job.call_args}}}};
+          job.push(dump(chunk(job, {{"index", 0},
+                                    {"delta", {{"role", "assistant"}, {"content", nullptr},
+                                               {"tool_calls", json::array({c})}}},
+                                    {"logprobs", nullptr}, {"finish_reason", nullptr}})));
+        } else if (job.stream && g.text.size() - 1 > emitted) {
+          json c = {{"index", 0},
+                    {"function", {{"arguments", g.text.substr(emitted, g.text.size() - 1 - emitted)}}}};
+          job.push(dump(chunk(job, {{"index", 0}, {"delta", {{"tool_calls", json::array({c})}}},
+                                    {"logprobs", nullptr}, {"finish_reason", nullptr}})));
+        }
+      } else if (job.stream && !use_tools && g.text.size() > emitted) {
+        push_text(g.text.substr(emitted));
+      } else if (job.stream && use_tools && !header && !g.text.empty()) {
+        push_text(g.text);  // a cut-off call (finish_reason "length") goes out as text
+      }
+      r = std::move(g);
+    }
+  }
+  (void)complete;
   const auto t1 = Clock::now();
   if (!r.ok()) {
     job.failed = true;
@@ -664,9 +986,7 @@ void Server::process(Job& job) {
   job.decode_ms = r->decode_ms;
   if (first) job.ttft_ms = ms_between(t0, t1);
   if (job.stream) {
-    if (first && job.chat)
-      job.push(dump(chunk(job, {{"index", 0}, {"delta", {{"role", "assistant"}, {"content", ""}}},
-                           {"logprobs", nullptr}, {"finish_reason", nullptr}})));
+    if (first && !job.tool_call) push_role();
     json fin = job.chat ? json{{"index", 0}, {"delta", json::object()}, {"logprobs", nullptr},
                                {"finish_reason", job.finish_reason}}
                         : json{{"index", 0}, {"text", ""}, {"logprobs", nullptr},
@@ -776,6 +1096,10 @@ std::string Server::metrics() {
 
 int Server::run() {
   http_.set_payload_max_length(opt_.max_body_bytes);
+  // Every waiting or streaming request holds an HTTP thread: size the pool so the queue
+  // limit, not the pool, decides who waits (clients beyond it get a quick 503).
+  const size_t n_http = static_cast<size_t>(opt_.max_queue) + 16;
+  http_.new_task_queue = [n_http] { return new httplib::ThreadPool(n_http); };
   http_.set_read_timeout(30, 0);
   http_.set_write_timeout(30, 0);
   http_.set_error_handler(httplib::Server::HandlerWithResponse(

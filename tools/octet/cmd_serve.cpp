@@ -20,6 +20,7 @@ struct ServeArgs {
   int64_t cache_mb = 512;
   int64_t max_body_kb = 4096;
   int64_t default_max_tokens = 256;
+  int64_t max_queue = 32;
   std::string model_id;
 };
 
@@ -31,6 +32,7 @@ void run(const ServeArgs& a) {
   opt.cache_bytes = static_cast<size_t>(a.cache_mb) << 20;
   opt.max_body_bytes = static_cast<size_t>(a.max_body_kb) << 10;
   opt.default_max_tokens = a.default_max_tokens;
+  opt.max_queue = a.max_queue;
   opt.index_html = kChatHtml;
   opt.verbose = a.engine.verbose;
   if (!a.apps.empty()) {
@@ -64,6 +66,9 @@ static void register_serve(CLI::App& app) {
       ->check(CLI::Range(1, 1 << 20));
   cmd->add_option("--default-max-tokens", a->default_max_tokens,
                   "max_tokens of requests that give none")->check(CLI::Range(1, 1 << 20));
+  cmd->add_option("--max-queue", a->max_queue,
+                  "requests waiting for the engine before new ones get 503")
+      ->check(CLI::Range(1, 4096));
   cmd->add_option("--model-id", a->model_id, "model name to report (default: file name)");
   cmd->callback([a] { run(*a); });
 }
