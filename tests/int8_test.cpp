@@ -2,6 +2,7 @@
 // int32 and float), and the reference against a naive int64 sum on the unpacked operands.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstring>
@@ -262,6 +263,37 @@ TEST(Int8Weights, ColumnBlocksOfThreePanels) {
       ASSERT_EQ(seen[idx]++, 0);
       ASSERT_EQ(w->packed()[idx], qw[j * k + i]);
     }
+}
+
+TEST(Int8Weights, VectorisedColumnDequantMatchesScalarDefinition) {
+  // The shadow path's cold columns: every k (all 4 byte positions), every panel range, odd N
+  // (padding lanes must come out 0), and extreme values ±127 (sign extension).
+  std::mt19937 rng(11);
+  for (int64_t n : {1, 16, 47, 100, 161}) {
+    const int64_t k = 13;
+    std::vector<int8_t> qw = random_q(rng, n * k);
+    qw[0] = 127;
+    qw[n * k - 1] = -127;
+    const std::vector<float> sw = random_f(rng, n, 0.01f, 2.0f);
+    auto w = Int8Weights::from_int8(qw.data(), sw.data(), n, k);
+    ASSERT_TRUE(w.ok());
+    const int64_t P = w->panels();
+    std::vector<float> col(n), pan(P * 16 + 1, -1.0f);
+    for (int64_t c = 0; c < k; ++c) {
+      w->dequant_column(c, col.data());
+      for (int64_t j = 0; j < n; ++j) ASSERT_EQ(col[j], sw[j] * qw[j * k + c]) << n << " " << c;
+      for (int64_t p0 = 0; p0 < P; ++p0) {
+        const int64_t p1 = std::min(P, p0 + 2);
+        std::fill(pan.begin(), pan.end(), -1.0f);
+        w->dequant_column_panels(c, p0, p1, pan.data());
+        for (int64_t j = 0; j < (p1 - p0) * 16; ++j) {
+          const int64_t nn = p0 * 16 + j;
+          ASSERT_EQ(pan[j], nn < n ? sw[nn] * qw[nn * k + c] : 0.0f) << n << " " << c << " " << nn;
+        }
+        ASSERT_EQ(pan[(p1 - p0) * 16], -1.0f);  // nothing written past the range
+      }
+    }
+  }
 }
 
 TEST(Int8Weights, RejectsBadInput) {

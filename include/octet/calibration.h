@@ -27,6 +27,9 @@ struct SlotCalib {
   float absmax = 0;      // max |x| seen
   float pct = 0;         // |x| at the clip percentile
   float clip = 0;        // the int8 range: activations are clipped to [-clip, clip]
+  // Estimated int8 rounding noise of the entries within clip, relative to the RMS of the
+  // "bulk" (entries up to pct): sqrt(Σ e²) / sqrt(Σ_{|x|<=pct} x²) from the histogram.
+  double qerr = 0;
   std::vector<int32_t> hot;   // input channels that are outliers in >= hot_freq of tokens
   double outlier_rate = 0;    // share of entries beyond clip
   double importance = 0;      // ||(x − clip(x))·Wᵀ|| / ||x·Wᵀ||: error added without shadow
@@ -38,8 +41,12 @@ struct SlotCalib {
 };
 
 struct CalibOptions {
-  double percentile = 99.0;   // of |x| per tensor (measured: docs/results.md)
-  double ratio = 4.0;         // clip at the percentile only if absmax / pct exceeds this
+  double percentile = 99.0;   // of |x| per tensor: the tightest clip (docs/results.md)
+  double ratio = 4.0;         // clip at all only if absmax / pct exceeds this
+  // Per tensor, the clip is the largest value in [pct, absmax] (fewest shadow outliers)
+  // whose estimated int8 noise on the bulk (SlotCalib::qerr) stays within this target;
+  // 0 keeps the clip at pct (the version-2 rule). Measured: docs/results.md.
+  double qerr_target = 0.01;
   double hot_freq = 0.02;     // a channel is hot if it is an outlier in >= 2 % of tokens
   int64_t segment = 512;      // tokens per forward segment
   // Smoothing strength α: s_k = max|x_k|^α / max|W[:,k]|^(1−α) (SmoothQuant). 0: off.

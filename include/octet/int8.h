@@ -76,6 +76,9 @@ class Int8Weights {
   void row_int8(int64_t n, int8_t* out) const;              // q_w[n, 0..K)
   void dequant_row(int64_t n, float* out) const;            // s_w[n]·q_w[n, 0..K)
   void dequant_column(int64_t k, float* out) const;         // s_w[n]·q_w[n,k], n = 0..N
+  // Same for whole panels [p0, p1): out[j] for n = 16·p0 + j, padding lanes 0 (vectorised:
+  // one 64-byte load per 16 channels; the shadow path's cold columns).
+  void dequant_column_panels(int64_t k, int64_t p0, int64_t p1, float* out) const;
   size_t bytes() const { return packed_.size() + 8 * scales_.size(); }
 
   // Kernel view (layout above).

@@ -66,6 +66,11 @@ const Kernels& kernels_ref();
 const Kernels& kernels_avx2();
 const Kernels& kernels_vnni();
 
+// Shadow path: out[j] = s_w[n]·q_w[n,k] for n = 16·p0 + j, panels [p0, p1) (padding lanes give
+// 0). AVX-512: one 64-byte load per panel (its 16 lanes hold column k at byte k % 4).
+void dequant_column_ref(const WView& w, int64_t k, int64_t p0, int64_t p1, float* out);
+void dequant_column_avx512(const WView& w, int64_t k, int64_t p0, int64_t p1, float* out);
+
 // Peak-throughput probe (AVX-512 VNNI CPUs only): `iters` rounds of 24 independent vpdpbusd
 // (enough to cover 5-cycle latency × 2 ports), returns the multiply-adds done (64 each).
 // Benchmarks time it to get the machine's int8 roof.

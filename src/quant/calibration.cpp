@@ -38,6 +38,25 @@ float bin_upper(int b) {
   return b == 0 ? 0.f : static_cast<float>(std::exp2(kMinExp + static_cast<double>(b) / kSub));
 }
 
+// Representative |x| of bin b (geometric middle).
+double bin_mid(int b) { return b == 0 ? 0.0 : std::exp2(kMinExp + (b - 0.5) / kSub); }
+
+// int8 rounding noise of the entries within `clip` (step Δ = clip/127: entries below Δ/2
+// round to zero, the others carry Δ²/12; entries beyond it go to the exact shadow path),
+// relative to the RMS of the entries in bins [0, pct_bin] (the bulk the clip must resolve).
+double clip_noise(const std::vector<uint64_t>& hist, int pct_bin, float clip) {
+  const double d = clip / 127.0, half = d / 2;
+  double noise = 0, bulk = 0;
+  for (int b = 1; b < kBins; ++b) {
+    if (!hist[b]) continue;
+    const double v = bin_mid(b), n = static_cast<double>(hist[b]);
+    if (b <= pct_bin) bulk += n * v * v;
+    if (v > clip) break;
+    noise += n * (v < half ? v * v : d * d / 12);
+  }
+  return bulk > 0 ? std::sqrt(noise / bulk) : 0.0;
+}
+
 struct SlotStats {
   // pass 0 (smoothing): per-channel max |x|
   std::vector<float> chan_absmax;
@@ -248,7 +267,17 @@ Expected<Calibration> calibrate(std::shared_ptr<const Model> model,
       }
       sc.pct = std::min(bin_upper(b), st.absmax);
       sc.clip = sc.pct > 0 && st.absmax / sc.pct > opt.ratio ? sc.pct : st.absmax;
+      if (sc.clip < st.absmax && opt.qerr_target > 0) {
+        // Relax the clip while the bulk keeps its resolution: a clip this high sends fewer
+        // entries down the float shadow path (Gaussian-like tensors need none at all).
+        for (int c = b + 1; c < kBins && bin_upper(c - 1) < st.absmax; ++c) {
+          const float cand = std::min(bin_upper(c), st.absmax);
+          if (clip_noise(st.hist, b, cand) > opt.qerr_target) break;
+          sc.clip = cand;
+        }
+      }
       if (!(sc.clip > 0)) sc.clip = 1e-6f;
+      sc.qerr = clip_noise(st.hist, b, sc.clip);
       clips[il][sl] = sc.clip;
     }
   pass = 2;

@@ -12,7 +12,7 @@
 namespace octet {
 
 namespace {
-constexpr int kFormatVersion = 2;  // 2: smoothing factors
+constexpr int kFormatVersion = 3;  // 2: smoothing factors; 3: per-tensor clip (qerr)
 }
 
 std::string model_fingerprint(const gguf::File& f) {
@@ -42,7 +42,8 @@ Status Calibration::save(const std::string& path) const {
                   {"ratio", opts.ratio},
                   {"hot_freq", opts.hot_freq},
                   {"segment", opts.segment},
-                  {"smooth_alpha", opts.smooth_alpha}};
+                  {"smooth_alpha", opts.smooth_alpha},
+                  {"qerr_target", opts.qerr_target}};
   nlohmann::json ls = nlohmann::json::array();
   for (const auto& layer : layers) {
     nlohmann::json l;
@@ -51,6 +52,7 @@ Status Calibration::save(const std::string& path) const {
       l[slot_name(static_cast<Slot>(s))] = {{"absmax", c.absmax},
                                            {"pct", c.pct},
                                            {"clip", c.clip},
+                                           {"qerr", c.qerr},
                                            {"hot", c.hot},
                                            {"outlier_rate", c.outlier_rate},
                                            {"importance", c.importance},
@@ -91,6 +93,7 @@ Expected<Calibration> Calibration::load(const std::string& path) {
     c.opts.hot_freq = o.at("hot_freq").get<double>();
     c.opts.segment = o.at("segment").get<int64_t>();
     c.opts.smooth_alpha = o.value("smooth_alpha", 0.0);
+    c.opts.qerr_target = o.value("qerr_target", 0.0);
     for (const auto& l : j.at("layers")) {
       std::array<SlotCalib, kSlots> layer;
       for (int s = 0; s < kSlots; ++s) {
@@ -99,6 +102,7 @@ Expected<Calibration> Calibration::load(const std::string& path) {
         sc.absmax = e.at("absmax").get<float>();
         sc.pct = e.at("pct").get<float>();
         sc.clip = e.at("clip").get<float>();
+        sc.qerr = e.value("qerr", 0.0);
         sc.hot = e.at("hot").get<std::vector<int32_t>>();
         sc.outlier_rate = e.at("outlier_rate").get<double>();
         sc.importance = e.at("importance").get<double>();

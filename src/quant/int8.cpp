@@ -191,12 +191,22 @@ void Int8Weights::dequant_row(int64_t n, float* out) const {
   for (int64_t k = 0; k < k_; ++k) out[k] = scales_[n] * at(n, k);
 }
 
+void Int8Weights::dequant_column_panels(int64_t k, int64_t p0, int64_t p1, float* out) const {
+  static const bool avx512 = cpu_features().has_avx512();
+  const WView wv{packed(), n_, k4_, panels_, scales(), shift_correction()};
+  if (avx512)
+    kernels::int8::dequant_column_avx512(wv, k, p0, p1, out);
+  else
+    kernels::int8::dequant_column_ref(wv, k, p0, p1, out);
+}
+
 void Int8Weights::dequant_column(int64_t k, float* out) const {
-  // One packed_index per panel: the 16 channels of a panel sit 4 bytes apart.
-  for (int64_t p = 0; p < panels_; ++p) {
-    const int8_t* src = packed_.data() + packed_index(p * 16, k);
-    const int64_t n0 = p * 16, lanes = std::min<int64_t>(16, n_ - n0);
-    for (int64_t j = 0; j < lanes; ++j) out[n0 + j] = scales_[n0 + j] * src[j * 4];
+  const int64_t full = n_ / 16;
+  if (full > 0) dequant_column_panels(k, 0, full, out);
+  if (full < panels_) {
+    float tail[16];
+    dequant_column_panels(k, full, panels_, tail);
+    std::copy_n(tail, n_ - full * 16, out + full * 16);
   }
 }
 
@@ -249,12 +259,19 @@ Status quantize_activations(const float* x, int64_t m, int64_t k, int64_t ldx, f
   const float inv = 1.0f / scale;
   uint8_t* dst = Int8ActivationsAccess::data(out);
   const int nt = pool ? pool->size() : 1;
-  // Per-thread lists, concatenated in thread order = row order (ranges are contiguous).
-  std::vector<OutlierList> local(outliers ? nt : 0);
+  // Per-thread lists, concatenated in thread order = row order (ranges are contiguous); kept
+  // per calling thread so their capacity is reused (no allocation per call).
+  thread_local std::vector<OutlierList> tl_lists;
+  std::vector<OutlierList>& local = tl_lists;  // workers must see the caller's instance
+  if (outliers) {
+    if (static_cast<int>(local.size()) < nt) local.resize(static_cast<size_t>(nt));
+    for (int t = 0; t < nt; ++t) local[t].clear();
+  }
   parallel_for(pool, m, row_grain(k), [&](int64_t b, int64_t e, int tid) {
     kr.quant(x, ldx, k, inv, scale, dst, out->ld(), b, e, outliers ? &local[tid] : nullptr);
   });
-  for (auto& l : local) outliers->insert(outliers->end(), l.begin(), l.end());
+  if (outliers)
+    for (int t = 0; t < nt; ++t) outliers->insert(outliers->end(), local[t].begin(), local[t].end());
   return Status::Ok();
 }
 

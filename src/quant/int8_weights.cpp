@@ -23,6 +23,12 @@ class Int8ShadowLinear final : public Linear {
     return v;
   }
 
+  struct Seg {
+    const float* hot;  // float column (hot channel), or null: dequantise column `col`
+    int32_t col;
+    size_t b, e;       // its outliers in the column-sorted list
+  };
+
  public:
   Int8ShadowLinear(Int8Linear lin, const SlotCalib& c, bool shadow, const float* w_f32,
                    bool hot_float)
@@ -59,45 +65,49 @@ class Int8ShadowLinear final : public Linear {
     if (!shadow_) return;
     s->outlier_entries += s->outliers.size();
     if (s->outliers.empty()) return;
-    // Column-major order: each weight column is fetched (or dequantised) once per call.
-    auto& ol = s->outliers;
-    std::sort(ol.begin(), ol.end(), [](const Outlier& a, const Outlier& b) {
-      return a.col != b.col ? a.col < b.col : a.row < b.row;
-    });
-    const int64_t N = n();
-    struct Seg { const float* col; size_t b, e; };
+    const int64_t N = n(), K = k();
+    // Bucket the outliers by column (counting sort into per-thread scratch, no allocation
+    // once warm): each weight column is then fetched or dequantised once per output block.
+    const OutlierList& ol = s->outliers;
+    std::vector<int32_t>& start = tl<std::vector<int32_t>>();
+    std::vector<Outlier>& by_col = tl<std::vector<Outlier>>();
+    start.assign(static_cast<size_t>(K + 1), 0);
+    for (const Outlier& o : ol) start[o.col + 1]++;
+    for (int64_t c = 0; c < K; ++c) start[c + 1] += start[c];
+    by_col.resize(ol.size());
     std::vector<Seg>& segs = tl<std::vector<Seg>>();
     segs.clear();
-    std::vector<int32_t> cold;  // distinct cold columns, dequantised into s->tmp
-    for (size_t i = 0; i < ol.size();) {
-      size_t e = i;
-      while (e < ol.size() && ol[e].col == ol[i].col) ++e;
-      const int32_t h = hot_index_.empty() ? -1 : hot_index_[ol[i].col];
-      if (h >= 0) {
-        segs.push_back({hot_cols_.data() + static_cast<size_t>(h) * N, i, e});
-      } else {
-        segs.push_back({nullptr, i, e});
-        cold.push_back(ol[i].col);
-      }
-      i = e;
+    for (int64_t c = 0; c < K; ++c) {
+      if (start[c + 1] == start[c]) continue;
+      const int32_t h = hot_index_.empty() ? -1 : hot_index_[c];
+      segs.push_back({h >= 0 ? hot_cols_.data() + static_cast<size_t>(h) * N : nullptr,
+                      static_cast<int32_t>(c), static_cast<size_t>(start[c]),
+                      static_cast<size_t>(start[c])});
     }
-    if (!cold.empty()) {
-      s->tmp.resize(cold.size() * static_cast<size_t>(N));
-      parallel_for(pool, static_cast<int64_t>(cold.size()), 1, [&](int64_t b, int64_t e, int) {
-        for (int64_t c = b; c < e; ++c) lin_.weights().dequant_column(cold[c], s->tmp.data() + c * N);
-      });
-      size_t c = 0;
-      for (Seg& g : segs)
-        if (!g.col) g.col = s->tmp.data() + (c++) * static_cast<size_t>(N);
-    }
-    // y[row, nb:ne] += residual · col[nb:ne], split over output channels.
+    // Scatter (rows stay in order within a column); start[c] ends as the end of column c.
+    for (const Outlier& o : ol) by_col[start[o.col]++] = o;
+    for (Seg& g : segs) g.e = static_cast<size_t>(start[g.col]);
+    // y[row, n0:n1] += residual · col[n0:n1] over blocks of output channels; cold columns are
+    // dequantised (vectorised, whole panels) into a per-block buffer.
     constexpr int64_t kBlock = 512;
+    const Int8Weights& w = lin_.weights();
     parallel_for(pool, (N + kBlock - 1) / kBlock, 1, [&](int64_t b, int64_t e, int) {
-      const int64_t n0 = b * kBlock, n1 = std::min(N, e * kBlock);
-      for (const Seg& g : segs)
-        for (size_t i = g.b; i < g.e; ++i)
-          kernels::axpy_f32(y + static_cast<int64_t>(ol[i].row) * ldy + n0, ol[i].residual,
-                            g.col + n0, n1 - n0);
+      alignas(64) float buf[kBlock];
+      for (int64_t blk = b; blk < e; ++blk) {
+        const int64_t n0 = blk * kBlock, n1 = std::min(N, n0 + kBlock);
+        for (const Seg& g : segs) {
+          const float* col;
+          if (g.hot) {
+            col = g.hot + n0;
+          } else {
+            w.dequant_column_panels(g.col, n0 / 16, (n1 + 15) / 16, buf);
+            col = buf;
+          }
+          for (size_t i = g.b; i < g.e; ++i)
+            kernels::axpy_f32(y + static_cast<int64_t>(by_col[i].row) * ldy + n0,
+                              by_col[i].residual, col, n1 - n0);
+        }
+      }
     });
   }
 

@@ -31,23 +31,25 @@ struct Shape {
 };
 
 // q/k/v fused into one linear (N = q + 2·kv), gate/up fused (N = 2·ffn), as octet runs them.
-std::vector<Shape> model_shapes(const std::string& which) {
-  struct Model {
-    const char* name;
-    int64_t embd, q, kv, ffn;
-  };
-  const Model models[] = {{"gemma3-270m", 640, 1024, 256, 2048},
-                          {"qwen2.5-0.5b", 896, 896, 128, 4864},
-                          {"qwen1.5-1.8b", 2048, 2048, 2048, 5504}};
+std::vector<Shape> model_shapes(const std::string& which,
+                                const std::vector<KernelModelShape>& custom) {
+  static const KernelModelShape known[] = {{"gemma3-270m", 640, 1024, 256, 2048},
+                                           {"qwen2.5-0.5b", 896, 896, 128, 4864},
+                                           {"qwen1.5-1.8b", 2048, 2048, 2048, 5504}};
   std::vector<Shape> out;
-  for (const Model& m : models) {
-    if (which != "all" && ("," + which + ",").find("," + std::string(m.name) + ",") == std::string::npos)
-      continue;
-    out.push_back({m.name, "qkv", m.q + 2 * m.kv, m.embd});
-    out.push_back({m.name, "o", m.embd, m.q});
-    out.push_back({m.name, "gate_up", 2 * m.ffn, m.embd});
-    out.push_back({m.name, "down", m.embd, m.ffn});
+  auto add = [&](const KernelModelShape& m) {
+    out.push_back({m.name.c_str(), "qkv", m.q + 2 * m.kv, m.embd});
+    out.push_back({m.name.c_str(), "o", m.embd, m.q});
+    out.push_back({m.name.c_str(), "gate_up", 2 * m.ffn, m.embd});
+    out.push_back({m.name.c_str(), "down", m.embd, m.ffn});
+  };
+  if (!custom.empty()) {
+    for (const auto& m : custom) add(m);
+    return out;
   }
+  for (const auto& m : known)
+    if (which == "all" || ("," + which + ",").find("," + m.name + ",") != std::string::npos)
+      add(m);
   return out;
 }
 
@@ -122,7 +124,7 @@ int run_kernel_bench(const KernelBenchArgs& args) {
     std::fprintf(stderr, "error: %s\n", isa.error().c_str());
     return 2;
   }
-  const std::vector<Shape> shapes = model_shapes(args.models);
+  const std::vector<Shape> shapes = model_shapes(args.models, args.custom);
   if (shapes.empty() || args.m.empty() || args.threads.empty()) {
     std::fprintf(stderr, "error: kbench: nothing to measure (check --models/--m/--threads)\n");
     return 2;
@@ -183,6 +185,8 @@ int run_kernel_bench(const KernelBenchArgs& args) {
   for (int t : nts) pools.push_back(t > 1 ? std::make_unique<ThreadPool>(t) : nullptr);
   const int64_t max_m = *std::max_element(args.m.begin(), args.m.end());
 
+  // Per thread count: the worst and the MAC-weighted mean %peak over all shapes and M.
+  std::vector<double> worst(nts.size(), 1e9), pct_macs(nts.size(), 0), all_macs(nts.size(), 0);
   for (const Shape& s : shapes) {
     std::vector<float> w(static_cast<size_t>(s.n * s.k)), bias(static_cast<size_t>(s.n));
     for (auto& v : w) v = du(rng) * 0.05f;
@@ -231,6 +235,11 @@ int run_kernel_bench(const KernelBenchArgs& args) {
         // cannot get every core).
         const double pct = nt == 1 ? (peak[ti].cpu > 0 ? 100.0 * macs / t_gemm.cpu / peak[ti].cpu : 0.0)
                                    : (peak[ti].wall > 0 ? 100.0 * macs / t_gemm.wall / peak[ti].wall : 0.0);
+        if (pct > 0) {
+          worst[ti] = std::min(worst[ti], pct);
+          pct_macs[ti] += pct * macs;
+          all_macs[ti] += macs;
+        }
         if (args.json) {
           nlohmann::json j{{"kind", "int8_gemm"},
                            {"isa", int8_isa_name(*isa)},
@@ -260,6 +269,20 @@ int run_kernel_bench(const KernelBenchArgs& args) {
         std::fflush(stdout);
       }
     }
+  }
+  for (size_t ti = 0; ti < nts.size(); ++ti) {
+    if (!(all_macs[ti] > 0)) continue;
+    const double mean = pct_macs[ti] / all_macs[ti];
+    if (args.json)
+      std::printf("%s\n", nlohmann::json{{"kind", "int8_gemm_summary"},
+                                         {"threads", nts[ti]},
+                                         {"pct_peak_worst", worst[ti]},
+                                         {"pct_peak_mean", mean}}
+                              .dump()
+                              .c_str());
+    else
+      std::printf("%d thread%s: %%peak worst %.1f %%, MAC-weighted mean %.1f %% (target >= 75 %%)\n",
+                  nts[ti], nts[ti] > 1 ? "s" : "", worst[ti], mean);
   }
   return 0;
 }

@@ -7,6 +7,12 @@
 
 namespace octet::cli {
 
+// A model's block linear dimensions (q/k/v and gate/up run fused, as octet runs them).
+struct KernelModelShape {
+  std::string name;
+  int64_t embd, q, kv, ffn;
+};
+
 struct KernelBenchArgs {
   std::vector<int64_t> m = {64, 128, 256, 512};  // chunk sizes (GEMM rows)
   std::vector<int> threads = {1, 2};
@@ -16,6 +22,7 @@ struct KernelBenchArgs {
   int reps = 3;                // timings per point; the best is reported (shared machines)
   bool f32 = false;            // also time kernels::gemm_f32 for the int8/fp32 ratio
   bool json = false;           // one JSON object per line instead of the table
+  std::vector<KernelModelShape> custom;  // measured instead of `models` when not empty
 };
 
 // Prints the table (or JSON lines) to stdout; returns a process exit code.

@@ -12,8 +12,10 @@
 #include <random>
 #include <sstream>
 
+#include "bench_kernels.h"
 #include "commands.h"
 #include "common.h"
+#include "octet/calibration.h"
 #include "octet/sampler.h"
 
 namespace {
@@ -26,6 +28,8 @@ struct BenchArgs {
   std::string tokens_file;
   std::string compare;
   bool json = false;
+  bool kernels = false;  // run the int8 GEMM kernel bench (kbench) on this model's shapes
+  std::vector<int64_t> kernel_m;
 };
 
 double peak_rss_mb() {
@@ -113,12 +117,43 @@ std::string last_json_line(const std::string& out) {
   return last;
 }
 
+int run_kernels(const BenchArgs& a, const octet::HParams& hp, const std::string& model) {
+  octet::cli::KernelBenchArgs k;
+  k.json = a.json;
+  if (a.engine.threads > 0) k.threads = {1, a.engine.threads};
+  k.m = a.kernel_m.empty() ? std::vector<int64_t>{a.engine.chunk} : a.kernel_m;
+  k.custom.push_back({std::filesystem::path(model).stem().string(), hp.n_embd, hp.q_dim(),
+                      hp.kv_dim(), hp.n_ff});
+  return octet::cli::run_kernel_bench(k);
+}
+
 void run(const BenchArgs& a) {
   using namespace octet;
   if (a.single > 0) return measure_one(a);
   const std::string model = cli::resolve_model(a.engine.model);
   auto m = Model::load(model);
   if (!m) cli::fail(m.error());
+  if (a.kernels) {
+    if (int rc = run_kernels(a, (*m)->hparams(), model); rc != 0) std::exit(rc);
+    return;
+  }
+  // Calibrate here, before any child runs: a first-use calibration builds an FP32 model and
+  // would pollute the measured child's peak RSS (and time). The child then finds the sidecar
+  // (or, when the model directory is read-only, the file written here).
+  std::string calib = a.engine.calib;
+  std::string tmp_calib;
+  if (a.engine.mode == "int8") {
+    ThreadPool pool(a.engine.threads);
+    auto say = [](const std::string& s) { std::fprintf(stderr, "octet: %s\n", s.c_str()); };
+    auto c = load_or_calibrate(*m, model, calib, &pool, say);
+    if (!c) cli::fail(c.error());
+    if (calib.empty() && !Calibration::load(calibration_path(model)).ok()) {
+      tmp_calib = (std::filesystem::temp_directory_path() /
+                   ("octet-bench-" + std::to_string(getpid()) + ".calib.json")).string();
+      if (Status st = c->save(tmp_calib); !st.ok()) cli::fail(st.message());
+      calib = tmp_calib;
+    }
+  }
   const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
   const std::string tmp = (std::filesystem::temp_directory_path() /
                            ("octet-bench-" + std::to_string(getpid()) + ".tok")).string();
@@ -139,7 +174,7 @@ void run(const BenchArgs& a) {
         << model << "' -t " << threads << " --chunk " << a.engine.chunk << " --mode "
         << a.engine.mode << " --decode " << a.engine.decode << " --gen " << a.gen
         << " --shadow-keep " << a.engine.shadow_keep;
-    if (!a.engine.calib.empty()) cmd << " --calib '" << a.engine.calib << "'";
+    if (!calib.empty()) cmd << " --calib '" << calib << "'";
     std::string line = last_json_line(run_capture(cmd.str()));
     if (line.empty()) cli::fail("bench child failed for prompt " + std::to_string(n));
     rows.push_back(nlohmann::json::parse(line));
@@ -170,6 +205,7 @@ void run(const BenchArgs& a) {
     std::fflush(stdout);
   }
   std::filesystem::remove(tmp);
+  if (!tmp_calib.empty()) std::filesystem::remove(tmp_calib);
 }
 
 }  // namespace
@@ -183,6 +219,10 @@ static void register_bench(CLI::App& app) {
   cmd->add_option("--compare", a->compare, "peer engine to run side by side")
       ->check(CLI::IsMember({"llama.cpp"}));
   cmd->add_flag("--json", a->json, "one JSON object per line");
+  cmd->add_flag("--kernels", a->kernels,
+                "int8 GEMM efficiency on this model's linear shapes vs the measured VNNI peak "
+                "(M = --chunk, or --kernel-m; same as `octet kbench`)");
+  cmd->add_option("--kernel-m", a->kernel_m, "GEMM rows for --kernels")->delimiter(',');
   cmd->add_option("--single", a->single, "internal: measure one length")->group("");
   cmd->add_option("--tokens-file", a->tokens_file, "internal")->group("");
   cmd->callback([a] { run(*a); });

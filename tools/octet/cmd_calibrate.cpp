@@ -39,16 +39,18 @@ void run(const CalibArgs& a) {
   const std::string out = a.out.empty() ? calibration_path(path) : a.out;
   if (Status s = c->save(out); !s.ok()) cli::fail(s.message());
   int64_t clipped = 0, hot = 0;
+  double outliers = 0;
   for (const auto& l : c->layers)
     for (const auto& s : l) {
       clipped += s.clip < s.absmax;
       hot += static_cast<int64_t>(s.hot.size());
+      outliers += s.outlier_rate;
     }
   std::printf("wrote %s: %lld tokens, %zu layers, %lld of %zu linear inputs clipped, "
-              "%lld hot channels\n",
+              "%lld hot channels, mean outlier rate %.4f %%\n",
               out.c_str(), static_cast<long long>(c->tokens), c->layers.size(),
               static_cast<long long>(clipped), c->layers.size() * kSlots,
-              static_cast<long long>(hot));
+              static_cast<long long>(hot), 100 * outliers / (c->layers.size() * kSlots));
 }
 
 }  // namespace
@@ -67,6 +69,10 @@ static void register_calibrate(CLI::App& app) {
       ->check(CLI::Range(50.0, 100.0));
   cmd->add_option("--ratio", a->opts.ratio, "clip only when max/percentile exceeds this")
       ->check(CLI::Range(1.0, 1e6));
+  cmd->add_option("--qerr-target", a->opts.qerr_target,
+                  "largest clip whose int8 noise on the bulk stays within this (0: clip at the "
+                  "percentile)")
+      ->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--hot-freq", a->opts.hot_freq, "outlier frequency that makes a channel hot")
       ->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--smooth", a->opts.smooth_alpha,

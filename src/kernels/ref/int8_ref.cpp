@@ -55,6 +55,13 @@ void absmax_ref(const float* x, int64_t ldx, int64_t k, int64_t r0, int64_t r1, 
 
 }  // namespace
 
+void dequant_column_ref(const WView& w, int64_t k, int64_t p0, int64_t p1, float* out) {
+  for (int64_t p = p0; p < p1; ++p) {
+    const int8_t* src = w.panel(p) + (k / 4) * w.step(p) + (k % 4);
+    for (int64_t j = 0; j < 16; ++j) out[(p - p0) * 16 + j] = w.scale[p * 16 + j] * src[j * 4];
+  }
+}
+
 const Kernels& kernels_ref() {
   static const Kernels k{gemm_ref, quant_ref, absmax_ref, 0, 1, 0, 1};
   return k;

@@ -333,6 +333,18 @@ void absmax_avx512(const float* x, int64_t ldx, int64_t k, int64_t r0, int64_t r
 
 }  // namespace
 
+void dequant_column_avx512(const WView& w, int64_t k, int64_t p0, int64_t p1, float* out) {
+  // Byte k % 4 of each 32-bit lane, sign-extended: shift it to the top, then arithmetic back.
+  const int sh = 24 - 8 * static_cast<int>(k % 4);
+  const int64_t g = k / 4;
+  for (int64_t p = p0; p < p1; ++p) {
+    const __m512i v = _mm512_loadu_si512(w.panel(p) + g * w.step(p));
+    const __m512i q = _mm512_srai_epi32(_mm512_sll_epi32(v, _mm_cvtsi32_si128(sh)), 24);
+    _mm512_storeu_ps(out + (p - p0) * 16,
+                     _mm512_mul_ps(_mm512_cvtepi32_ps(q), _mm512_loadu_ps(w.scale + p * 16)));
+  }
+}
+
 uint64_t vnni_peak_loop(int64_t iters) {
   // 24 accumulators (zmm0-23) in fixed registers: the compiler cannot spill or merge them.
   int64_t n = std::max<int64_t>(1, iters);
