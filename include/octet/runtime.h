@@ -12,6 +12,7 @@
 
 #include "octet/int8.h"
 #include "octet/kernels.h"
+#include "octet/memory.h"
 #include "octet/model.h"
 #include "octet/qgemv.h"
 #include "octet/status.h"
@@ -41,6 +42,8 @@ class Linear {
   virtual void forward(const float* x, int64_t m, float* y, int64_t ldy, ThreadPool* pool,
                        LinearScratch* scratch) const = 0;
   virtual size_t bytes() const = 0;
+  // Adds its bytes to the right kinds of a breakdown (default: FP32 heap).
+  virtual void account(WeightBytes* b) const { b->f32 += bytes(); }
 };
 
 class LinearF32 final : public Linear {
@@ -97,6 +100,8 @@ class Weights {
   const std::vector<float>& output_norm() const { return out_norm_; }
   ComputeMode mode() const { return mode_; }
   size_t bytes() const;
+  // bytes() by kind, plus the mapped GGUF bytes of the decode linears.
+  WeightBytes breakdown() const;
   // Decode linears (linear_gguf.cpp): all of them or none. Reading the file's quantised
   // blocks in place, they add no heap; decode_bytes() counts the mapped bytes they read.
   Status attach_gguf_decode(const Model& m);
