@@ -249,6 +249,112 @@ TEST_P(FloatKernels, AttentionMatchesReference) {
   }
 }
 
+// Attention over F16 / INT8 caches, with and without a ring (sliding-window layers keep
+// only window + chunk slots): the kernels convert K/V tiles themselves; the reference
+// converts rows with kv_load_row_ref into a dense float cache. Slots that no query of the
+// call may read hold NaN-encoding garbage, so a wrong slot shows up.
+TEST_P(FloatKernels, AttentionOverReducedKvMatchesReference) {
+  std::mt19937 rng(21);
+  ThreadPool pool(3);
+  struct Case { int64_t n_head, n_head_kv, D, n_q, pos0, window, ring; };
+  const Case cases[] = {
+      {1, 1, 16, 1, 0, 0, 0},      {4, 1, 256, 1, 300, 0, 0},   {4, 2, 40, 37, 11, 0, 0},
+      {3, 1, 20, 5, 0, 1, 0},      {4, 1, 256, 1, 900, 512, 520}, {2, 2, 36, 9, 40, 7, 16},
+      {4, 1, 64, 70, 1000, 64, 140}, {6, 3, 24, 19, 200, 100, 118}, {4, 1, 256, 2, 37, 16, 17},
+      {2, 1, 33, 65, 3, 0, 0},     {2, 1, 72, 33, 95, 50, 82}};
+  for (KvType type : {KvType::kF32, KvType::kF16, KvType::kInt8}) {
+    for (const Case& c : cases) {
+      const int64_t D = c.D, slots = c.ring > 0 ? c.ring : c.pos0 + c.n_q + 2;
+      const size_t eb = kv_elem_bytes(type);
+      std::vector<uint8_t> kb(static_cast<size_t>(c.n_head_kv * slots * D) * eb, 0xff),
+          vb(kb.size(), 0xff);
+      std::vector<float> ks(static_cast<size_t>(c.n_head_kv * slots), NAN), vs(ks.size(), NAN);
+      // Write every position in order (as a session does), so the ring holds the newest.
+      for (int64_t p = 0; p < c.pos0 + c.n_q; ++p)
+        for (int64_t h = 0; h < c.n_head_kv; ++h) {
+          const int64_t slot = c.ring > 0 ? p % c.ring : p, e = h * slots + slot;
+          const auto kr = randn(rng, D, 2.f), vr = randn(rng, D);
+          kv_store_row(type, kr.data(), D, kb.data() + e * D * eb, &ks[e]);
+          kv_store_row(type, vr.data(), D, vb.data() + e * D * eb, &vs[e]);
+        }
+      KvView k, v;
+      k.type = v.type = type;
+      k.data = kb.data();
+      v.data = vb.data();
+      k.scale = ks.data();
+      v.scale = vs.data();
+      k.head_stride = v.head_stride = slots * D;
+      k.ring = v.ring = c.ring;
+      AttentionDims d;
+      d.n_head = c.n_head;
+      d.n_head_kv = c.n_head_kv;
+      d.head_dim = D;
+      d.window = c.window;
+      d.scale = 1.f / std::sqrt(static_cast<float>(D));
+      const int64_t ldq = c.n_head * D + 3, ldo = c.n_head * D + 1;
+      const auto q = randn(rng, c.n_q * ldq);
+      std::vector<float> ref(static_cast<size_t>(c.n_q * ldo), 0.f);
+      attention_ref(q.data(), ldq, c.n_q, c.pos0, k, v, d, ref.data(), ldo);
+      for (ThreadPool* tp : {static_cast<ThreadPool*>(nullptr), &pool}) {
+        SCOPED_TRACE(std::string(kv_type_name(type)) + " D=" + std::to_string(D) + " n_q=" +
+                     std::to_string(c.n_q) + " pos0=" + std::to_string(c.pos0) + " window=" +
+                     std::to_string(c.window) + " ring=" + std::to_string(c.ring));
+        std::vector<float> out(static_cast<size_t>(c.n_q * ldo), -9.f);
+        attention(q.data(), ldq, c.n_q, c.pos0, k, v, d, out.data(), ldo, tp);
+        for (int64_t i = 0; i < c.n_q; ++i)
+          for (int64_t j = 0; j < c.n_head * D; ++j)
+            ASSERT_NEAR(out[i * ldo + j], ref[i * ldo + j], 3e-5) << "row " << i << " col " << j;
+      }
+    }
+  }
+  // A ring too small for the keys a call needs is an error, not a wrong answer.
+  std::vector<float> buf(4096, 0.f);
+  KvView k;
+  k.data = buf.data();
+  k.head_stride = 8 * 16;
+  k.ring = 8;
+  AttentionDims d;
+  d.n_head = d.n_head_kv = 1;
+  d.head_dim = 16;
+  d.window = 6;
+  EXPECT_THROW(attention(buf.data(), 16, 4, 20, k, k, d, buf.data(), 16, nullptr),
+               std::invalid_argument);
+  EXPECT_NO_THROW(attention(buf.data(), 16, 3, 20, k, k, d, buf.data(), 16, nullptr));
+}
+
+// Row storage: F16 rounds to nearest (within half an ulp of half precision), INT8 within
+// half a step of max|x|/127 per row; both read back exactly by the reference loader.
+TEST(KvStore, RowRoundTripBounds) {
+  std::mt19937 rng(5);
+  for (int64_t n : {1, 7, 64, 256, 257}) {
+    auto x = randn(rng, n, 3.f);
+    if (n > 3) x[2] = 0.f;
+    std::vector<uint16_t> h(static_cast<size_t>(n));
+    std::vector<int8_t> q(static_cast<size_t>(n));
+    std::vector<float> back(static_cast<size_t>(n));
+    float sc = -1.f;
+    kv_store_row(KvType::kF16, x.data(), n, h.data(), nullptr);
+    kv_load_row_ref(KvType::kF16, h.data(), 0.f, n, back.data());
+    for (int64_t i = 0; i < n; ++i) ASSERT_NEAR(back[i], x[i], std::fabs(x[i]) * 4.9e-4 + 1e-7);
+    kv_store_row(KvType::kInt8, x.data(), n, q.data(), &sc);
+    float amax = 0.f;
+    for (float v : x) amax = std::max(amax, std::fabs(v));
+    ASSERT_FLOAT_EQ(sc, amax / 127.f);
+    kv_load_row_ref(KvType::kInt8, q.data(), sc, n, back.data());
+    for (int64_t i = 0; i < n; ++i) ASSERT_LE(std::fabs(back[i] - x[i]), sc * 0.5001f);
+  }
+  std::vector<float> z(16, 0.f);
+  std::vector<int8_t> q(16, 5);
+  float sc = -1.f;
+  kv_store_row(KvType::kInt8, z.data(), 16, q.data(), &sc);  // all-zero row: scale 0, codes 0
+  EXPECT_EQ(sc, 0.f);
+  for (int8_t c : q) EXPECT_EQ(c, 0);
+  KvType t;
+  EXPECT_TRUE(parse_kv_type("f16", &t));
+  EXPECT_EQ(t, KvType::kF16);
+  EXPECT_FALSE(parse_kv_type("fp8", &t));
+}
+
 TEST(FloatKernelsErrors, AttentionRejectsBadDims) {
   AttentionDims d;
   d.n_head = 3;

@@ -147,7 +147,11 @@ TEST(KvSnapshot, RestoredPrefixContinuesExactly) {
   for (size_t i = 0; i < got.size(); ++i) ASSERT_FLOAT_EQ(got[i], want[i]) << i;
   // Bad restores are errors, not crashes.
   EXPECT_FALSE(b.load_kv(s, 25).ok());
-  KvSnapshot broken = s;
-  broken.k.pop_back();
+  KvSnapshot broken = s;  // default KV type F16: raw rows in kq
+  ASSERT_FALSE(broken.kq.empty());
+  broken.kq.pop_back();
   EXPECT_FALSE(b.load_kv(broken, 4).ok());
+  KvSnapshot foreign = s;  // another KV type
+  foreign.type = kernels::KvType::kInt8;
+  EXPECT_FALSE(b.load_kv(foreign, 4).ok());
 }

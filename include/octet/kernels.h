@@ -95,6 +95,40 @@ void attention_f32_ref(const float* q, int64_t ldq, int64_t n_q, int64_t pos0,
                        const float* k_cache, const float* v_cache, const AttentionDims& d,
                        float* out, int64_t ldo);
 
+// ---- KV cache in reduced precision (docs/decode.md, "KV cache").
+// F16: IEEE half per element. INT8: per row (one token of one kv head, head_dim values) a
+// float scale max|x|/127 and round-to-nearest int8 codes.
+enum class KvType : uint8_t { kF32 = 0, kF16 = 1, kInt8 = 2 };
+const char* kv_type_name(KvType t);
+// "f32" | "f16" | "int8"; false if unknown.
+bool parse_kv_type(const char* s, KvType* t);
+inline size_t kv_elem_bytes(KvType t) { return t == KvType::kF32 ? 4 : t == KvType::kF16 ? 2 : 1; }
+// Stores one row of n floats as `t` at dst (n elements); int8 writes the row's scale.
+void kv_store_row(KvType t, const float* x, int64_t n, void* dst, float* scale);
+// Scalar: row back to floats (what attention reads).
+void kv_load_row_ref(KvType t, const void* src, float scale, int64_t n, float* out);
+
+// One layer's K or V cache as attention reads it: [kv_head][slot][head_dim] elements of
+// `type` (+ for INT8 a [kv_head][slot] float scale). Position p lives in slot p, or in slot
+// p % ring when ring > 0 (a sliding-window layer keeping only its last `ring` positions).
+struct KvView {
+  KvType type = KvType::kF32;
+  const void* data = nullptr;
+  const float* scale = nullptr;  // INT8 only
+  int64_t head_stride = 0;       // elements (and scales: head_stride / head_dim) per kv head
+  int64_t ring = 0;
+};
+// attention_f32 over a KvView (d.kv_head_stride is ignored; the view's is used). With a ring,
+// every key a query of this call sees must still be there: min(pos0 + n_q, window + n_q - 1)
+// <= ring (throws std::invalid_argument otherwise). K/V tiles are converted to float in the
+// kernel (F16C / AVX-512 vcvtph2ps, int8 widen · scale) just before use.
+void attention(const float* q, int64_t ldq, int64_t n_q, int64_t pos0, const KvView& k,
+               const KvView& v, const AttentionDims& d, float* out, int64_t ldo, ThreadPool* pool);
+// Reference: rows converted with kv_load_row_ref into a dense float cache, then
+// attention_f32_ref.
+void attention_ref(const float* q, int64_t ldq, int64_t n_q, int64_t pos0, const KvView& k,
+                   const KvView& v, const AttentionDims& d, float* out, int64_t ldo);
+
 }  // namespace octet::kernels
 
 namespace octet::kernels {

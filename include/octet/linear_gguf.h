@@ -27,6 +27,7 @@ class LinearGguf final : public Linear {
                LinearScratch* scratch) const override;
   // Bytes of the mapped tensors it reads (file pages, not heap).
   size_t bytes() const override { return bytes_; }
+  void account(WeightBytes* b) const override { b->gguf_mapped += bytes_; }
 
  private:
   struct Part {

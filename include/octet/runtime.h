@@ -3,6 +3,7 @@
 // float tensors (norms, biases). A Session owns a KV cache and runs tokens through the model
 // in chunks of a fixed size, reusing one set of activation buffers for every chunk.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -11,6 +12,7 @@
 
 #include "octet/int8.h"
 #include "octet/kernels.h"
+#include "octet/memory.h"
 #include "octet/model.h"
 #include "octet/qgemv.h"
 #include "octet/status.h"
@@ -40,6 +42,8 @@ class Linear {
   virtual void forward(const float* x, int64_t m, float* y, int64_t ldy, ThreadPool* pool,
                        LinearScratch* scratch) const = 0;
   virtual size_t bytes() const = 0;
+  // Adds its bytes to the right kinds of a breakdown (default: FP32 heap).
+  virtual void account(WeightBytes* b) const { b->f32 += bytes(); }
 };
 
 class LinearF32 final : public Linear {
@@ -96,6 +100,8 @@ class Weights {
   const std::vector<float>& output_norm() const { return out_norm_; }
   ComputeMode mode() const { return mode_; }
   size_t bytes() const;
+  // bytes() by kind, plus the mapped GGUF bytes of the decode linears.
+  WeightBytes breakdown() const;
   // Decode linears (linear_gguf.cpp): all of them or none. Reading the file's quantised
   // blocks in place, they add no heap; decode_bytes() counts the mapped bytes they read.
   Status attach_gguf_decode(const Model& m);
@@ -119,19 +125,28 @@ class Weights {
   std::unique_ptr<Linear> dec_lm_head_;
 };
 
-// The KV rows of a session's first positions, copied out for a prefix cache (serve/): a
-// snapshot costs only its own length, not the session's whole context.
+// The KV rows of a session's first positions, copied out for a prefix cache (serve/) or a
+// session file: a snapshot costs only its own length, not the session's whole context. Rows
+// are kept in the session's KV type: F32 in k/v, F16 / INT8 as raw rows in kq/vq (INT8 with
+// per-row scales). Sliding-window layers only hold positions [window_first, tokens.size()).
+// Layout: [layer][kv_head][position][head_dim].
 struct KvSnapshot {
   std::vector<Token> tokens;
-  std::vector<float> k, v;  // [layer][kv_head][tokens.size()][head_dim]
+  kernels::KvType type = kernels::KvType::kF32;
+  int64_t window_first = 0;
+  std::vector<float> k, v;                // F32
+  std::vector<uint8_t> kq, vq;            // F16 / INT8 rows
+  std::vector<float> k_scale, v_scale;    // INT8: one per row
   size_t bytes() const {
-    return (k.size() + v.size()) * sizeof(float) + tokens.size() * sizeof(Token);
+    return (k.size() + v.size() + k_scale.size() + v_scale.size()) * sizeof(float) +
+           kq.size() + vq.size() + tokens.size() * sizeof(Token);
   }
 };
 
 struct SessionOptions {
   int64_t n_ctx = 4096;   // KV capacity in tokens (capped at the model's training context)
   int64_t chunk = 256;    // prefill chunk size C: one static plan for every chunk
+  kernels::KvType kv_type = kernels::KvType::kF16;  // KV cache storage (docs/decode.md)
 };
 
 class Session {
@@ -144,15 +159,26 @@ class Session {
   Status eval(std::span<const Token> toks, bool all_logits, std::vector<float>* logits);
   int64_t n_past() const { return n_past_; }
   int64_t n_ctx() const { return n_ctx_; }
-  // Forget everything after the first n tokens (n <= n_past).
+  // Forget everything after the first n tokens (n <= n_past). Sliding-window layers keep
+  // window + chunk slots, so going back up to `chunk` positions (minus what the window layers
+  // already overwrote, see truncate_is_cheap) is free; further back the session re-prefills
+  // its own history[0, n) (correct, costs a prefill of n tokens).
   void truncate(int64_t n);
+  // True when truncate(n) needs no re-prefill.
+  bool truncate_is_cheap(int64_t n) const;
   // Copy out the KV of the first n positions (n <= n_past), and put the first n positions of
-  // a snapshot back (replacing everything; the snapshot must come from the same model).
+  // a snapshot back (replacing everything; the snapshot must come from the same model and
+  // KV type; a window layer's rows must reach back to n - window + 1).
   KvSnapshot save_kv(int64_t n) const;
   Status load_kv(const KvSnapshot& snap, int64_t n);
   const Model& model() const { return *model_; }
   const std::vector<Token>& history() const { return history_; }
-  size_t kv_bytes() const { return (k_.size() + v_.size()) * sizeof(float); }
+  size_t kv_bytes() const {
+    return k_.size() + v_.size() + (ks_.size() + vs_.size()) * sizeof(float);
+  }
+  kernels::KvType kv_type() const { return kv_type_; }
+  // Slots of the sliding-window layers (0: they keep every position like the others).
+  int64_t window_slots() const { return ring_; }
   size_t arena_bytes() const;
   const LinearScratch& scratch() const { return scratch_; }
 
@@ -160,12 +186,14 @@ class Session {
   void run_chunk(const Token* toks, int64_t m, bool all_logits, std::vector<float>* logits,
                  size_t logits_row0);
   void attention(int64_t il, int64_t m, int64_t pos0);
-  float* kcache(int64_t il, int64_t h, int64_t pos) {
-    return k_.data() + ((il * hp_.n_head_kv + h) * n_ctx_ + pos) * hp_.head_dim;
+  // KV cache accessors (the only code that knows the storage layout).
+  kernels::KvView kv_view(int64_t il, bool v) const;
+  void store_kv(int64_t il, int64_t h, int64_t pos, const float* k, const float* v);
+  int64_t slot(int64_t il, int64_t pos) const {
+    return layer_slots_[il] == n_ctx_ ? pos : pos % layer_slots_[il];
   }
-  float* vcache(int64_t il, int64_t h, int64_t pos) {
-    return v_.data() + ((il * hp_.n_head_kv + h) * n_ctx_ + pos) * hp_.head_dim;
-  }
+  // Lowest position whose rows the window layers still hold.
+  int64_t window_lo() const { return ring_ > 0 ? std::max<int64_t>(0, written_hi_ - ring_) : 0; }
 
   std::shared_ptr<const Model> model_;
   std::shared_ptr<const Weights> w_;
@@ -174,7 +202,14 @@ class Session {
   int64_t n_ctx_, chunk_;
   int64_t n_past_ = 0;
   std::vector<Token> history_;
-  std::vector<float> k_, v_;  // [layer][kv_head][n_ctx][head_dim]
+  // KV cache: layer il at element layer_off_[il], [kv_head][layer_slots_[il]][head_dim] of
+  // kv_type_ (bytes in k_/v_); INT8 scales [layer][kv_head][slot] at layer_off_[il] / head_dim.
+  kernels::KvType kv_type_;
+  std::vector<uint8_t> k_, v_;
+  std::vector<float> ks_, vs_;
+  std::vector<int64_t> layer_off_, layer_slots_;
+  int64_t ring_ = 0;        // slots of window layers when they use a ring, else 0
+  int64_t written_hi_ = 0;  // 1 + highest position written (window rows below - ring_ are gone)
   // Chunk arena: sized for `chunk` rows once, reused by every chunk.
   std::vector<float> x_, xn_, qkv_, att_, o_, gu_, h_;
   LinearScratch scratch_;

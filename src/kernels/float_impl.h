@@ -364,12 +364,44 @@ constexpr int64_t kBK = 32;
 
 inline int64_t round_up(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
 
+// Floats at the end of a task's scratch for one converted K tile and one V tile.
+inline int64_t kv_tile_floats(int64_t D) { return 2 * kBK * round_up(D, 16); }
+
 template <class S>
 int64_t attn_scratch_floats(int64_t D, int64_t n_keys) {
   const int64_t bqp = round_up(S::kBQ, S::W), dp = round_up(D, S::W);
   const int64_t blocked = D * bqp + S::kBQ * dp + kBK * bqp + 3 * bqp;
-  const int64_t rows = n_keys + dp;
-  return imax(blocked, rows) + 16;
+  const int64_t rows = round_up(n_keys, 16) + dp;
+  return imax(blocked, rows) + 16 + kv_tile_floats(D);
+}
+
+// Rows of positions [j0, j0+n) (n <= kBK) of one kv head as floats [n][D]: a pointer into
+// the cache itself for F32 rows that do not wrap the ring, else converted into buf
+// (F16: vcvtph2ps; INT8: widen, convert, · row scale).
+template <class S>
+const float* kv_rows(const KvHead& kv, int64_t D, int64_t j0, int64_t n, float* buf) {
+  const int64_t s0 = kv.ring > 0 ? j0 % kv.ring : j0;
+  if (kv.type == KvType::kF32 && (kv.ring == 0 || s0 + n <= kv.ring))
+    return static_cast<const float*>(kv.p) + s0 * D;
+  for (int64_t r = 0; r < n; ++r) {
+    int64_t slot = s0 + r;
+    if (kv.ring > 0 && slot >= kv.ring) slot -= kv.ring;
+    float* dst = buf + r * D;
+    switch (kv.type) {
+      case KvType::kF32: {
+        const float* src = static_cast<const float*>(kv.p) + slot * D;
+        for (int64_t t = 0; t < D; ++t) dst[t] = src[t];
+        break;
+      }
+      case KvType::kF16:
+        S::cvt_f16(static_cast<const uint16_t*>(kv.p) + slot * D, dst, D);
+        break;
+      case KvType::kInt8:
+        S::cvt_i8(static_cast<const int8_t*>(kv.p) + slot * D, kv.scale[slot], dst, D);
+        break;
+    }
+  }
+  return buf;
 }
 
 // S^T rows [r0, r0+MR) (keys) × NQ query vectors.
@@ -487,9 +519,11 @@ void attn_block(const AttnTask& t, const AttnScratch& sc) {
   const int64_t p_lo = t.pos0 + t.i0, p_hi = t.pos0 + t.i1 - 1;  // query positions
   const int64_t jlo = d.window > 0 ? imax(0, p_lo - d.window + 1) : 0, jhi = p_hi + 1;
   const V ninf = S::set1(-__builtin_inff());
+  float* ktile = sc.buf + sc.n - kv_tile_floats(D);
+  float* vtile = ktile + kBK * round_up(D, 16);
   for (int64_t j0 = jlo; j0 < jhi; j0 += kBK) {
     const int64_t bk = imin(kBK, jhi - j0);
-    attn_scores_tile<S, S::kNQ>(bk, nqv, t.k + j0 * D, D, qt, bqp, st);
+    attn_scores_tile<S, S::kNQ>(bk, nqv, kv_rows<S>(t.k, D, j0, bk, ktile), D, qt, bqp, st);
     // Mask only where the tile can cross a query's causal edge or window edge.
     const bool need_mask = j0 + bk - 1 > p_lo || (d.window > 0 && j0 <= p_hi - d.window);
     for (int v = 0; v < nqv; ++v) {
@@ -524,7 +558,7 @@ void attn_block(const AttnTask& t, const AttnScratch& sc) {
       if (corr[i] != 1.f) scale<S>(o + i * dp, corr[i], dp);
     for (int64_t i = 0; i < nq; i += S::kPVR)
       attn_pv_rows<S, S::kPVR>(static_cast<int>(imin(S::kPVR, nq - i)), st, bqp, i,
-                               t.v + j0 * D, D, bk, o, dp);
+                               kv_rows<S>(t.v, D, j0, bk, vtile), D, bk, o, dp);
   }
   for (int64_t i = 0; i < nq; ++i) {
     const float inv = 1.f / lrow[i];
@@ -533,7 +567,8 @@ void attn_block(const AttnTask& t, const AttnScratch& sc) {
   }
 }
 
-// One query row against all its keys: scores into a buffer, softmax, then Σ p·V.
+// One query row against all its keys: scores into a buffer (K in tiles of kBK rows),
+// softmax, then Σ p·V (V in tiles).
 template <class S>
 void attn_row(const AttnTask& t, int64_t i, const AttnScratch& sc) {
   using V = typename S::V;
@@ -543,9 +578,14 @@ void attn_row(const AttnTask& t, int64_t i, const AttnScratch& sc) {
   const int64_t jlo = d.window > 0 ? imax(0, p - d.window + 1) : 0, n = p + 1 - jlo;
   float* s = sc.buf;
   float* o = s + round_up(n, 16);
+  float* ktile = sc.buf + sc.n - kv_tile_floats(D);
+  float* vtile = ktile + kBK * round_up(D, 16);
   const float* q = t.q + i * t.ldq + t.h * D;
-  const float* k = t.k + jlo * D;
-  for (int64_t j = 0; j < n; ++j) s[j] = dot<S>(q, k + j * D, D) * d.scale;
+  for (int64_t j0 = 0; j0 < n; j0 += kBK) {
+    const int64_t bk = imin(kBK, n - j0);
+    const float* k = kv_rows<S>(t.k, D, jlo + j0, bk, ktile);
+    for (int64_t j = 0; j < bk; ++j) s[j0 + j] = dot<S>(q, k + j * D, D) * d.scale;
+  }
   if (d.softcap > 0.f) {
     const float inv = 1.f / d.softcap;
     int64_t j = 0;
@@ -557,26 +597,29 @@ void attn_row(const AttnTask& t, int64_t i, const AttnScratch& sc) {
     }
   }
   softmax<S>(s, n);
-  const float* v = t.v + jlo * D;
+  for (int64_t c = 0; c < dp; ++c) o[c] = 0.f;
   constexpr int CV = S::kPVC;
-  int64_t c0 = 0;
-  for (; c0 < dp; c0 += CV * W) {
-    const int cv = static_cast<int>(imin(CV, (dp - c0) / W));
-    V acc[CV];
+  for (int64_t j0 = 0; j0 < n; j0 += kBK) {
+    const int64_t bk = imin(kBK, n - j0);
+    const float* v = kv_rows<S>(t.v, D, jlo + j0, bk, vtile);
+    for (int64_t c0 = 0; c0 < dp; c0 += CV * W) {
+      const int cv = static_cast<int>(imin(CV, (dp - c0) / W));
+      V acc[CV];
 #pragma GCC unroll 16
-    for (int c = 0; c < CV; ++c) acc[c] = S::zero();
-    for (int64_t j = 0; j < n; ++j) {
-      const V pj = S::set1(s[j]);
+      for (int c = 0; c < CV; ++c) acc[c] = c < cv ? S::load(o + c0 + c * W) : S::zero();
+      for (int64_t j = 0; j < bk; ++j) {
+        const V pj = S::set1(s[j0 + j]);
 #pragma GCC unroll 16
-      for (int c = 0; c < CV; ++c) {
-        if (c >= cv) break;
-        const int64_t col = c0 + c * W;
-        const V vv = col + W <= D ? S::load_u(v + j * D + col)
-                                  : S::loadn(v + j * D + col, static_cast<int>(D - col));
-        acc[c] = S::fmadd(pj, vv, acc[c]);
+        for (int c = 0; c < CV; ++c) {
+          if (c >= cv) break;
+          const int64_t col = c0 + c * W;
+          const V vv = col + W <= D ? S::load_u(v + j * D + col)
+                                    : S::loadn(v + j * D + col, static_cast<int>(D - col));
+          acc[c] = S::fmadd(pj, vv, acc[c]);
+        }
       }
+      for (int c = 0; c < cv; ++c) S::store(o + c0 + c * W, acc[c]);
     }
-    for (int c = 0; c < cv; ++c) S::store(o + c0 + c * W, acc[c]);
   }
   float* dst = t.out + i * t.ldo + t.h * D;
   for (int64_t dd = 0; dd < D; ++dd) dst[dd] = o[dd];

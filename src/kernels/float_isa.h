@@ -12,13 +12,20 @@ namespace octet::kernels::fimpl {
 // Packed W: panel p of 16 channels at w + p·k·16, [k][16].
 inline constexpr int64_t kPanel = 16;
 
+// One kv head of a K or V cache: rows [slot][head_dim] of `type` (KvView, kernels.h).
+struct KvHead {
+  const void* p;
+  const float* scale;  // INT8: per-slot scales
+  KvType type;
+  int64_t ring;        // 0: position = slot; else slot = position % ring
+};
+
 // One attention work item: queries [i0, i1) of head h.
 struct AttnTask {
   const float* q;
   int64_t ldq;
   int64_t pos0;  // position of query row 0
-  const float* k;  // kv head base of the k cache ([pos][head_dim])
-  const float* v;
+  KvHead k, v;
   const AttentionDims* d;
   float* out;
   int64_t ldo;

@@ -14,8 +14,8 @@ bool isa_available(FloatIsa isa) {
   switch (isa) {
     case FloatIsa::kAuto:
     case FloatIsa::kScalar: return true;
-    case FloatIsa::kAvx2: return f.avx2 && f.fma;
-    case FloatIsa::kAvx512: return f.avx512f && f.avx2 && f.fma;
+    case FloatIsa::kAvx2: return f.avx2 && f.fma && f.f16c;
+    case FloatIsa::kAvx512: return f.avx512f && f.avx2 && f.fma && f.f16c;
   }
   return false;
 }

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "kernels/float_isa.h"
+#include "octet/half.h"
 
 namespace octet::kernels::fimpl {
 namespace {
@@ -40,6 +41,12 @@ struct Scalar {
   static float hmax(V v) { return v; }
   static V iota() { return 0.f; }
   static V sel_le(V a, V b, V x, V y) { return a <= b ? x : y; }
+  static void cvt_f16(const uint16_t* s, float* d, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) d[i] = fp16_to_fp32(s[i]);
+  }
+  static void cvt_i8(const int8_t* s, float scale, float* d, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) d[i] = scale * static_cast<float>(s[i]);
+  }
 };
 
 #include "kernels/float_impl.h"

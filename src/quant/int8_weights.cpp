@@ -54,6 +54,10 @@ class Int8ShadowLinear final : public Linear {
     return lin_.weights().bytes() + hot_cols_.size() * sizeof(float) +
            hot_index_.size() * sizeof(int32_t);
   }
+  void account(WeightBytes* b) const override {
+    b->int8 += lin_.weights().bytes();
+    b->hot_float += hot_cols_.size() * sizeof(float) + hot_index_.size() * sizeof(int32_t);
+  }
   void forward(const float* x, int64_t m, float* y, int64_t ldy, ThreadPool* pool,
                LinearScratch* s) const override {
     Int8ForwardOptions o;
@@ -126,6 +130,7 @@ class Int8DynamicLinear final : public Linear {
   int64_t n() const override { return lin_.n(); }
   int64_t k() const override { return lin_.k(); }
   size_t bytes() const override { return lin_.weights().bytes(); }
+  void account(WeightBytes* b) const override { b->int8_lm_head += bytes(); }
   void forward(const float* x, int64_t m, float* y, int64_t ldy, ThreadPool* pool,
                LinearScratch* s) const override {
     Int8ForwardOptions o;

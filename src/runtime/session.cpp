@@ -14,9 +14,25 @@ Session::Session(std::shared_ptr<const Model> model, std::shared_ptr<const Weigh
     : model_(std::move(model)), w_(std::move(weights)), hp_(model_->hparams()), pool_(pool) {
   n_ctx_ = std::max<int64_t>(1, std::min(opt.n_ctx, hp_.n_ctx_train));
   chunk_ = std::max<int64_t>(1, std::min(opt.chunk, n_ctx_));
-  const size_t kv = static_cast<size_t>(hp_.n_layer * hp_.n_head_kv * n_ctx_ * hp_.head_dim);
-  k_.assign(kv, 0.f);
-  v_.assign(kv, 0.f);
+  // Sliding-window layers: a ring of window + chunk slots holds every key a chunk's queries
+  // see (window + m - 1 <= ring) and leaves `chunk` positions of slack for a cheap truncate().
+  kv_type_ = opt.kv_type;
+  if (hp_.sliding_window > 0 && n_ctx_ > hp_.sliding_window + chunk_)
+    ring_ = hp_.sliding_window + chunk_;
+  int64_t elems = 0;
+  for (int64_t il = 0; il < hp_.n_layer; ++il) {
+    const int64_t slots = ring_ > 0 && hp_.layer_is_swa[il] ? ring_ : n_ctx_;
+    layer_off_.push_back(elems);
+    layer_slots_.push_back(slots);
+    elems += hp_.n_head_kv * slots * hp_.head_dim;
+  }
+  const size_t kv = static_cast<size_t>(elems) * kernels::kv_elem_bytes(kv_type_);
+  k_.assign(kv, 0);
+  v_.assign(kv, 0);
+  if (kv_type_ == kernels::KvType::kInt8) {
+    ks_.assign(static_cast<size_t>(elems / hp_.head_dim), 0.f);
+    vs_.assign(ks_.size(), 0.f);
+  }
   const size_t C = static_cast<size_t>(chunk_);
   x_.resize(C * hp_.n_embd);
   xn_.resize(C * hp_.n_embd);
@@ -39,45 +55,154 @@ size_t Session::arena_bytes() const {
   return n * sizeof(float);
 }
 
+bool Session::truncate_is_cheap(int64_t n) const {
+  n = std::clamp<int64_t>(n, 0, n_past_);
+  // The next query (at n) sees window keys back to n - window + 1.
+  return ring_ == 0 || n == 0 || std::max<int64_t>(0, n - hp_.sliding_window + 1) >= window_lo();
+}
+
 void Session::truncate(int64_t n) {
-  n_past_ = std::clamp<int64_t>(n, 0, n_past_);
+  n = std::clamp<int64_t>(n, 0, n_past_);
+  if (!truncate_is_cheap(n)) {
+    // The window layers already overwrote rows position n still needs: rebuild from the
+    // tokens (positions < n of the full layers are intact, but every layer's rows depend on
+    // the window layers below it, so all of them are recomputed).
+    const std::vector<Token> keep(history_.begin(), history_.begin() + n);
+    n_past_ = 0;
+    history_.clear();
+    written_hi_ = 0;
+    Status st = eval(keep, false, nullptr);
+    (void)st;  // these tokens were evaluated before: valid ids, within the context
+    return;
+  }
+  n_past_ = n;
   history_.resize(static_cast<size_t>(n_past_));
+  if (n == 0) written_hi_ = 0;
+}
+
+kernels::KvView Session::kv_view(int64_t il, bool v) const {
+  kernels::KvView kv;
+  kv.type = kv_type_;
+  const size_t eb = kernels::kv_elem_bytes(kv_type_);
+  kv.data = (v ? v_ : k_).data() + static_cast<size_t>(layer_off_[il]) * eb;
+  if (kv_type_ == kernels::KvType::kInt8)
+    kv.scale = (v ? vs_ : ks_).data() + layer_off_[il] / hp_.head_dim;
+  kv.head_stride = layer_slots_[il] * hp_.head_dim;
+  kv.ring = layer_slots_[il] == n_ctx_ ? 0 : layer_slots_[il];
+  return kv;
+}
+
+void Session::store_kv(int64_t il, int64_t h, int64_t pos, const float* k, const float* v) {
+  const int64_t D = hp_.head_dim;
+  const int64_t e = layer_off_[il] + (h * layer_slots_[il] + slot(il, pos)) * D;
+  const size_t eb = kernels::kv_elem_bytes(kv_type_);
+  const bool q8 = kv_type_ == kernels::KvType::kInt8;
+  kernels::kv_store_row(kv_type_, k, D, k_.data() + e * eb, q8 ? &ks_[e / D] : nullptr);
+  kernels::kv_store_row(kv_type_, v, D, v_.data() + e * eb, q8 ? &vs_[e / D] : nullptr);
 }
 
 KvSnapshot Session::save_kv(int64_t n) const {
   n = std::clamp<int64_t>(n, 0, n_past_);
   KvSnapshot s;
   s.tokens.assign(history_.begin(), history_.begin() + n);
-  const size_t row = static_cast<size_t>(n * hp_.head_dim);
-  const int64_t heads = hp_.n_layer * hp_.n_head_kv;
-  s.k.resize(static_cast<size_t>(heads) * row);
-  s.v.resize(s.k.size());
-  for (int64_t h = 0; h < heads; ++h) {
-    const size_t src = static_cast<size_t>(h * n_ctx_ * hp_.head_dim);
-    std::copy_n(k_.data() + src, row, s.k.data() + h * row);
-    std::copy_n(v_.data() + src, row, s.v.data() + h * row);
+  s.type = kv_type_;
+  s.window_first = ring_ > 0 ? std::min(n, std::max(window_lo(), n - ring_)) : 0;
+  const int64_t D = hp_.head_dim;
+  const size_t eb = kernels::kv_elem_bytes(kv_type_);
+  const bool f32 = kv_type_ == kernels::KvType::kF32, q8 = kv_type_ == kernels::KvType::kInt8;
+  int64_t rows = 0;
+  for (int64_t il = 0; il < hp_.n_layer; ++il)
+    rows += hp_.n_head_kv * (n - (layer_slots_[il] == n_ctx_ ? 0 : s.window_first));
+  if (f32) {
+    s.k.resize(static_cast<size_t>(rows * D));
+    s.v.resize(s.k.size());
+  } else {
+    s.kq.resize(static_cast<size_t>(rows * D) * eb);
+    s.vq.resize(s.kq.size());
+  }
+  if (q8) {
+    s.k_scale.resize(static_cast<size_t>(rows));
+    s.v_scale.resize(s.k_scale.size());
+  }
+  auto* kd = f32 ? reinterpret_cast<uint8_t*>(s.k.data()) : s.kq.data();
+  auto* vd = f32 ? reinterpret_cast<uint8_t*>(s.v.data()) : s.vq.data();
+  int64_t r = 0;
+  for (int64_t il = 0; il < hp_.n_layer; ++il) {
+    const int64_t first = layer_slots_[il] == n_ctx_ ? 0 : s.window_first;
+    for (int64_t h = 0; h < hp_.n_head_kv; ++h)
+      for (int64_t p = first; p < n; ++p, ++r) {
+        const int64_t e = layer_off_[il] + (h * layer_slots_[il] + slot(il, p)) * D;
+        std::memcpy(kd + r * D * eb, k_.data() + e * eb, D * eb);
+        std::memcpy(vd + r * D * eb, v_.data() + e * eb, D * eb);
+        if (q8) {
+          s.k_scale[r] = ks_[e / D];
+          s.v_scale[r] = vs_[e / D];
+        }
+      }
   }
   return s;
 }
 
 Status Session::load_kv(const KvSnapshot& snap, int64_t n) {
   const int64_t len = static_cast<int64_t>(snap.tokens.size());
-  const int64_t heads = hp_.n_layer * hp_.n_head_kv;
   if (n < 0 || n > len || n > n_ctx_)
     return Status::Error(fmt::format("load_kv: {} positions of a {}-token snapshot in a "
                                      "{}-token context", n, len, n_ctx_));
-  if (snap.k.size() != static_cast<size_t>(heads * len * hp_.head_dim) ||
-      snap.v.size() != snap.k.size())
+  if (snap.type != kv_type_)
+    return Status::Error(fmt::format("load_kv: snapshot KV type {} but this session uses {}",
+                                     kernels::kv_type_name(snap.type),
+                                     kernels::kv_type_name(kv_type_)));
+  if (snap.window_first < 0 || snap.window_first > len)
+    return Status::Error("load_kv: snapshot window range out of bounds");
+  const bool f32 = kv_type_ == kernels::KvType::kF32, q8 = kv_type_ == kernels::KvType::kInt8;
+  const int64_t D = hp_.head_dim;
+  const size_t eb = kernels::kv_elem_bytes(kv_type_);
+  int64_t rows = 0;
+  bool has_window = false;
+  for (int64_t il = 0; il < hp_.n_layer; ++il) {
+    const bool w = hp_.sliding_window > 0 && hp_.layer_is_swa[il];
+    has_window = has_window || w;
+    rows += hp_.n_head_kv * (len - (w ? snap.window_first : 0));
+  }
+  const size_t want = static_cast<size_t>(rows * D);
+  const bool sizes_ok =
+      f32 ? snap.k.size() == want && snap.v.size() == want && snap.kq.empty() && snap.vq.empty()
+          : snap.kq.size() == want * eb && snap.vq.size() == want * eb && snap.k.empty() &&
+                snap.v.empty();
+  const bool scales_ok = q8 ? snap.k_scale.size() == static_cast<size_t>(rows) &&
+                                  snap.v_scale.size() == static_cast<size_t>(rows)
+                            : snap.k_scale.empty() && snap.v_scale.empty();
+  if (!sizes_ok || !scales_ok || (!has_window && snap.window_first != 0))
     return Status::Error("load_kv: snapshot does not match this model's KV shape");
-  const size_t srow = static_cast<size_t>(len * hp_.head_dim);
-  const size_t row = static_cast<size_t>(n * hp_.head_dim);
-  for (int64_t h = 0; h < heads; ++h) {
-    const size_t dst = static_cast<size_t>(h * n_ctx_ * hp_.head_dim);
-    std::copy_n(snap.k.data() + h * srow, row, k_.data() + dst);
-    std::copy_n(snap.v.data() + h * srow, row, v_.data() + dst);
+  if (n > 0 && snap.window_first > std::max<int64_t>(0, n - hp_.sliding_window + 1))
+    return Status::Error(fmt::format(
+        "load_kv: the snapshot's window layers start at position {}, too late to continue at "
+        "{} (window {}): prefill instead", snap.window_first, n, hp_.sliding_window));
+  const auto* kd = f32 ? reinterpret_cast<const uint8_t*>(snap.k.data()) : snap.kq.data();
+  const auto* vd = f32 ? reinterpret_cast<const uint8_t*>(snap.v.data()) : snap.vq.data();
+  int64_t r = 0;
+  for (int64_t il = 0; il < hp_.n_layer; ++il) {
+    const bool w = hp_.sliding_window > 0 && hp_.layer_is_swa[il];
+    const int64_t first = w ? snap.window_first : 0;
+    // A ring keeps the newest ring_ of them.
+    const int64_t lo = layer_slots_[il] == n_ctx_ ? first : std::max(first, n - layer_slots_[il]);
+    for (int64_t h = 0; h < hp_.n_head_kv; ++h) {
+      for (int64_t p = lo; p < n; ++p) {
+        const int64_t src = r + (p - first);
+        const int64_t e = layer_off_[il] + (h * layer_slots_[il] + slot(il, p)) * D;
+        std::memcpy(k_.data() + e * eb, kd + src * D * eb, D * eb);
+        std::memcpy(v_.data() + e * eb, vd + src * D * eb, D * eb);
+        if (q8) {
+          ks_[e / D] = snap.k_scale[src];
+          vs_[e / D] = snap.v_scale[src];
+        }
+      }
+      r += len - first;
+    }
   }
   history_.assign(snap.tokens.begin(), snap.tokens.begin() + n);
   n_past_ = n;
+  written_hi_ = n;
   return Status::Ok();
 }
 
@@ -145,10 +270,8 @@ void Session::run_chunk(const Token* toks, int64_t m, bool all_logits,
             kernels::rmsnorm_f32(v, (is_q ? L.q_norm : L.k_norm).data(), v, D, eps);
           kernels::rope_f32_table(v, R, rc + i * R / 2, rs + i * R / 2, hp_.rope_mode);
         }
-        for (int64_t h = 0; h < hp_.n_head_kv; ++h) {
-          std::memcpy(kcache(il, h, pos0 + i), row + Q + h * D, sizeof(float) * D);
-          std::memcpy(vcache(il, h, pos0 + i), row + Q + KV + h * D, sizeof(float) * D);
-        }
+        for (int64_t h = 0; h < hp_.n_head_kv; ++h)
+          store_kv(il, h, pos0 + i, row + Q + h * D, row + Q + KV + h * D);
       }
     });
     attention(il, m, pos0);
@@ -178,6 +301,7 @@ void Session::run_chunk(const Token* toks, int64_t m, bool all_logits,
     }
   }
   n_past_ += m;
+  written_hi_ = std::max(written_hi_, n_past_);
 
   if (!logits) return;
   // LM head only for the rows that need logits.
@@ -196,13 +320,12 @@ void Session::attention(int64_t il, int64_t m, int64_t pos0) {
   d.n_head = hp_.n_head;
   d.n_head_kv = hp_.n_head_kv;
   d.head_dim = hp_.head_dim;
-  d.kv_head_stride = n_ctx_ * hp_.head_dim;
   // A query at p sees keys in (p - window, p] (llama.cpp: masked when p - p0 >= window).
   d.window = hp_.layer_is_swa[il] ? hp_.sliding_window : 0;
   d.scale = hp_.attn_scale;
   const int64_t QKV = hp_.q_dim() + 2 * hp_.kv_dim();
-  kernels::attention_f32(qkv_.data(), QKV, m, pos0, kcache(il, 0, 0), vcache(il, 0, 0), d,
-                         att_.data(), hp_.q_dim(), pool_);
+  kernels::attention(qkv_.data(), QKV, m, pos0, kv_view(il, false), kv_view(il, true), d,
+                     att_.data(), hp_.q_dim(), pool_);
 }
 
 }  // namespace octet

@@ -101,4 +101,20 @@ size_t Weights::bytes() const {
   return b;
 }
 
+WeightBytes Weights::breakdown() const {
+  WeightBytes b;
+  lm_head_->account(&b);
+  b.small += out_norm_.size() * sizeof(float);
+  for (const auto& L : layers_) {
+    for (const auto* l : {&L.wqkv, &L.wo, &L.w_gate_up, &L.w_down}) (*l)->account(&b);
+    for (const auto* l : {&L.dec_wqkv, &L.dec_wo, &L.dec_gate_up, &L.dec_down})
+      if (*l) (*l)->account(&b);
+    for (const auto* v : {&L.bqkv, &L.attn_norm, &L.q_norm, &L.k_norm, &L.attn_post_norm,
+                          &L.ffn_norm, &L.ffn_post_norm})
+      b.small += v->size() * sizeof(float);
+  }
+  if (dec_lm_head_) dec_lm_head_->account(&b);
+  return b;
+}
+
 }  // namespace octet

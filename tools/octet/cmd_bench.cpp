@@ -16,6 +16,7 @@
 #include "commands.h"
 #include "common.h"
 #include "octet/calibration.h"
+#include "octet/memory.h"
 #include "octet/sampler.h"
 
 namespace {
@@ -26,10 +27,12 @@ struct BenchArgs {
   int64_t gen = 32;
   int64_t single = 0;  // internal: measure one prompt length in this process
   std::string tokens_file;
+  std::string text_file;  // prompts cut from this text instead of random tokens
   std::string compare;
   bool json = false;
   bool kernels = false;  // run the int8 GEMM kernel bench (kbench) on this model's shapes
   std::vector<int64_t> kernel_m;
+  bool ctx_set = false;  // -c given on the command line
 };
 
 double peak_rss_mb() {
@@ -61,7 +64,9 @@ void measure_one(const BenchArgs& a) {
     while (std::getline(in, item, ',')) ids.push_back(static_cast<Token>(std::stol(item)));
   }
   SessionOptions so = eng->session_opts;
-  so.n_ctx = static_cast<int64_t>(ids.size()) + a.gen + 8;
+  // -c given: that context (as llama.cpp's n_ctx); else just what the run needs.
+  so.n_ctx = std::max<int64_t>(a.ctx_set ? a.engine.ctx : 0,
+                               static_cast<int64_t>(ids.size()) + a.gen + 8);
   Session s(eng->model, eng->weights, so, eng->pool.get());
   const int64_t V = eng->model->hparams().n_vocab;
   std::vector<float> logits;
@@ -79,6 +84,9 @@ void measure_one(const BenchArgs& a) {
   }
   auto t3 = std::chrono::steady_clock::now();
   const double pre_s = std::chrono::duration<double>(t1 - t0).count();
+  const ProcMemory pm = proc_memory(eng->model_path);
+  const WeightBytes wb = eng->weights->breakdown();
+  constexpr double MiB = 1048576.0;
   const double dec_s = std::chrono::duration<double>(t3 - t2).count();
   nlohmann::json j = {
       {"engine", "octet"},
@@ -94,8 +102,20 @@ void measure_one(const BenchArgs& a) {
       {"chunk", so.chunk},
       {"shadow_keep", a.engine.shadow_keep},
       {"weights_mb", eng->weights->bytes() / 1048576.0},
-      {"kv_mb", s.kv_bytes() / 1048576.0},
-      {"arena_mb", s.arena_bytes() / 1048576.0},
+      {"kv_mb", s.kv_bytes() / MiB},
+      {"kv_type", kernels::kv_type_name(s.kv_type())},
+      {"n_ctx", s.n_ctx()},
+      {"window_slots", s.window_slots()},
+      {"arena_mb", s.arena_bytes() / MiB},
+      {"rss_mb", pm.rss / MiB},
+      {"rss_anon_mb", pm.rss_anon / MiB},
+      {"gguf_resident_mb", pm.file_resident / MiB},
+      {"w_int8_mb", wb.int8 / MiB},
+      {"w_int8_lm_head_mb", wb.int8_lm_head / MiB},
+      {"w_hot_float_mb", wb.hot_float / MiB},
+      {"w_f32_mb", wb.f32 / MiB},
+      {"w_small_mb", wb.small / MiB},
+      {"w_gguf_decode_mb", wb.gguf_mapped / MiB},
   };
   std::printf("%s\n", j.dump().c_str());
 }
@@ -157,13 +177,25 @@ void run(const BenchArgs& a) {
   const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
   const std::string tmp = (std::filesystem::temp_directory_path() /
                            ("octet-bench-" + std::to_string(getpid()) + ".tok")).string();
+  std::vector<Token> text_ids;
+  if (!a.text_file.empty()) {
+    bool ok;
+    const std::string text = cli::read_file(a.text_file, &ok);
+    if (!ok) cli::fail("cannot read " + a.text_file);
+    text_ids = (*m)->tokenizer().encode(text, true, false);
+  }
   const int threads = a.engine.threads > 0 ? a.engine.threads
                                            : static_cast<int>(std::thread::hardware_concurrency());
   if (!a.json)
     std::printf("%-10s %7s %12s %10s %12s %10s\n", "engine", "prompt", "prefill t/s", "ttft ms",
                 "decode t/s", "rss MiB");
   for (int64_t n : a.prompts) {
-    const auto ids = bench_tokens((*m)->tokenizer(), n);
+    auto ids = bench_tokens((*m)->tokenizer(), n);
+    if (!text_ids.empty()) {
+      if (static_cast<int64_t>(text_ids.size()) < n)
+        cli::fail("--text has only " + std::to_string(text_ids.size()) + " tokens");
+      ids.assign(text_ids.begin(), text_ids.begin() + n);
+    }
     {
       std::ofstream out(tmp);
       for (size_t i = 0; i < ids.size(); ++i) out << (i ? "," : "") << ids[i];
@@ -173,7 +205,8 @@ void run(const BenchArgs& a) {
     cmd << "'" << self << "' bench --single " << n << " --tokens-file '" << tmp << "' -m '"
         << model << "' -t " << threads << " --chunk " << a.engine.chunk << " --mode "
         << a.engine.mode << " --decode " << a.engine.decode << " --gen " << a.gen
-        << " --shadow-keep " << a.engine.shadow_keep;
+        << " --shadow-keep " << a.engine.shadow_keep << " --kv-type " << a.engine.kv_type;
+    if (a.ctx_set) cmd << " -c " << a.engine.ctx;
     if (!calib.empty()) cmd << " --calib '" << calib << "'";
     std::string line = last_json_line(run_capture(cmd.str()));
     if (line.empty()) cli::fail("bench child failed for prompt " + std::to_string(n));
@@ -183,6 +216,7 @@ void run(const BenchArgs& a) {
       py << "'" << OCTET_SOURCE_DIR << "/.venv/bin/python' '" << OCTET_SOURCE_DIR
          << "/scripts/llamacpp_bench.py' --model '" << model << "' --tokens-file '" << tmp
          << "' --threads " << threads << " --n-gen " << a.gen;
+      if (a.ctx_set) py << " --ctx " << a.engine.ctx;
       std::string l2 = last_json_line(run_capture(py.str()));
       if (l2.empty()) cli::fail("llama.cpp peer failed (is the venv installed? scripts/setup.sh)");
       rows.push_back(nlohmann::json::parse(l2));
@@ -197,6 +231,22 @@ void run(const BenchArgs& a) {
                     r["prefill_tok_s"].get<double>(), r["ttft_ms"].get<double>(),
                     r["decode_tok_s"].get<double>(), r["peak_rss_mb"].get<double>());
       }
+    }
+    if (!a.json) {
+      const auto& r = rows[0];
+      std::printf("  octet memory (MiB): peak RSS %.1f = anon %.1f + GGUF file pages %.1f (+ "
+                  "other files); weights: int8 %.1f, int8 LM head %.1f, hot float %.1f, fp32 "
+                  "%.1f, small %.1f, decode reads %.1f mapped; KV %.1f (%s, ctx %lld, window "
+                  "slots %lld), arena %.1f\n",
+                  r["peak_rss_mb"].get<double>(), r["rss_anon_mb"].get<double>(),
+                  r["gguf_resident_mb"].get<double>(), r["w_int8_mb"].get<double>(),
+                  r["w_int8_lm_head_mb"].get<double>(), r["w_hot_float_mb"].get<double>(),
+                  r["w_f32_mb"].get<double>(), r["w_small_mb"].get<double>(),
+                  r["w_gguf_decode_mb"].get<double>(), r["kv_mb"].get<double>(),
+                  r["kv_type"].get<std::string>().c_str(),
+                  static_cast<long long>(r["n_ctx"].get<int64_t>()),
+                  static_cast<long long>(r["window_slots"].get<int64_t>()),
+                  r["arena_mb"].get<double>());
     }
     if (rows.size() == 2 && !a.json)
       std::printf("%-10s %7s %11.2fx %10s %11.2fx\n", "ratio", "",
@@ -223,8 +273,13 @@ static void register_bench(CLI::App& app) {
                 "int8 GEMM efficiency on this model's linear shapes vs the measured VNNI peak "
                 "(M = --chunk, or --kernel-m; same as `octet kbench`)");
   cmd->add_option("--kernel-m", a->kernel_m, "GEMM rows for --kernels")->delimiter(',');
+  cmd->add_option("--text", a->text_file,
+                  "take each prompt from the start of this text file (else random tokens)");
   cmd->add_option("--single", a->single, "internal: measure one length")->group("");
   cmd->add_option("--tokens-file", a->tokens_file, "internal")->group("");
-  cmd->callback([a] { run(*a); });
+  cmd->callback([a, cmd] {
+    a->ctx_set = cmd->count("--ctx") > 0;
+    run(*a);
+  });
 }
 OCTET_COMMAND("bench", register_bench);

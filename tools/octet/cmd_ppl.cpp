@@ -14,6 +14,7 @@ struct PplArgs {
   octet::cli::EngineFlags engine;
   std::string file;
   int64_t chunks = 0;  // 0: all
+  std::string kv_ref;  // reference = same weights with this KV type (instead of fp32 weights)
   bool json = false;
 };
 
@@ -38,7 +39,11 @@ void run(const PplArgs& a) {
   if (!ok) cli::fail("cannot read " + a.file);
   auto eng = cli::load_engine(a.engine);
   std::shared_ptr<const Weights> ref;  // fp32 reference for KL when mode != fp32
-  if (eng->weights->mode() != ComputeMode::kFp32) {
+  kernels::KvType ref_kv = eng->session_opts.kv_type;
+  if (!a.kv_ref.empty()) {
+    if (!kernels::parse_kv_type(a.kv_ref.c_str(), &ref_kv)) cli::fail("unknown --kv-ref " + a.kv_ref);
+    ref = eng->weights;
+  } else if (eng->weights->mode() != ComputeMode::kFp32) {
     auto w = Weights::build_fp32(*eng->model, eng->pool.get());
     if (!w) cli::fail(w.error());
     ref = std::move(w).value();
@@ -55,7 +60,9 @@ void run(const PplArgs& a) {
   so.n_ctx = n_ctx;
   Session s(eng->model, eng->weights, so, eng->pool.get());
   std::unique_ptr<Session> sref;
-  if (ref) sref = std::make_unique<Session>(eng->model, ref, so, eng->pool.get());
+  SessionOptions sor = so;
+  sor.kv_type = ref_kv;
+  if (ref) sref = std::make_unique<Session>(eng->model, ref, sor, eng->pool.get());
   double nll = 0, kl = 0;
   int64_t count = 0, agree = 0;
   std::vector<float> logits, rlogits;
@@ -91,20 +98,24 @@ void run(const PplArgs& a) {
     nlohmann::json j = {{"model", eng->model->name()},
                         {"mode", compute_mode_name(eng->weights->mode())},
                         {"ctx", n_ctx},
+                        {"kv_type", kernels::kv_type_name(so.kv_type)},
                         {"chunks", n_chunks},
                         {"tokens_scored", count},
                         {"ppl", ppl}};
     if (sref) {
+      j["reference"] = a.kv_ref.empty() ? "fp32 weights" : "kv " + a.kv_ref;
       j["kl_mean"] = kl / count;
       j["top1_agree"] = static_cast<double>(agree) / count;
     }
     std::printf("%s\n", j.dump().c_str());
   } else {
-    std::printf("perplexity %.4f over %lld tokens (%lld chunks of %lld, %s)\n", ppl,
+    std::printf("perplexity %.4f over %lld tokens (%lld chunks of %lld, %s, KV %s)\n", ppl,
                 static_cast<long long>(count), static_cast<long long>(n_chunks),
-                static_cast<long long>(n_ctx), compute_mode_name(eng->weights->mode()));
+                static_cast<long long>(n_ctx), compute_mode_name(eng->weights->mode()),
+                kernels::kv_type_name(so.kv_type));
     if (sref)
-      std::printf("vs fp32: mean KL %.5f, top-1 agreement %.2f%%\n", kl / count,
+      std::printf("vs %s: mean KL %.3g, top-1 agreement %.2f%%\n",
+                  a.kv_ref.empty() ? "fp32" : ("KV " + a.kv_ref).c_str(), kl / count,
                   100.0 * agree / count);
   }
 }
@@ -118,6 +129,10 @@ static void register_ppl(CLI::App& app) {
   a->engine.ctx = 512;
   cmd->add_option("-f,--file", a->file, "text file")->required();
   cmd->add_option("--chunks", a->chunks, "chunks to score (0: all)");
+  cmd->add_option("--kv-ref", a->kv_ref,
+                  "compare against the same weights with this KV type (f32|f16|int8) instead "
+                  "of fp32 weights: the accuracy cost of --kv-type alone")
+      ->check(CLI::IsMember({"f32", "f16", "int8"}));
   cmd->add_flag("--json", a->json, "print one JSON object");
   cmd->callback([a] { run(*a); });
 }

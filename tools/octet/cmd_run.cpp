@@ -5,6 +5,7 @@
 #include "commands.h"
 #include "common.h"
 #include "octet/generate.h"
+#include "octet/memory.h"
 
 namespace {
 
@@ -63,6 +64,22 @@ void run(const RunArgs& a) {
                compute_mode_name(eng->weights->mode()),
                static_cast<long long>(eng->session_opts.chunk), r->tokens.size(),
                r->decode_tok_s(), r->finish_reason.c_str());
+  if (a.engine.verbose) {
+    constexpr double MiB = 1048576.0;
+    const ProcMemory pm = proc_memory(eng->model_path);
+    const WeightBytes wb = eng->weights->breakdown();
+    std::fprintf(stderr,
+                 "octet: memory (MiB): peak RSS %.1f, now %.1f = anon %.1f + GGUF file pages "
+                 "%.1f (+ other files); weights: int8 %.1f, int8 LM head %.1f, hot float %.1f, "
+                 "fp32 %.1f, small %.1f, decode reads %.1f mapped; KV %.1f (%s, ctx %lld, "
+                 "window slots %lld); arena %.1f\n",
+                 pm.peak_rss / MiB, pm.rss / MiB, pm.rss_anon / MiB, pm.file_resident / MiB,
+                 wb.int8 / MiB, wb.int8_lm_head / MiB, wb.hot_float / MiB, wb.f32 / MiB,
+                 wb.small / MiB, wb.gguf_mapped / MiB, session->kv_bytes() / MiB,
+                 kernels::kv_type_name(session->kv_type()),
+                 static_cast<long long>(session->n_ctx()),
+                 static_cast<long long>(session->window_slots()), session->arena_bytes() / MiB);
+  }
 }
 
 }  // namespace

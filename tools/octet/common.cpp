@@ -38,6 +38,9 @@ void EngineFlags::add_to(CLI::App* cmd) {
                   "decode steps (<= 4 tokens): gguf reads the file's own quantised weights "
                   "when every type has a kernel; same uses the --mode weights")
       ->check(CLI::IsMember({"gguf", "same"}));
+  cmd->add_option("--kv-type", kv_type,
+                  "KV cache storage: f16 (default), int8 (per-row scale) or f32")
+      ->check(CLI::IsMember({"f32", "f16", "int8"}));
   cmd->add_flag("-v,--verbose", verbose, "print model details and timings");
 }
 
@@ -91,6 +94,8 @@ std::unique_ptr<Engine> load_engine(const EngineFlags& f) {
   }
   e->session_opts.n_ctx = f.ctx;
   e->session_opts.chunk = f.chunk;
+  if (!kernels::parse_kv_type(f.kv_type.c_str(), &e->session_opts.kv_type))
+    fail("unknown --kv-type " + f.kv_type);
   const double ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   if (f.verbose)

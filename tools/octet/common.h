@@ -24,6 +24,7 @@ struct EngineFlags {
   std::string calib;          // calibration sidecar (default: next to the model)
   double shadow_keep = 1.0;   // share of linear inputs that keep the shadow-outlier path
   std::string decode = "same";  // gguf: decode steps read the file's quantised blocks; same
+  std::string kv_type = "f16";  // KV cache storage: f32 | f16 | int8
   bool verbose = false;
   void add_to(CLI::App* cmd);
 };

@@ -1,4 +1,5 @@
 #include "kernels/ref/float_ref.h"
+#include "octet/half.h"
 
 #include <algorithm>
 #include <cmath>
@@ -138,6 +139,34 @@ void attention_f32_ref(const float* q, int64_t ldq, int64_t n_q, int64_t pos0,
       for (int64_t t = 0; t < D; ++t) out[i * ldo + h * D + t] = static_cast<float>(o[t] / sum);
     }
   }
+}
+
+void kv_load_row_ref(KvType t, const void* src, float scale, int64_t n, float* out) {
+  for (int64_t i = 0; i < n; ++i)
+    out[i] = t == KvType::kF32   ? static_cast<const float*>(src)[i]
+             : t == KvType::kF16 ? fp16_to_fp32(static_cast<const uint16_t*>(src)[i])
+                                 : scale * static_cast<float>(static_cast<const int8_t*>(src)[i]);
+}
+
+void attention_ref(const float* q, int64_t ldq, int64_t n_q, int64_t pos0, const KvView& k,
+                   const KvView& v, const AttentionDims& d, float* out, int64_t ldo) {
+  const int64_t D = d.head_dim, P = pos0 + n_q;
+  const int64_t lo = d.window > 0 ? std::max<int64_t>(0, pos0 - d.window + 1) : 0;
+  // Dense float copy of the positions some query sees; the rest stay NaN (never read).
+  std::vector<float> kd(static_cast<size_t>(d.n_head_kv * P * D), NAN), vd(kd.size(), NAN);
+  for (const auto& [view, dst] : {std::pair{&k, &kd}, std::pair{&v, &vd}})
+    for (int64_t h = 0; h < d.n_head_kv; ++h)
+      for (int64_t p = lo; p < P; ++p) {
+        const int64_t slot = view->ring > 0 ? p % view->ring : p;
+        const int64_t e = h * view->head_stride + slot * D;
+        const void* src = static_cast<const uint8_t*>(view->data) +
+                          e * static_cast<int64_t>(kv_elem_bytes(view->type));
+        kv_load_row_ref(view->type, src, view->scale ? view->scale[e / D] : 0.f, D,
+                        dst->data() + (h * P + p) * D);
+      }
+  AttentionDims dd = d;
+  dd.kv_head_stride = P * D;
+  attention_f32_ref(q, ldq, n_q, pos0, kd.data(), vd.data(), dd, out, ldo);
 }
 
 }  // namespace octet::kernels

@@ -57,6 +57,21 @@ struct Avx2 {
   }
   static V swap_pairs(V v) { return _mm256_permute_ps(v, 0xB1); }
   static V sign_pairs() { return _mm256_setr_ps(-1, 1, -1, 1, -1, 1, -1, 1); }
+  // KV rows to float: 8 halves per vcvtph2ps (F16C); int8 widened 8 at a time.
+  static void cvt_f16(const uint16_t* s, float* d, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+      _mm256_storeu_ps(d + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i))));
+    for (; i < n; ++i) d[i] = _cvtsh_ss(s[i]);
+  }
+  static void cvt_i8(const int8_t* s, float scale, float* d, int64_t n) {
+    const __m256 sv = _mm256_set1_ps(scale);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+      _mm256_storeu_ps(d + i, _mm256_mul_ps(sv, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(
+                                                    _mm_loadl_epi64(reinterpret_cast<const __m128i*>(s + i))))));
+    for (; i < n; ++i) d[i] = scale * static_cast<float>(s[i]);
+  }
 };
 
 #include "kernels/float_impl.h"

@@ -52,6 +52,26 @@ struct Avx512 {
   }
   static V swap_pairs(V v) { return _mm512_permute_ps(v, 0xB1); }
   static V sign_pairs() { return _mm512_setr_ps(-1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1); }
+  // KV rows to float: 16 halves per vcvtph2ps; int8 widened 16 at a time.
+  static void cvt_f16(const uint16_t* s, float* d, int64_t n) {
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+      _mm512_storeu_ps(d + i, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + i))));
+    if (i < n) {  // tail through a zeroed copy (masked 16-bit loads would need AVX512BW)
+      alignas(32) uint16_t t[16] = {};
+      for (int64_t j = i; j < n; ++j) t[j - i] = s[j];
+      _mm512_mask_storeu_ps(d + i, mask(static_cast<int>(n - i)),
+                            _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(t))));
+    }
+  }
+  static void cvt_i8(const int8_t* s, float scale, float* d, int64_t n) {
+    const __m512 sv = _mm512_set1_ps(scale);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+      _mm512_storeu_ps(d + i, _mm512_mul_ps(sv, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
+                                                    _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i))))));
+    for (; i < n; ++i) d[i] = scale * static_cast<float>(s[i]);
+  }
 };
 
 #include "kernels/float_impl.h"

@@ -1,0 +1,30 @@
+// Memory accounting for reports (`octet bench`, `octet run -v`, docs/memory.md): the
+// process's own counters from /proc, and what each part of the engine holds.
+#pragma once
+#include <cstddef>
+#include <string>
+
+namespace octet {
+
+// From /proc/self/status and /proc/self/smaps (Linux; zeros elsewhere).
+struct ProcMemory {
+  size_t rss = 0;            // VmRSS: resident now
+  size_t peak_rss = 0;       // VmHWM: high-water mark of the resident set
+  size_t rss_anon = 0;       // RssAnon: heap, stacks, anonymous mappings
+  size_t rss_file = 0;       // RssFile: resident pages of mapped files
+  size_t file_resident = 0;  // Rss of the mappings of `path` (when given)
+};
+ProcMemory proc_memory(const std::string& path = "");
+
+// Bytes a Weights object holds, by kind (all heap except gguf_mapped).
+struct WeightBytes {
+  size_t int8 = 0;          // packed int8 linears of the layers + scales/column sums
+  size_t int8_lm_head = 0;  // the int8 LM head (Gemma 3 270M: 262144 x 640)
+  size_t hot_float = 0;     // float columns (+ index) of hot input channels
+  size_t f32 = 0;           // FP32 packed linears (fp32 mode, or slots forced to float)
+  size_t small = 0;         // norms, biases
+  size_t gguf_mapped = 0;   // GGUF tensors the decode linears read in place (file pages)
+  size_t heap() const { return int8 + int8_lm_head + hot_float + f32 + small; }
+};
+
+}  // namespace octet

@@ -1,0 +1,47 @@
+#include "octet/memory.h"
+
+#include <cctype>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+namespace octet {
+
+namespace {
+// "Name:   1234 kB" -> bytes.
+size_t kb_field(const std::string& line) {
+  size_t i = line.find(':');
+  if (i == std::string::npos) return 0;
+  return static_cast<size_t>(std::strtoull(line.c_str() + i + 1, nullptr, 10)) * 1024;
+}
+}  // namespace
+
+ProcMemory proc_memory(const std::string& path) {
+  ProcMemory m;
+  std::ifstream st("/proc/self/status");
+  for (std::string line; std::getline(st, line);) {
+    if (line.rfind("VmRSS:", 0) == 0) m.rss = kb_field(line);
+    else if (line.rfind("VmHWM:", 0) == 0) m.peak_rss = kb_field(line);
+    else if (line.rfind("RssAnon:", 0) == 0) m.rss_anon = kb_field(line);
+    else if (line.rfind("RssFile:", 0) == 0) m.rss_file = kb_field(line);
+  }
+  if (path.empty()) return m;
+  std::error_code ec;
+  const std::string want = std::filesystem::weakly_canonical(path, ec).string();
+  std::ifstream sm("/proc/self/smaps");
+  bool in = false;
+  for (std::string line; std::getline(sm, line);) {
+    // Mapping header: "start-end perms offset dev inode   pathname".
+    if (!line.empty() && std::isxdigit(static_cast<unsigned char>(line[0])) &&
+        line.find('-') < line.find(' ')) {
+      const size_t slash = line.find('/');
+      in = slash != std::string::npos && line.compare(slash, std::string::npos, want) == 0;
+    } else if (in && line.rfind("Rss:", 0) == 0) {
+      m.file_resident += kb_field(line);
+    }
+  }
+  return m;
+}
+
+}  // namespace octet
