@@ -12,6 +12,7 @@
 #include <random>
 #include <sstream>
 
+#include "bench_sched.h"
 #include "commands.h"
 #include "common.h"
 #include "octet/sampler.h"
@@ -26,6 +27,7 @@ struct BenchArgs {
   std::string tokens_file;
   std::string compare;
   bool json = false;
+  octet::cli::SchedBenchFlags sched;  // --policy/--processors/--trace/--profile (bench_sched.cpp)
 };
 
 double peak_rss_mb() {
@@ -62,7 +64,9 @@ void measure_one(const BenchArgs& a) {
   const int64_t V = eng->model->hparams().n_vocab;
   std::vector<float> logits;
   auto t0 = std::chrono::steady_clock::now();
-  if (Status st = s.eval(ids, false, &logits); !st.ok()) cli::fail(st.message());
+  nlohmann::json sched;
+  if (Status st = cli::sched_prefill(a.sched, *eng, s, ids, &logits, &sched); !st.ok())
+    cli::fail(st.message());
   auto t1 = std::chrono::steady_clock::now();
   Token t = argmax(logits.data(), V);
   const double ttft = std::chrono::duration<double, std::milli>(
@@ -92,6 +96,7 @@ void measure_one(const BenchArgs& a) {
       {"weights_mb", eng->weights->bytes() / 1048576.0},
       {"kv_mb", s.kv_bytes() / 1048576.0},
       {"arena_mb", s.arena_bytes() / 1048576.0},
+      {"sched", sched},
   };
   std::printf("%s\n", j.dump().c_str());
 }
@@ -113,9 +118,13 @@ std::string last_json_line(const std::string& out) {
   return last;
 }
 
-void run(const BenchArgs& a) {
+void run(const BenchArgs& args) {
   using namespace octet;
-  if (a.single > 0) return measure_one(a);
+  if (args.single > 0) return measure_one(args);
+  if (!args.sched.profile_out.empty())
+    return cli::run_sched_profile(args.sched, args.engine, args.prompts);
+  BenchArgs a = args;
+  const std::string sched_how = cli::resolve_sched_default(&a.sched, a.engine);
   const std::string model = cli::resolve_model(a.engine.model);
   auto m = Model::load(model);
   if (!m) cli::fail(m.error());
@@ -124,6 +133,7 @@ void run(const BenchArgs& a) {
                            ("octet-bench-" + std::to_string(getpid()) + ".tok")).string();
   const int threads = a.engine.threads > 0 ? a.engine.threads
                                            : static_cast<int>(std::thread::hardware_concurrency());
+  std::fprintf(a.json ? stderr : stdout, "# prefill scheduler: %s\n", sched_how.c_str());
   if (!a.json)
     std::printf("%-10s %7s %12s %10s %12s %10s\n", "engine", "prompt", "prefill t/s", "ttft ms",
                 "decode t/s", "rss MiB");
@@ -140,6 +150,11 @@ void run(const BenchArgs& a) {
         << a.engine.mode << " --decode " << a.engine.decode << " --gen " << a.gen
         << " --shadow-keep " << a.engine.shadow_keep;
     if (!a.engine.calib.empty()) cmd << " --calib '" << a.engine.calib << "'";
+    cli::SchedBenchFlags sf = a.sched;
+    if (!sf.trace.empty() && a.prompts.size() > 1)
+      sf.trace = std::filesystem::path(sf.trace).replace_extension("").string() + "-" +
+                 std::to_string(n) + ".json";
+    cmd << sf.child_args();
     std::string line = last_json_line(run_capture(cmd.str()));
     if (line.empty()) cli::fail("bench child failed for prompt " + std::to_string(n));
     rows.push_back(nlohmann::json::parse(line));
@@ -152,6 +167,8 @@ void run(const BenchArgs& a) {
       if (l2.empty()) cli::fail("llama.cpp peer failed (is the venv installed? scripts/setup.sh)");
       rows.push_back(nlohmann::json::parse(l2));
     }
+    if (!sf.trace.empty())
+      cli::render_gantt(sf.trace, std::filesystem::path(sf.trace).replace_extension(".png"));
     for (auto& r : rows) {
       if (a.json) {
         std::printf("%s\n", r.dump().c_str());
@@ -162,6 +179,8 @@ void run(const BenchArgs& a) {
                     r["prefill_tok_s"].get<double>(), r["ttft_ms"].get<double>(),
                     r["decode_tok_s"].get<double>(), r["peak_rss_mb"].get<double>());
       }
+      if (!a.json && r.contains("sched") && r["sched"].contains("busy_share"))
+        std::printf("%s\n", cli::sched_summary(r["sched"]).c_str());
     }
     if (rows.size() == 2 && !a.json)
       std::printf("%-10s %7s %11.2fx %10s %11.2fx\n", "ratio", "",
@@ -185,6 +204,7 @@ static void register_bench(CLI::App& app) {
   cmd->add_flag("--json", a->json, "one JSON object per line");
   cmd->add_option("--single", a->single, "internal: measure one length")->group("");
   cmd->add_option("--tokens-file", a->tokens_file, "internal")->group("");
+  a->sched.add_to(cmd);
   cmd->callback([a] { run(*a); });
 }
 OCTET_COMMAND("bench", register_bench);
