@@ -85,7 +85,7 @@ struct Profile {
   // Keyed by processor class: "int8", "float", or "shared:N" for the shared configuration.
   std::vector<std::pair<std::string, ProcessorCost>> procs;
   double dispatch_ms = 0;   // per subgraph (scheduler overhead)
-  double handoff_ms = 0;    // extra when a subgraph's input came from another processor
+  double handoff_ms = 0;    // latency of a result crossing processors (delays, not occupies)
   std::string notes;        // provenance (numbers and where they come from)
   const ProcessorCost* find(const ProcessorSpec& p) const;
   Status save(const std::string& path) const;
@@ -130,8 +130,9 @@ struct SimResult {
   std::vector<Slice> slices;
   std::vector<double> busy_ms;   // per processor
 };
-// Discrete-event run of the DAG with the same Policy objects the executor uses. Duration of a
-// node = dispatch + (handoff if a predecessor ran elsewhere) + its cost.
+// Discrete-event run of the DAG with the same Policy objects the executor uses. A node
+// occupies its processor for dispatch + its cost, and may start handoff_ms after a
+// predecessor on another processor ends (a latency, hidden when the processor is busy).
 SimResult simulate(const Graph& g, const std::vector<ProcessorSpec>& procs, const Profile& prof,
                    PolicyKind pk);
 // Branch and bound over active schedules (optimal makespan for these durations); gives up

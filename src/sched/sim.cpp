@@ -4,22 +4,26 @@
 #include <functional>
 #include <limits>
 #include <queue>
+#include <tuple>
 
 #include "octet/sched.h"
 
 namespace octet::sched {
 
 namespace {
-// Static duration of every node: cost + dispatch + hand-off when an input crosses processors.
-std::vector<double> durations(const Graph& g, const std::vector<int>& where,
-                              const std::vector<double>& cost, const Profile& prof) {
+// Processor time of every node: its cost plus the per-subgraph dispatch overhead.
+std::vector<double> durations(const Graph& g, const std::vector<double>& cost,
+                              const Profile& prof) {
   std::vector<double> d(g.size());
-  for (size_t i = 0; i < g.size(); ++i) {
-    bool cross = false;
-    for (int32_t p : g.nodes[i].preds) cross = cross || where[p] != where[i];
-    d[i] = cost[i] + prof.dispatch_ms + (cross ? prof.handoff_ms : 0.0);
-  }
+  for (size_t i = 0; i < g.size(); ++i) d[i] = cost[i] + prof.dispatch_ms;
   return d;
+}
+// Hand-off latency of edge p -> n: a result crossing processors is visible handoff_ms after
+// it is produced (a wake-up / sync). It delays the consumer's start but occupies no
+// processor, so it is hidden whenever the consumer's processor is busy anyway.
+inline double edge_delay(const std::vector<int>& where, int32_t p, int32_t n,
+                         const Profile& prof) {
+  return where[p] != where[n] ? prof.handoff_ms : 0.0;
 }
 }  // namespace
 
@@ -27,17 +31,20 @@ SimResult simulate(const Graph& g, const std::vector<ProcessorSpec>& procs, cons
                    PolicyKind pk) {
   const std::vector<int> where = assign(g, procs);
   const std::vector<double> cost = node_costs(g, procs, where, prof);
-  const std::vector<double> dur = durations(g, where, cost, prof);
+  const std::vector<double> dur = durations(g, cost, prof);
   auto policy = make_policy(pk, g, where, cost);
   const size_t P = procs.size();
   std::vector<int32_t> remaining(g.size());
+  std::vector<double> avail(g.size(), 0.0);  // when all inputs are visible
   std::vector<std::vector<int32_t>> ready(P);
   for (size_t i = 0; i < g.size(); ++i) {
     remaining[i] = int32_t(g.nodes[i].preds.size());
     if (!remaining[i]) ready[where[i]].push_back(int32_t(i));
   }
   std::vector<int32_t> running(P, -1);
-  using Ev = std::pair<double, int32_t>;  // (end time, node)
+  // Events: (time, kind, node); kind 0 = a node ends, 1 = a node's inputs become visible.
+  // Ends first at equal times, so a processor is free before anyone is offered work.
+  using Ev = std::tuple<double, int, int32_t>;
   std::priority_queue<Ev, std::vector<Ev>, std::greater<Ev>> events;
   SimResult r;
   r.busy_ms.assign(P, 0.0);
@@ -55,14 +62,19 @@ SimResult simulate(const Graph& g, const std::vector<ProcessorSpec>& procs, cons
         policy->started(n);
         running[p] = n;
         start[n] = t;
-        events.push({t + dur[n], n});
+        events.push({t + dur[n], 0, n});
         progress = true;
       }
     }
     if (events.empty()) break;
-    const auto [te, n] = events.top();
+    const auto [te, kind, n] = events.top();
     events.pop();
     t = te;
+    if (kind == 1) {
+      auto& q = ready[where[n]];
+      q.insert(std::upper_bound(q.begin(), q.end(), n), n);
+      continue;
+    }
     const int p = where[n];
     running[p] = -1;
     r.busy_ms[p] += dur[n];
@@ -70,10 +82,8 @@ SimResult simulate(const Graph& g, const std::vector<ProcessorSpec>& procs, cons
     ++done;
     policy->finished(n);
     for (int32_t s : g.nodes[n].succs) {
-      if (--remaining[s] == 0) {
-        auto& q = ready[where[s]];
-        q.insert(std::upper_bound(q.begin(), q.end(), s), s);
-      }
+      avail[s] = std::max(avail[s], te + edge_delay(where, n, s, prof));
+      if (--remaining[s] == 0) events.push({avail[s], 1, s});
     }
   }
   r.makespan_ms = t;
@@ -85,13 +95,14 @@ SimResult optimum(const Graph& g, const std::vector<ProcessorSpec>& procs, const
                   int64_t max_nodes, bool* exact) {
   const std::vector<int> where = assign(g, procs);
   const std::vector<double> cost = node_costs(g, procs, where, prof);
-  const std::vector<double> dur = durations(g, where, cost, prof);
+  const std::vector<double> dur = durations(g, cost, prof);
   const size_t N = g.size(), P = procs.size();
   // tail[n]: longest path from n's start to the end (its own duration included).
   std::vector<double> tail(N, 0.0);
   for (size_t i = N; i-- > 0;) {
     double t = 0;
-    for (int32_t s : g.nodes[i].succs) t = std::max(t, tail[s]);
+    for (int32_t s : g.nodes[i].succs)
+      t = std::max(t, tail[s] + edge_delay(where, int32_t(i), s, prof));
     tail[i] = dur[i] + t;
   }
   // Upper bound: the best policy schedule.
@@ -140,7 +151,7 @@ SimResult optimum(const Graph& g, const std::vector<ProcessorSpec>& procs, const
           ok = false;
           break;
         }
-        es = std::max(es, end[p]);
+        es = std::max(es, end[p] + edge_delay(where, p, int32_t(i), prof));
       }
       if (!ok) continue;
       lb = std::max(lb, es + tail[i]);
