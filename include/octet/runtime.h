@@ -20,6 +20,12 @@
 
 namespace octet {
 
+namespace sched {
+struct Node;
+struct RunOptions;
+struct ChunkArenas;
+}  // namespace sched
+
 // Per-session working memory of the linear layers (linears themselves are shared and
 // immutable): the quantised activations and outlier list of the INT8 path, reused by every
 // call so no chunk allocates.
@@ -157,6 +163,11 @@ class Session {
   // Runs toks at positions n_past()...; logits: [toks.size(), n_vocab] when all_logits, else
   // just the last row. An empty logits pointer skips the LM head entirely.
   Status eval(std::span<const Token> toks, bool all_logits, std::vector<float>* logits);
+  // The same, run as a DAG of integer and float subgraphs over a small pool of chunk arenas
+  // on the processors and with the policy of opt (src/sched/exec.cpp, docs/scheduler.md).
+  // Outputs equal eval()'s bit for bit.
+  Status eval_scheduled(std::span<const Token> toks, bool all_logits, std::vector<float>* logits,
+                        const sched::RunOptions& opt);
   int64_t n_past() const { return n_past_; }
   int64_t n_ctx() const { return n_ctx_; }
   // Forget everything after the first n tokens (n <= n_past). Sliding-window layers keep
@@ -186,6 +197,10 @@ class Session {
   void run_chunk(const Token* toks, int64_t m, bool all_logits, std::vector<float>* logits,
                  size_t logits_row0);
   void attention(int64_t il, int64_t m, int64_t pos0);
+  void attention(int64_t il, int64_t m, int64_t pos0, const float* qkv, float* att,
+                 ThreadPool* pool);
+  void run_node(const sched::Node& n, sched::ChunkArenas& a, int arena, int proc,
+                const Token* toks, bool all_logits, std::vector<float>* logits);
   // KV cache accessors (the only code that knows the storage layout).
   kernels::KvView kv_view(int64_t il, bool v) const;
   void store_kv(int64_t il, int64_t h, int64_t pos, const float* k, const float* v);
@@ -214,6 +229,8 @@ class Session {
   std::vector<float> x_, xn_, qkv_, att_, o_, gu_, h_;
   LinearScratch scratch_;
   std::vector<float> rope_cos_, rope_sin_, rope_cos_swa_, rope_sin_swa_;  // [n_ctx][n_rot/2]
+  // Chunk arenas and processor pools of eval_scheduled, made on its first call and reused.
+  std::shared_ptr<sched::ChunkArenas> sched_;
 };
 
 }  // namespace octet

@@ -316,6 +316,11 @@ void Session::run_chunk(const Token* toks, int64_t m, bool all_logits,
 }
 
 void Session::attention(int64_t il, int64_t m, int64_t pos0) {
+  attention(il, m, pos0, qkv_.data(), att_.data(), pool_);
+}
+
+void Session::attention(int64_t il, int64_t m, int64_t pos0, const float* qkv, float* att,
+                        ThreadPool* pool) {
   kernels::AttentionDims d;
   d.n_head = hp_.n_head;
   d.n_head_kv = hp_.n_head_kv;
@@ -324,8 +329,8 @@ void Session::attention(int64_t il, int64_t m, int64_t pos0) {
   d.window = hp_.layer_is_swa[il] ? hp_.sliding_window : 0;
   d.scale = hp_.attn_scale;
   const int64_t QKV = hp_.q_dim() + 2 * hp_.kv_dim();
-  kernels::attention(qkv_.data(), QKV, m, pos0, kv_view(il, false), kv_view(il, true), d,
-                     att_.data(), hp_.q_dim(), pool_);
+  kernels::attention(qkv, QKV, m, pos0, kv_view(il, false), kv_view(il, true), d, att,
+                     hp_.q_dim(), pool);
 }
 
 }  // namespace octet

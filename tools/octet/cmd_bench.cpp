@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "bench_kernels.h"
+#include "bench_sched.h"
 #include "commands.h"
 #include "common.h"
 #include "octet/calibration.h"
@@ -33,6 +34,7 @@ struct BenchArgs {
   bool kernels = false;  // run the int8 GEMM kernel bench (kbench) on this model's shapes
   std::vector<int64_t> kernel_m;
   bool ctx_set = false;  // -c given on the command line
+  octet::cli::SchedBenchFlags sched;  // --policy/--processors/--trace/--profile (bench_sched.cpp)
 };
 
 double peak_rss_mb() {
@@ -71,7 +73,9 @@ void measure_one(const BenchArgs& a) {
   const int64_t V = eng->model->hparams().n_vocab;
   std::vector<float> logits;
   auto t0 = std::chrono::steady_clock::now();
-  if (Status st = s.eval(ids, false, &logits); !st.ok()) cli::fail(st.message());
+  nlohmann::json sched;
+  if (Status st = cli::sched_prefill(a.sched, *eng, s, ids, &logits, &sched); !st.ok())
+    cli::fail(st.message());
   auto t1 = std::chrono::steady_clock::now();
   Token t = argmax(logits.data(), V);
   const double ttft = std::chrono::duration<double, std::milli>(
@@ -116,6 +120,7 @@ void measure_one(const BenchArgs& a) {
       {"w_f32_mb", wb.f32 / MiB},
       {"w_small_mb", wb.small / MiB},
       {"w_gguf_decode_mb", wb.gguf_mapped / MiB},
+      {"sched", sched},
   };
   std::printf("%s\n", j.dump().c_str());
 }
@@ -147,9 +152,13 @@ int run_kernels(const BenchArgs& a, const octet::HParams& hp, const std::string&
   return octet::cli::run_kernel_bench(k);
 }
 
-void run(const BenchArgs& a) {
+void run(const BenchArgs& args) {
   using namespace octet;
-  if (a.single > 0) return measure_one(a);
+  if (args.single > 0) return measure_one(args);
+  if (!args.sched.profile_out.empty())
+    return cli::run_sched_profile(args.sched, args.engine, args.prompts);
+  BenchArgs a = args;
+  const std::string sched_how = cli::resolve_sched_default(&a.sched, a.engine);
   const std::string model = cli::resolve_model(a.engine.model);
   auto m = Model::load(model);
   if (!m) cli::fail(m.error());
@@ -186,6 +195,7 @@ void run(const BenchArgs& a) {
   }
   const int threads = a.engine.threads > 0 ? a.engine.threads
                                            : static_cast<int>(std::thread::hardware_concurrency());
+  std::fprintf(a.json ? stderr : stdout, "# prefill scheduler: %s\n", sched_how.c_str());
   if (!a.json)
     std::printf("%-10s %7s %12s %10s %12s %10s\n", "engine", "prompt", "prefill t/s", "ttft ms",
                 "decode t/s", "rss MiB");
@@ -208,6 +218,11 @@ void run(const BenchArgs& a) {
         << " --shadow-keep " << a.engine.shadow_keep << " --kv-type " << a.engine.kv_type;
     if (a.ctx_set) cmd << " -c " << a.engine.ctx;
     if (!calib.empty()) cmd << " --calib '" << calib << "'";
+    cli::SchedBenchFlags sf = a.sched;
+    if (!sf.trace.empty() && a.prompts.size() > 1)
+      sf.trace = std::filesystem::path(sf.trace).replace_extension("").string() + "-" +
+                 std::to_string(n) + ".json";
+    cmd << sf.child_args();
     std::string line = last_json_line(run_capture(cmd.str()));
     if (line.empty()) cli::fail("bench child failed for prompt " + std::to_string(n));
     rows.push_back(nlohmann::json::parse(line));
@@ -221,6 +236,8 @@ void run(const BenchArgs& a) {
       if (l2.empty()) cli::fail("llama.cpp peer failed (is the venv installed? scripts/setup.sh)");
       rows.push_back(nlohmann::json::parse(l2));
     }
+    if (!sf.trace.empty())
+      cli::render_gantt(sf.trace, std::filesystem::path(sf.trace).replace_extension(".png"));
     for (auto& r : rows) {
       if (a.json) {
         std::printf("%s\n", r.dump().c_str());
@@ -231,6 +248,8 @@ void run(const BenchArgs& a) {
                     r["prefill_tok_s"].get<double>(), r["ttft_ms"].get<double>(),
                     r["decode_tok_s"].get<double>(), r["peak_rss_mb"].get<double>());
       }
+      if (!a.json && r.contains("sched") && r["sched"].contains("busy_share"))
+        std::printf("%s\n", cli::sched_summary(r["sched"]).c_str());
     }
     if (!a.json) {
       const auto& r = rows[0];
@@ -277,6 +296,7 @@ static void register_bench(CLI::App& app) {
                   "take each prompt from the start of this text file (else random tokens)");
   cmd->add_option("--single", a->single, "internal: measure one length")->group("");
   cmd->add_option("--tokens-file", a->tokens_file, "internal")->group("");
+  a->sched.add_to(cmd);
   cmd->callback([a, cmd] {
     a->ctx_set = cmd->count("--ctx") > 0;
     run(*a);

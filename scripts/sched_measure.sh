@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Real runs of every prefill scheduling policy/processor configuration on this machine, with
+# the simulator's prediction from a profile fitted in the same session (docs/scheduler.md).
+# Usage: scripts/sched_measure.sh MODEL NAME [PROMPTS]   (writes docs/sched/NAME-*.{json,jsonl,png})
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MODEL=$1; NAME=$2; PROMPTS=${3:-256,512,1024,2048}
+OCTET=${OCTET_BIN:-build/octet}
+OUT=docs/sched
+mkdir -p "$OUT"
+PROF=$OUT/profile-$NAME.json
+# 1. Fit the cost models (separate runs from the ones predicted below).
+"$OCTET" bench -m "$MODEL" --profile "$PROF" --prompts 256,1024 | tee "$OUT/$NAME-profile.txt"
+# 2. Measured vs predicted, every configuration; traces at 1024.
+: > "$OUT/$NAME-runs.jsonl"
+for cfg in "sequential shared:2" "sequential int8:1,float:1" "inorder int8:1,float:1" "ooo int8:1,float:1"; do
+  set -- $cfg
+  "$OCTET" bench -m "$MODEL" --prompts "$PROMPTS" --gen 0 --policy "$1" --processors "$2" \
+    --sim-profile "$PROF" --json 2>/dev/null >> "$OUT/$NAME-runs.jsonl"
+done
+# Today's path (Session::eval, unpinned engine pool) for reference.
+"$OCTET" bench -m "$MODEL" --prompts "$PROMPTS" --gen 0 --policy sequential --processors shared:2 \
+  --json 2>/dev/null >> "$OUT/$NAME-runs.jsonl"
+for cfg in "inorder int8:1,float:1" "ooo int8:1,float:1" "sequential shared:2"; do
+  set -- $cfg
+  "$OCTET" bench -m "$MODEL" --prompts 1024 --gen 0 --policy "$1" --processors "$2" \
+    --trace "$OUT/$NAME-$1-${2%%:*}-1024.json" --json 2>/dev/null > /dev/null
+  rm -f "$OUT/$NAME-$1-${2%%:*}-1024.json"   # keep the PNG; traces are large
+done
+.venv/bin/python scripts/sched_report.py "$OUT/$NAME-runs.jsonl"

@@ -1,0 +1,269 @@
+// Subgraph scheduler: DAG dependencies, policies, the simulator against hand-computed
+// schedules, the branch-and-bound optimum, and every policy/processor configuration giving
+// the sequential path's outputs bit for bit on a real model.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <numeric>
+#include <random>
+
+#include "octet/calibration.h"
+#include "octet/runtime.h"
+#include "octet/sched.h"
+
+using namespace octet;
+using namespace octet::sched;
+
+namespace {
+
+HParams tiny_hp(int64_t layers) {
+  HParams hp;
+  hp.n_vocab = 100;
+  hp.n_embd = 64;
+  hp.n_layer = layers;
+  hp.n_head = 4;
+  hp.n_head_kv = 2;
+  hp.head_dim = 16;
+  hp.n_ff = 128;
+  hp.n_rot = 16;
+  hp.layer_is_swa.assign(static_cast<size_t>(layers), false);
+  return hp;
+}
+
+int32_t find(const Graph& g, int64_t chunk, int64_t layer, Kind k) {
+  for (size_t i = 0; i < g.size(); ++i)
+    if (g.nodes[i].chunk == chunk && g.nodes[i].layer == layer && g.nodes[i].kind == k)
+      return int32_t(i);
+  return -1;
+}
+
+bool has_pred(const Graph& g, int32_t n, int32_t p) {
+  const auto& v = g.nodes[n].preds;
+  return std::find(v.begin(), v.end(), p) != v.end();
+}
+
+// A profile where every int node costs `ti` and every float node `tf` (no overheads).
+Profile flat(double ti, double tf) {
+  Profile p;
+  ProcessorCost ci, cf;
+  for (int k = 0; k < kKinds; ++k) {
+    ci.kind[k] = {ti, 0, 0};
+    cf.kind[k] = {tf, 0, 0};
+  }
+  p.procs = {{"int8", ci}, {"float", cf}, {"shared", ci}};
+  return p;
+}
+
+}  // namespace
+
+TEST(Sched, GraphDependencies) {
+  const HParams hp = tiny_hp(2);
+  GraphOptions o;
+  o.chunk = 16;
+  o.arenas = 2;
+  const Graph g = build_graph(hp, 50, 0, o);  // chunks of 16, 16, 16, 2
+  ASSERT_TRUE(validate(g).ok());
+  EXPECT_EQ(g.n_chunks, 4);
+  EXPECT_EQ(g.size(), size_t(4 * (1 + 8 * 2) + 1));  // + one LM head on the last chunk
+  EXPECT_EQ(g.nodes.back().kind, Kind::kHead);
+  EXPECT_EQ(g.nodes.back().m, 2);
+  EXPECT_EQ(g.nodes.back().pos0, 48);
+  for (int c = 0; c < 4; ++c) {
+    // Chain inside a chunk: each subgraph depends on the one before.
+    const int32_t qkv = find(g, c, 1, Kind::kQkv), resid0 = find(g, c, 0, Kind::kResid);
+    EXPECT_TRUE(has_pred(g, qkv, resid0));
+    const int32_t attn = find(g, c, 1, Kind::kAttn);
+    EXPECT_TRUE(has_pred(g, attn, qkv));
+    // Attention needs the KV the previous chunk wrote at that layer.
+    if (c > 0) {
+      EXPECT_TRUE(has_pred(g, attn, find(g, c - 1, 1, Kind::kAttn)));
+      EXPECT_EQ(g.nodes[attn].preds.size(), 2u);
+    } else {
+      EXPECT_EQ(g.nodes[attn].preds.size(), 1u);
+    }
+    EXPECT_EQ(g.nodes[qkv].unit, Unit::kInt);
+    EXPECT_EQ(g.nodes[attn].unit, Unit::kFloat);
+  }
+  // Chunk 2 reuses chunk 0's arena: its prologue waits for chunk 0's last subgraph.
+  EXPECT_TRUE(g.nodes[find(g, 0, 0, Kind::kPrologue)].preds.empty());
+  EXPECT_TRUE(g.nodes[find(g, 1, 0, Kind::kPrologue)].preds.empty());
+  EXPECT_TRUE(has_pred(g, find(g, 2, 0, Kind::kPrologue), find(g, 0, 1, Kind::kResid)));
+  // Attention work grows with position: a later chunk's attention has more keys.
+  EXPECT_GT(g.nodes[find(g, 2, 0, Kind::kAttn)].y, g.nodes[find(g, 1, 0, Kind::kAttn)].y);
+}
+
+TEST(Sched, ParseProcessors) {
+  auto a = parse_processors("int8:1,float:1", 2);
+  ASSERT_TRUE(a.ok());
+  ASSERT_EQ(a->size(), 2u);
+  EXPECT_EQ((*a)[0].cores, std::vector<int>{0});
+  EXPECT_EQ((*a)[1].cores, std::vector<int>{1});
+  auto s = parse_processors("shared:2", 2);
+  ASSERT_TRUE(s.ok());
+  EXPECT_TRUE((*s)[0].runs_int && (*s)[0].runs_float);
+  EXPECT_FALSE(parse_processors("int8:1", 2).ok());         // nobody runs float subgraphs
+  EXPECT_FALSE(parse_processors("gpu:1,float:1", 2).ok());
+  EXPECT_FALSE(parse_processors("int8:x,float:1", 2).ok());
+  EXPECT_FALSE(parse_processors("int8:0,float:1", 2).ok());
+  EXPECT_FALSE(parse_policy("fifo").ok());
+}
+
+TEST(Sched, SingleProcessorScheduleIsSumOfCosts) {
+  const HParams hp = tiny_hp(3);
+  GraphOptions o;
+  o.chunk = 8;
+  const Graph g = build_graph(hp, 40, 0, o);
+  auto procs = parse_processors("shared:1", 1).value();
+  Profile prof = proxy_profile();
+  prof.dispatch_ms = 0.01;
+  const auto cost = node_costs(g, procs, assign(g, procs), prof);
+  const double sum = std::accumulate(cost.begin(), cost.end(), 0.0) + 0.01 * double(g.size());
+  for (PolicyKind pk : {PolicyKind::kSequential, PolicyKind::kInOrder, PolicyKind::kOoo}) {
+    const SimResult r = simulate(g, procs, prof, pk);
+    EXPECT_NEAR(r.makespan_ms, sum, 1e-9 * sum) << policy_name(pk);
+    EXPECT_EQ(r.slices.size(), g.size());
+  }
+}
+
+TEST(Sched, SimulatedSchedulesRespectDependenciesAndBounds) {
+  const HParams hp = tiny_hp(2);
+  GraphOptions o;
+  o.chunk = 8;
+  o.arenas = 3;
+  const Graph g = build_graph(hp, 32, 0, o);
+  auto procs = parse_processors("int8:1,float:1", 2).value();
+  Profile prof = flat(1.0, 1.5);
+  prof.handoff_ms = 0.1;
+  double seq = 0;
+  for (PolicyKind pk : {PolicyKind::kSequential, PolicyKind::kInOrder, PolicyKind::kOoo}) {
+    const SimResult r = simulate(g, procs, prof, pk);
+    ASSERT_EQ(r.slices.size(), g.size());
+    std::vector<double> st(g.size()), en(g.size());
+    for (const Slice& s : r.slices) {
+      st[s.node] = s.start_ms;
+      en[s.node] = s.end_ms;
+    }
+    for (size_t i = 0; i < g.size(); ++i)
+      for (int32_t p : g.nodes[i].preds) EXPECT_GE(st[i], en[p] - 1e-12);
+    // No processor runs two subgraphs at once.
+    for (int p = 0; p < 2; ++p) {
+      std::vector<std::pair<double, double>> iv;
+      for (const Slice& s : r.slices)
+        if (s.proc == p) iv.push_back({s.start_ms, s.end_ms});
+      std::sort(iv.begin(), iv.end());
+      for (size_t k = 1; k < iv.size(); ++k) EXPECT_GE(iv[k].first, iv[k - 1].second - 1e-12);
+    }
+    if (pk == PolicyKind::kSequential) {
+      seq = r.makespan_ms;
+    } else {
+      EXPECT_LT(r.makespan_ms, seq) << "overlap must beat one-at-a-time here";
+    }
+    // Work-conserving bound: at least the busier processor's total.
+    EXPECT_GE(r.makespan_ms, *std::max_element(r.busy_ms.begin(), r.busy_ms.end()) - 1e-9);
+  }
+}
+
+TEST(Sched, OptimumIsExactOnTinyDagsAndNoWorseThanGreedy) {
+  const HParams hp = tiny_hp(1);
+  GraphOptions o;
+  o.chunk = 4;
+  o.arenas = 3;
+  o.logits = false;
+  const Graph g = build_graph(hp, 12, 0, o);  // 3 chunks x 9 nodes
+  auto procs = parse_processors("int8:1,float:1", 2).value();
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<double> u(0.2, 2.0);
+  Profile prof = flat(1, 1);
+  for (auto& [name, pc] : prof.procs)
+    for (auto& k : pc.kind) k.a = u(rng);
+  bool exact = false;
+  const SimResult best = optimum(g, procs, prof, 5'000'000, &exact);
+  EXPECT_TRUE(exact);
+  for (PolicyKind pk : {PolicyKind::kSequential, PolicyKind::kInOrder, PolicyKind::kOoo})
+    EXPECT_LE(best.makespan_ms, simulate(g, procs, prof, pk).makespan_ms + 1e-9);
+  // A lower bound it cannot beat: each processor's total work.
+  const SimResult any = simulate(g, procs, prof, PolicyKind::kOoo);
+  EXPECT_GE(best.makespan_ms, *std::max_element(any.busy_ms.begin(), any.busy_ms.end()) - 1e-9);
+  ASSERT_EQ(best.slices.size(), g.size());
+}
+
+TEST(Sched, ProfileRoundTripAndFit) {
+  const HParams hp = tiny_hp(2);
+  GraphOptions o;
+  o.chunk = 8;
+  const Graph g = build_graph(hp, 60, 0, o);  // a short last chunk varies the GEMMs' M
+  // Slices whose durations follow a known model: fit must recover it.
+  std::vector<Slice> s;
+  double t = 0;
+  for (size_t i = 0; i < g.size(); ++i) {
+    const Node& n = g.nodes[i];
+    const double d = 0.05 + 2e-6 * n.x + (n.kind == Kind::kAttn ? 3e-7 * n.y : 0.0);
+    s.push_back({int32_t(i), 0, t, t + d});
+    t += d;
+  }
+  const ProcessorCost pc = fit_costs(g, s, 0);
+  EXPECT_NEAR(pc.kind[int(Kind::kQkv)].b, 2e-6, 1e-9);
+  EXPECT_NEAR(pc.kind[int(Kind::kAttn)].c, 3e-7, 1e-10);
+  EXPECT_NEAR(pc.kind[int(Kind::kAttn)].a, 0.05, 1e-6);
+  Profile p;
+  p.device = "test";
+  p.dispatch_ms = 0.003;
+  p.procs = {{"int8", pc}, {"float", pc}};
+  const std::string path = ::testing::TempDir() + "octet_sched_profile.json";
+  ASSERT_TRUE(p.save(path).ok());
+  auto q = Profile::load(path);
+  ASSERT_TRUE(q.ok()) << q.error();
+  EXPECT_DOUBLE_EQ(q->dispatch_ms, 0.003);
+  EXPECT_DOUBLE_EQ(q->procs[0].second.kind[int(Kind::kQkv)].b, pc.kind[int(Kind::kQkv)].b);
+  EXPECT_FALSE(Profile::load(::testing::TempDir() + "no-such-profile.json").ok());
+}
+
+// Every policy and processor configuration yields the sequential path's logits bit for bit
+// (Gemma 3 270M, INT8 with shadow outliers; 3 chunks of 32 plus a 2-row tail that takes the
+// decode-sized path, sliding-window layers, all logits).
+TEST(Sched, PoliciesMatchSequentialBitForBit) {
+  const std::string path = std::string(OCTET_SOURCE_DIR) + "/models/gemma-3-270m-q4_k_m.gguf";
+  if (!std::filesystem::exists(path)) GTEST_SKIP() << "no model at " << path;
+  auto model = Model::load(path);
+  ASSERT_TRUE(model.ok()) << model.error();
+  ThreadPool pool(2);
+  auto calib = load_or_calibrate(*model, path, "", &pool, {});
+  ASSERT_TRUE(calib.ok()) << calib.error();
+  auto w = Weights::build_int8(**model, *calib, Int8Options{}, &pool);
+  ASSERT_TRUE(w.ok()) << w.error();
+  SessionOptions so;
+  so.n_ctx = 256;
+  so.chunk = 32;
+  std::mt19937 rng(3);
+  std::vector<Token> toks(98);
+  for (auto& t : toks) t = Token(rng() % 20000 + 100);
+  Session ref(*model, *w, so, &pool);
+  std::vector<float> want, got;
+  ASSERT_TRUE(ref.eval(toks, true, &want).ok());
+  const Token next = 777;
+  std::vector<float> next_want;
+  ASSERT_TRUE(ref.eval(std::span<const Token>(&next, 1), false, &next_want).ok());
+  for (const char* procs : {"shared:2", "int8:1,float:1", "shared:1"}) {
+    for (PolicyKind pk : {PolicyKind::kSequential, PolicyKind::kInOrder, PolicyKind::kOoo}) {
+      RunOptions ro;
+      ro.procs = parse_processors(procs, 2).value();
+      ro.policy = pk;
+      ro.arenas = 2;
+      std::vector<Slice> trace;
+      ro.trace = &trace;
+      Session s(*model, *w, so, &pool);
+      ASSERT_TRUE(s.eval_scheduled(toks, true, &got, ro).ok());
+      ASSERT_EQ(got.size(), want.size());
+      EXPECT_EQ(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)), 0)
+          << procs << " " << policy_name(pk);
+      EXPECT_EQ(s.n_past(), int64_t(toks.size()));
+      // A decode step after the scheduled prefill sees the same KV.
+      std::vector<float> a;
+      ASSERT_TRUE(s.eval(std::span<const Token>(&next, 1), false, &a).ok());
+      EXPECT_EQ(a, next_want) << procs << " " << policy_name(pk);
+      EXPECT_EQ(trace.size(), size_t(4 * (1 + 8 * 18) + 4));
+    }
+  }
+}

@@ -1,0 +1,368 @@
+// Scheduler options of `octet bench`: scheduled prefill, traces, profiling, and the measured
+// per-machine default configuration (docs/scheduler.md).
+#include "bench_sched.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fmt/format.h>
+#include <fstream>
+#include <random>
+#include <thread>
+
+#include "octet/calibration.h"
+#include "octet/sched.h"
+
+namespace octet::cli {
+
+namespace fs = std::filesystem;
+
+void SchedBenchFlags::add_to(CLI::App* cmd) {
+  cmd->add_option("--policy", policy, "prefill scheduling policy (default: measured best)")
+      ->check(CLI::IsMember({"sequential", "inorder", "ooo"}));
+  cmd->add_option("--processors", processors,
+                  "processors, e.g. int8:1,float:1 or shared:2 (default: measured best)");
+  cmd->add_option("--trace", trace, "write a Chrome trace of each prefill (and a PNG Gantt)");
+  cmd->add_option("--profile", profile_out,
+                  "measure per-subgraph costs on this machine and write a device profile JSON");
+  cmd->add_option("--sim-profile", sim_profile,
+                  "also report the simulator's predicted prefill from this profile");
+  cmd->add_option("--arenas", arenas, "chunk arenas (chunks in flight) for scheduled prefill")
+      ->check(CLI::Range(1, 64));
+  cmd->add_flag("--no-pin", no_pin, "do not pin processor threads to cores");
+  cmd->add_flag("--retune", retune, "re-measure the default processors/policy for this machine");
+}
+
+std::string SchedBenchFlags::child_args() const {
+  std::string s;
+  auto q = [](const std::string& v) { return " '" + v + "'"; };
+  if (!policy.empty()) s += " --policy" + q(policy);
+  if (!processors.empty()) s += " --processors" + q(processors);
+  if (!trace.empty()) s += " --trace" + q(trace);
+  if (!sim_profile.empty()) s += " --sim-profile" + q(sim_profile);
+  s += " --arenas " + std::to_string(arenas);
+  if (no_pin) s += " --no-pin";
+  return s;
+}
+
+namespace {
+
+int n_cores() { return std::max(1u, std::thread::hardware_concurrency()); }
+
+std::vector<Token> random_prompt(const Tokenizer& tok, int64_t n) {
+  std::mt19937 rng(1234);
+  std::uniform_int_distribution<int32_t> d(0, tok.n_vocab() - 1);
+  std::vector<Token> ids;
+  if (tok.bos() >= 0) ids.push_back(tok.bos());
+  while (static_cast<int64_t>(ids.size()) < n) {
+    const Token t = d(rng);
+    if (tok.token_type(t) == TokenType::NORMAL) ids.push_back(t);
+  }
+  return ids;
+}
+
+std::string split_procs(int threads) {
+  const int ni = std::max(1, threads / 2), nf = std::max(1, threads - ni);
+  return "int8:" + std::to_string(ni) + ",float:" + std::to_string(nf);
+}
+
+struct Config {
+  std::string policy, processors;
+};
+
+// One prefill of `ids` with a config; returns ms (and the graph/trace when asked).
+double timed_prefill(const Engine& eng, const Config& c, std::span<const Token> ids,
+                     int64_t arenas, bool pin, std::vector<sched::Slice>* trace,
+                     sched::Graph* graph) {
+  SessionOptions so = eng.session_opts;
+  so.n_ctx = static_cast<int64_t>(ids.size()) + 8;
+  Session s(eng.model, eng.weights, so, eng.pool.get());
+  std::vector<float> logits;
+  const auto t0 = std::chrono::steady_clock::now();
+  Status st;
+  const bool plain = c.policy == "sequential" &&
+                     c.processors == "shared:" + std::to_string(eng.pool->size()) && !trace;
+  if (plain) {
+    st = s.eval(ids, false, &logits);
+  } else {
+    sched::RunOptions ro;
+    ro.procs = sched::parse_processors(c.processors, n_cores()).value();
+    ro.policy = sched::parse_policy(c.policy).value();
+    ro.arenas = arenas;
+    ro.pin = pin;
+    ro.trace = trace;
+    ro.graph_out = graph;
+    st = s.eval_scheduled(ids, false, &logits, ro);
+  }
+  if (!st.ok()) fail(st.message());
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+std::string cache_path() {
+  if (const char* d = std::getenv("OCTET_CACHE_DIR")) return (fs::path(d) / "sched-default.json").string();
+  const char* home = std::getenv("HOME");
+  return (fs::path(home ? home : "/tmp") / ".cache" / "octet" / "sched-default.json").string();
+}
+
+}  // namespace
+
+bool render_gantt(const std::string& trace_json, const std::string& png) {
+  const std::string py = std::string(OCTET_SOURCE_DIR) + "/.venv/bin/python";
+  const std::string script = std::string(OCTET_SOURCE_DIR) + "/scripts/sched_gantt.py";
+  if (!fs::exists(py) || !fs::exists(script)) return false;
+  const std::string cmd = "'" + py + "' '" + script + "' '" + trace_json + "' '" + png +
+                          "' >/dev/null 2>&1";
+  return std::system(cmd.c_str()) == 0;
+}
+
+std::string sched_summary(const nlohmann::json& j) {
+  std::string s = fmt::format("  sched {} on {}:", j.value("policy", "?"), j.value("processors", "?"));
+  auto procs = sched::parse_processors(j.value("processors", ""), n_cores());
+  if (j.contains("busy_share") && procs.ok())
+    for (size_t p = 0; p < procs->size() && p < j["busy_share"].size(); ++p)
+      s += fmt::format(" {} busy {:.0f}%", (*procs)[p].name, 100 * j["busy_share"][p].get<double>());
+  if (procs.ok() && procs->size() > 1)
+    s += fmt::format(", int8 bubbles {:.0f}%", 100 * j.value("int_bubble_share", 0.0));
+  if (j.contains("predicted_ms"))
+    s += fmt::format(", makespan {:.1f} ms, simulated {:.1f} ms ({:+.1f}%)",
+                     j["makespan_ms"].get<double>(), j["predicted_ms"].get<double>(),
+                     100 * (j["predicted_ms"].get<double>() / j["makespan_ms"].get<double>() - 1));
+  return s;
+}
+
+Status sched_prefill(const SchedBenchFlags& f, const Engine& eng, Session& s,
+                     std::span<const Token> ids, std::vector<float>* logits, nlohmann::json* row) {
+  using namespace sched;
+  const std::string procs_s =
+      f.processors.empty() ? "shared:" + std::to_string(eng.pool->size()) : f.processors;
+  const std::string pol_s = f.policy.empty() ? "sequential" : f.policy;
+  auto procs = parse_processors(procs_s, n_cores());
+  if (!procs) return procs.status();
+  auto pk = parse_policy(pol_s);
+  if (!pk) return pk.status();
+  nlohmann::json j = {{"policy", pol_s}, {"processors", procs_s}};
+  const bool plain = *pk == PolicyKind::kSequential && procs->size() == 1 &&
+                     (*procs)[0].threads == eng.pool->size() && f.trace.empty() &&
+                     f.sim_profile.empty();
+  if (plain) {
+    // Today's path: Session::eval on the engine's pool.
+    j["path"] = "eval";
+    *row = j;
+    return s.eval(ids, false, logits);
+  }
+  Profile prof = proxy_profile();
+  if (!f.sim_profile.empty()) {
+    auto p = Profile::load(f.sim_profile);
+    if (!p) return p.status();
+    prof = std::move(p).value();
+  }
+  RunOptions ro;
+  ro.procs = *procs;
+  ro.policy = *pk;
+  ro.arenas = f.arenas;
+  ro.pin = !f.no_pin;
+  ro.profile = &prof;
+  std::vector<Slice> trace;
+  Graph g;
+  ro.trace = &trace;
+  ro.graph_out = &g;
+  if (Status st = s.eval_scheduled(ids, false, logits, ro); !st.ok()) return st;
+  const Report r = report(g, *procs, trace);
+  j["path"] = "scheduled";
+  j["arenas"] = f.arenas;
+  j["makespan_ms"] = r.makespan_ms;
+  j["busy_share"] = r.busy_share;
+  j["int_bubble_share"] = r.int_bubble_share;
+  j["subgraphs"] = g.size();
+  if (!f.sim_profile.empty()) {
+    const SimResult sr = simulate(g, *procs, prof, *pk);
+    j["predicted_ms"] = sr.makespan_ms;
+    j["predicted_int_bubble_share"] = report(g, *procs, sr.slices).int_bubble_share;
+  }
+  if (!f.trace.empty()) {
+    const std::string title = fmt::format("octet prefill {} tokens, {} on {}", ids.size(), pol_s,
+                                          procs_s);
+    if (Status st = write_trace(f.trace, g, *procs, trace, title); !st.ok()) return st;
+    j["trace"] = f.trace;
+  }
+  *row = j;
+  return Status::Ok();
+}
+
+std::string resolve_sched_default(SchedBenchFlags* f, const EngineFlags& engine) {
+  const int threads = engine.threads > 0 ? engine.threads : n_cores();
+  if (f->scheduled()) {
+    if (f->processors.empty())
+      f->processors = f->policy == "sequential" ? "shared:" + std::to_string(threads)
+                                                : split_procs(threads);
+    if (f->policy.empty())
+      f->policy = f->processors.rfind("shared", 0) == 0 ? "sequential" : "ooo";
+    return f->policy + " on " + f->processors + " (as requested)";
+  }
+  if (!f->trace.empty() || !f->sim_profile.empty()) {
+    // A trace needs the scheduled path; keep today's configuration unless told otherwise.
+    f->processors = "shared:" + std::to_string(threads);
+    f->policy = "sequential";
+    return "sequential on " + f->processors + " (scheduled path, for the trace)";
+  }
+  const std::string model_path = resolve_model(engine.model);
+  auto m = Model::load(model_path);
+  if (!m) fail(m.error());
+  const std::string key = model_fingerprint((*m)->file()) + "|t" + std::to_string(threads) +
+                          "|c" + std::to_string(engine.chunk) + "|" + engine.mode;
+  const std::string path = cache_path();
+  nlohmann::json cache = nlohmann::json::object();
+  {
+    std::ifstream in(path);
+    if (in) {
+      try {
+        cache = nlohmann::json::parse(in);
+      } catch (...) {
+        cache = nlohmann::json::object();
+      }
+    }
+  }
+  if (!f->retune && cache.contains(key)) {
+    f->policy = cache[key].value("policy", "sequential");
+    f->processors = cache[key].value("processors", "shared:" + std::to_string(threads));
+    return f->policy + " on " + f->processors + " (measured default, cached in " + path + ")";
+  }
+  // Measure: today's path against the split configurations, 512-token prompt, best of 2
+  // after a warm-up.
+  std::fprintf(stderr, "octet: measuring the prefill scheduler configurations for this "
+                       "machine (once; cached in %s)\n", path.c_str());
+  auto eng = load_engine(engine);
+  const auto ids = random_prompt(eng->model->tokenizer(), 512);
+  std::vector<Config> configs = {{"sequential", "shared:" + std::to_string(threads)}};
+  if (threads >= 2)
+    for (const char* p : {"inorder", "ooo"}) configs.push_back({p, split_procs(threads)});
+  nlohmann::json measured = nlohmann::json::object();
+  double best = 1e300;
+  Config pick = configs[0];
+  for (const Config& c : configs) {
+    double t = 1e300;
+    for (int rep = 0; rep < 3; ++rep) {
+      const double ms = timed_prefill(*eng, c, ids, f->arenas, !f->no_pin, nullptr, nullptr);
+      if (rep > 0) t = std::min(t, ms);
+    }
+    measured[c.policy + "@" + c.processors] = t;
+    if (t < best) {
+      best = t;
+      pick = c;
+    }
+  }
+  f->policy = pick.policy;
+  f->processors = pick.processors;
+  cache[key] = {{"policy", pick.policy}, {"processors", pick.processors},
+                {"prefill_ms_512", measured}, {"model", model_path}};
+  std::error_code ec;
+  fs::create_directories(fs::path(path).parent_path(), ec);
+  std::ofstream out(path);
+  if (out) out << cache.dump(2) << "\n";
+  return pick.policy + " on " + pick.processors + " (measured now: " + measured.dump() + ")";
+}
+
+void run_sched_profile(const SchedBenchFlags& f, const EngineFlags& engine,
+                       const std::vector<int64_t>& prompts) {
+  using namespace sched;
+  auto eng = load_engine(engine);
+  const int threads = eng->pool->size();
+  const HParams& hp = eng->model->hparams();
+  Profile prof;
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  prof.device = std::string("this machine (") + host + ", " + std::to_string(n_cores()) +
+                " cores)";
+  prof.source = "octet bench --profile, model " + resolve_model(engine.model) + ", chunk " +
+                std::to_string(engine.chunk) + ", prompts";
+  for (int64_t n : prompts) prof.source += " " + std::to_string(n);
+  prof.notes = "Fitted by least squares from measured subgraph times; int8/float classes "
+               "pooled over sequential, inorder and ooo runs on " + split_procs(threads) +
+               " (so they include the two processors' contention), shared:N from sequential "
+               "runs. dispatch_ms: median gap between subgraphs on one processor; handoff_ms: "
+               "extra median gap when consecutive subgraphs change processor.";
+  struct Run {
+    Config c;
+    Graph g;
+    std::vector<Slice> s;
+    double ms;
+  };
+  std::vector<Run> runs;
+  std::vector<std::string> cfgs = {"shared:" + std::to_string(threads)};
+  if (threads >= 2) cfgs.push_back(split_procs(threads));
+  for (int64_t n : prompts) {
+    const auto ids = random_prompt(eng->model->tokenizer(), n);
+    for (const auto& procs : cfgs) {
+      const bool shared = procs.rfind("shared", 0) == 0;
+      for (const char* pol : {"sequential", "inorder", "ooo"}) {
+        if (shared && std::string(pol) != "sequential") continue;
+        Run r;
+        r.c = {pol, procs};
+        timed_prefill(*eng, r.c, ids, f.arenas, !f.no_pin, &r.s, &r.g);  // warm-up
+        r.ms = timed_prefill(*eng, r.c, ids, f.arenas, !f.no_pin, &r.s, &r.g);
+        std::fprintf(stderr, "octet: profile %5lld tokens %-10s %-16s %8.1f ms\n",
+                     static_cast<long long>(n), pol, procs.c_str(), r.ms);
+        runs.push_back(std::move(r));
+      }
+    }
+  }
+  // Fit per processor class: concatenate runs (node ids are per graph, so fit per run and
+  // merge the samples through a combined graph).
+  auto fit_class = [&](const std::string& procs, int proc, bool seq_only) {
+    Graph all;
+    std::vector<Slice> s;
+    for (const Run& r : runs) {
+      if (r.c.processors != procs || (seq_only && r.c.policy != "sequential")) continue;
+      const int32_t off = static_cast<int32_t>(all.nodes.size());
+      for (const Node& n : r.g.nodes) all.nodes.push_back(n);
+      for (const Slice& x : r.s)
+        if (x.proc == proc) s.push_back({x.node + off, proc, x.start_ms, x.end_ms});
+    }
+    return fit_costs(all, s, proc);
+  };
+  auto median = [](std::vector<double> v) {
+    if (v.empty()) return 0.0;
+    std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
+    return v[v.size() / 2];
+  };
+  std::vector<double> same_gaps, cross_gaps;
+  for (const Run& r : runs) {
+    if (r.c.policy != "sequential") continue;
+    std::vector<Slice> s = r.s;
+    std::sort(s.begin(), s.end(),
+              [](const Slice& a, const Slice& b) { return a.start_ms < b.start_ms; });
+    for (size_t i = 1; i < s.size(); ++i)
+      (s[i].proc == s[i - 1].proc ? same_gaps : cross_gaps)
+          .push_back(std::max(0.0, s[i].start_ms - s[i - 1].end_ms));
+  }
+  prof.dispatch_ms = median(same_gaps);
+  prof.handoff_ms = std::max(0.0, median(cross_gaps) - prof.dispatch_ms);
+  prof.procs.emplace_back(cfgs[0], fit_class(cfgs[0], 0, true));
+  if (cfgs.size() > 1) {
+    prof.procs.emplace_back("int8", fit_class(cfgs[1], 0, false));
+    prof.procs.emplace_back("float", fit_class(cfgs[1], 1, false));
+  }
+  if (Status st = prof.save(f.profile_out); !st.ok()) fail(st.message());
+  std::printf("wrote %s (dispatch %.3f ms, hand-off %.3f ms)\n", f.profile_out.c_str(),
+              prof.dispatch_ms, prof.handoff_ms);
+  std::printf("%-7s %-10s %-16s %10s %12s %7s\n", "prompt", "policy", "processors", "measured",
+              "predicted", "error");
+  for (const Run& r : runs) {
+    const auto procs = parse_processors(r.c.processors, n_cores()).value();
+    const SimResult sr = simulate(r.g, procs, prof, parse_policy(r.c.policy).value());
+    int64_t n = 0;
+    for (const Node& x : r.g.nodes)
+      if (x.kind == Kind::kPrologue) n += x.m;
+    const double meas = report(r.g, procs, r.s).makespan_ms;
+    std::printf("%-7lld %-10s %-16s %9.1f %11.1f %+6.1f%%\n", static_cast<long long>(n),
+                r.c.policy.c_str(), r.c.processors.c_str(), meas, sr.makespan_ms,
+                100.0 * (sr.makespan_ms - meas) / meas);
+  }
+  (void)hp;
+}
+
+}  // namespace octet::cli
