@@ -99,8 +99,8 @@ def one_request(port, key, body, timeout):
                 if ttft is None and ch and ch[0].get("delta", {}).get("content"):
                     ttft = time.time() - t0
         return ("ok" if done else "failed"), 200, ttft, time.time() - t0
-    except Exception:  # noqa: BLE001 - a broken connection is a failed request
-        return "failed", None, None, time.time() - t0
+    except Exception as e:  # noqa: BLE001 - a broken connection is a failed request
+        return "failed", type(e).__name__, None, time.time() - t0
     finally:
         c.close()
 

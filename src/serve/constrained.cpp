@@ -105,6 +105,7 @@ Expected<ConstrainedResult> generate_constrained(
       r.finish_reason = "stop";
       break;
     }
+    const auto ts = std::chrono::steady_clock::now();
     const int64_t remaining = max_tokens - n;
     // Forced closing: the shortest completion needs all the tokens that are left.
     forced.clear();
@@ -147,6 +148,7 @@ Expected<ConstrainedResult> generate_constrained(
     std::fill(masked.begin(), masked.end(), -std::numeric_limits<float>::infinity());
     for (Token t : ok) masked[static_cast<size_t>(t)] = logits[static_cast<size_t>(t)];
     const Token t = sampler.sample(masked.data(), V, s.history());
+    r.select_ms += ms_since(ts);
     if (table.eog[static_cast<size_t>(t)]) {
       r.finish_reason = "stop";
       break;

@@ -30,6 +30,7 @@ struct ConstrainedResult {
   std::string finish_reason;  // "stop" (document complete) or "length" / "cancelled"
   bool complete = false;      // text is a complete, valid document
   double decode_ms = 0;       // tokens after the first
+  double select_ms = 0;       // of which choosing tokens under the constraint (not the model)
 };
 
 // Evaluates `last` (the prompt's last token; the rest is in the session) and writes at most

