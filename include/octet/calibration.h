@@ -46,7 +46,7 @@ struct CalibOptions {
   // Per tensor, the clip is the largest value in [pct, absmax] (fewest shadow outliers)
   // whose estimated int8 noise on the bulk (SlotCalib::qerr) stays within this target;
   // 0 keeps the clip at pct (the version-2 rule). Measured: docs/results.md.
-  double qerr_target = 0.01;
+  double qerr_target = 0.0075;
   double hot_freq = 0.02;     // a channel is hot if it is an outlier in >= 2 % of tokens
   int64_t segment = 512;      // tokens per forward segment
   // Smoothing strength α: s_k = max|x_k|^α / max|W[:,k]|^(1−α) (SmoothQuant). 0: off.

@@ -3,6 +3,7 @@
 #include "octet/int8.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <numeric>
 #include <string>
@@ -33,6 +34,9 @@ std::string dims(int64_t m, int64_t k) {
 
 // Below this many multiply-adds a pool wake-up costs more than it saves.
 constexpr int64_t kMinParallelMacs = int64_t{1} << 21;
+// Weight bytes per N chunk of the GEMM (see run_gemm): well inside a 2 MiB L2 beside the
+// activations of a 256-row chunk.
+constexpr int64_t kChunkWeightBytes = int64_t{384} << 10;
 
 }  // namespace
 
@@ -313,12 +317,26 @@ Status run_gemm(const Int8Activations& a, const Int8Weights& w, const Epilogue& 
   const WView wv{w.packed(), w.n(), w.k4(), w.panels(), w.scales(), w.shift_correction()};
   const int nt = pool ? pool->size() : 1;
   const int64_t m = a.m(), panels = w.panels();
+  // N is cut into chunks of whole microkernel blocks holding ~kChunkWeightBytes of weights:
+  // a chunk's weights stay in L2 while the kernel's row chunks re-read them, and with
+  // several threads the chunks are handed out dynamically (an atomic counter), so a thread
+  // that is slowed down (another process on its core, a slower tail) takes fewer of them.
+  const int64_t grain = kr.panel_grain, panel_bytes = 16 * w.k4() * 4;
+  int64_t chunk = std::max<int64_t>(1, kChunkWeightBytes / (panel_bytes * grain)) * grain;
+  if (nt > 1) {  // at least ~4 chunks per thread for the balance
+    const int64_t per = (panels + 4 * nt - 1) / (4 * nt);
+    chunk = std::min(chunk, std::max<int64_t>(grain, (per + grain - 1) / grain * grain));
+  }
+  const int64_t nchunks = (panels + chunk - 1) / chunk;
   if (nt == 1 || m * w.n() * w.k() < kMinParallelMacs) {
-    kr.gemm(av, wv, ep, 0, m, 0, panels);
-  } else if (panels >= 2 * nt * kr.panel_grain || m < kr.mr * nt) {
+    for (int64_t c = 0; c < nchunks; ++c)
+      kr.gemm(av, wv, ep, 0, m, c * chunk, std::min(panels, (c + 1) * chunk));
+  } else if (panels >= 2 * nt * grain || m < kr.mr * nt) {
     // Split N: each thread streams its own weight panels; all share the (smaller) activations.
-    pool->parallel_for(panels, kr.panel_grain, [&](int64_t b, int64_t e, int) {
-      kr.gemm(av, wv, ep, 0, m, b, e);
+    std::atomic<int64_t> next{0};
+    pool->parallel_for(nt, 1, [&](int64_t, int64_t, int) {
+      for (int64_t c; (c = next.fetch_add(1, std::memory_order_relaxed)) < nchunks;)
+        kr.gemm(av, wv, ep, 0, m, c * chunk, std::min(panels, (c + 1) * chunk));
     });
   } else {
     pool->parallel_for(m, kr.mr, [&](int64_t b, int64_t e, int) {

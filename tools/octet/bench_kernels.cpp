@@ -173,7 +173,7 @@ int run_kernel_bench(const KernelBenchArgs& args) {
                 "wall);\n%%peak: 1 thread vs the 1-thread peak, n threads: wall vs the n-thread probe's "
                 "wall total; wall: M·N·K / wall time (pool wake-ups included).\n",
                 args.reps, args.min_time);
-    std::printf("%-13s %-8s %5s %6s %5s %3s %11s %6s %9s %9s", "model", "linear", "M", "N", "K",
+    std::printf("%-20s %-8s %5s %6s %5s %3s %11s %6s %9s %9s", "model", "linear", "M", "N", "K",
                 "thr", "per thr", "%peak", "wall", "fwd wall");
     if (args.f32) std::printf(" %9s %8s", "f32 wall", "int8/f32");
     std::printf("\n");
@@ -259,7 +259,7 @@ int run_kernel_bench(const KernelBenchArgs& args) {
           }
           std::printf("%s\n", j.dump().c_str());
         } else {
-          std::printf("%-13s %-8s %5lld %6lld %5lld %3d %11.1f %5.1f%% %9.1f %9.1f", s.model,
+          std::printf("%-20s %-8s %5lld %6lld %5lld %3d %11.1f %5.1f%% %9.1f %9.1f", s.model,
                       s.linear, static_cast<long long>(m), static_cast<long long>(s.n),
                       static_cast<long long>(s.k), nt, g_cpu, pct, g_wall, gf);
           if (args.f32)

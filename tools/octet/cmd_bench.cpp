@@ -2,6 +2,7 @@
 // peak RSS. Each measurement runs in a fresh child process (peak RSS is per configuration);
 // --compare llama.cpp runs llama-cpp-python on the same file and token ids in the same run.
 #include <sys/resource.h>
+#include <time.h>
 
 #include <chrono>
 #include <cstdio>
@@ -43,6 +44,12 @@ double peak_rss_mb() {
   return ru.ru_maxrss / 1024.0;
 }
 
+double process_cpu_ms() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return 1e3 * static_cast<double>(ts.tv_sec) + 1e-6 * static_cast<double>(ts.tv_nsec);
+}
+
 // Deterministic prompt ids: ordinary (non-special) tokens drawn with a fixed seed.
 std::vector<octet::Token> bench_tokens(const octet::Tokenizer& tok, int64_t n) {
   std::mt19937 rng(1234);
@@ -72,11 +79,13 @@ void measure_one(const BenchArgs& a) {
   Session s(eng->model, eng->weights, so, eng->pool.get());
   const int64_t V = eng->model->hparams().n_vocab;
   std::vector<float> logits;
+  const double c0 = process_cpu_ms();
   auto t0 = std::chrono::steady_clock::now();
   nlohmann::json sched;
   if (Status st = cli::sched_prefill(a.sched, *eng, s, ids, &logits, &sched); !st.ok())
     cli::fail(st.message());
   auto t1 = std::chrono::steady_clock::now();
+  const double prefill_cpu_ms = process_cpu_ms() - c0;
   Token t = argmax(logits.data(), V);
   const double ttft = std::chrono::duration<double, std::milli>(
                           std::chrono::steady_clock::now() - t0).count();
@@ -100,6 +109,9 @@ void measure_one(const BenchArgs& a) {
       {"prompt_tokens", ids.size()},
       {"prefill_tok_s", ids.size() / pre_s},
       {"ttft_ms", ttft},
+      // CPU time of all threads during prefill: on a shared machine a steadier figure than
+      // wall time for comparing builds (it leaves out time spent preempted).
+      {"prefill_cpu_ms", prefill_cpu_ms},
       {"decode_tok_s", a.gen ? a.gen / dec_s : 0.0},
       {"peak_rss_mb", peak_rss_mb()},
       {"threads", eng->pool->size()},

@@ -1,0 +1,53 @@
+"""`octet bench`: the measured child gets a ready calibration from the parent, JSON fields are
+there, and `--kernels` reports the int8 GEMM on the model's own linear shapes."""
+import json
+import os
+import shutil
+import subprocess
+
+
+def _run(args, timeout=600):
+    r = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+    assert r.returncode == 0, f"{' '.join(args)} failed:\n{r.stderr[-2000:]}"
+    return r
+
+
+def _json_lines(out):
+    return [json.loads(l) for l in out.splitlines() if l.startswith("{")]
+
+
+def test_bench_calibrates_in_parent(octet_bin, stories_path, tmp_path):
+    # A private copy of the model, so the sidecar is written next to it (not to shared data).
+    model = tmp_path / "model-copy.bin"
+    shutil.copy(stories_path, model)
+    sidecar = str(model) + ".octet-calib.json"
+    r = _run([octet_bin, "bench", "-m", str(model), "--prompts", "16", "--gen", "2", "-t", "1",
+              "--json"])
+    rows = _json_lines(r.stdout)
+    assert len(rows) == 1
+    row = rows[0]
+    for key in ("engine", "model", "prompt_tokens", "prefill_tok_s", "decode_tok_s", "ttft_ms",
+                "peak_rss_mb", "prefill_cpu_ms"):
+        assert key in row, key
+    assert row["prompt_tokens"] == 16 and row["prefill_tok_s"] > 0
+    # The parent calibrated (and cached) before the child ran; the child did not calibrate.
+    assert os.path.exists(sidecar)
+    assert "calibrating" in r.stderr
+    c = json.load(open(sidecar))
+    assert c["version"] == 3 and "qerr_target" in c["options"]
+    # Second run: the cached sidecar is used, nobody calibrates.
+    r2 = _run([octet_bin, "bench", "-m", str(model), "--prompts", "16", "--gen", "0", "-t", "1",
+               "--json"])
+    assert "calibrating" not in r2.stderr
+
+
+def test_bench_kernels_uses_the_model_shapes(octet_bin, stories_path):
+    r = _run([octet_bin, "bench", "-m", stories_path, "--kernels", "--kernel-m", "8,16", "-t", "1",
+              "--json"])
+    rows = [j for j in _json_lines(r.stdout) if j.get("kind") == "int8_gemm"]
+    assert {j["linear"] for j in rows} == {"qkv", "o", "gate_up", "down"}
+    assert {j["m"] for j in rows} == {8, 16}
+    assert all(j["gmacs_wall"] > 0 for j in rows)
+    # stories260K: n_embd 64, n_ff 172 (gate/up fused: N = 344)
+    gate_up = [j for j in rows if j["linear"] == "gate_up"][0]
+    assert gate_up["k"] == 64 and gate_up["n"] == 344
