@@ -106,6 +106,8 @@ class File {
   uint64_t data_offset() const { return data_offset_; }
   size_t size() const { return size_; }
   const uint8_t* base() const { return base_; }
+  // True when the bytes are our own read-only file mapping (not a caller's buffer).
+  bool is_mapped() const { return mapping_ != nullptr; }
 
   const std::vector<KV>& kvs() const { return kvs_; }
   const Value* find(std::string_view key) const;

@@ -16,6 +16,12 @@ struct ProcMemory {
 };
 ProcMemory proc_memory(const std::string& path = "");
 
+// Drops the resident pages of [p, p + n) of a read-only FILE mapping from this process
+// (madvise MADV_DONTNEED on the whole pages inside the range): they stop counting in RSS and
+// fault back in from the page cache if read again. Used once a tensor has been copied into
+// int8/float form. Never call it on anonymous memory (that would zero it).
+void release_file_pages(const void* p, size_t n);
+
 // Bytes a Weights object holds, by kind (all heap except gguf_mapped).
 struct WeightBytes {
   size_t int8 = 0;          // packed int8 linears of the layers + scales/column sums

@@ -170,6 +170,7 @@ class Session {
                         const sched::RunOptions& opt);
   int64_t n_past() const { return n_past_; }
   int64_t n_ctx() const { return n_ctx_; }
+  int64_t chunk() const { return chunk_; }
   // Forget everything after the first n tokens (n <= n_past). Sliding-window layers keep
   // window + chunk slots, so going back up to `chunk` positions (minus what the window layers
   // already overwrote, see truncate_is_cheap) is free; further back the session re-prefills

@@ -1,6 +1,7 @@
 #include <cstdio>
 #include <fmt/format.h>
 
+#include "octet/memory.h"
 #include "octet/runtime.h"
 #include "runtime/weights_util.h"
 
@@ -31,6 +32,9 @@ Status stack_rows(const Model& m, std::initializer_list<const gguf::TensorInfo*>
   int64_t row = 0;
   for (auto* t : ts) {
     OCTET_RETURN_IF_ERROR(m.file().dequantize_rows(*t, 0, t->n_rows(), out->data() + row * k));
+    // The copy replaces the file's pages in memory (decode over the GGUF faults back what
+    // it reads): otherwise the whole file stays resident next to the copies (docs/memory.md).
+    if (m.file().is_mapped()) release_file_pages(t->data, static_cast<size_t>(t->nbytes));
     row += t->n_rows();
   }
   *n_total = n;

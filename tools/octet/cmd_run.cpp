@@ -1,19 +1,22 @@
 // octet run: one prompt in, generated text out (stdout); timings on stderr.
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 
 #include "commands.h"
 #include "common.h"
 #include "octet/generate.h"
 #include "octet/memory.h"
+#include "octet/session_file.h"
 
 namespace {
 
 struct RunArgs {
   octet::cli::EngineFlags engine;
   octet::cli::SamplingFlags sampling;
-  std::string prompt, prompt_file, system, tokens_out;
+  std::string prompt, prompt_file, system, tokens_out, session_file;
   int64_t n = 128;
+  int64_t spec = 0;
   std::vector<std::string> stop;
   bool chat = false, no_bos = false, ignore_eos = false;
 };
@@ -40,12 +43,40 @@ void run(const RunArgs& a) {
     ids.push_back(tok.bos());
   }
   auto session = eng->new_session();
+  // --session F: restore the longest common prefix of F's tokens and the prompt (always
+  // leaving one prompt token to evaluate, for fresh logits), prefill only the rest.
+  size_t reuse = 0;
+  if (!a.session_file.empty() && std::filesystem::exists(a.session_file)) {
+    auto snap = load_session_file(a.session_file, *eng->model);
+    if (!snap) cli::fail(snap.error());
+    while (reuse < snap->tokens.size() && reuse + 1 < ids.size() && snap->tokens[reuse] == ids[reuse])
+      ++reuse;
+    if (reuse > 0) {
+      if (Status st = session->load_kv(*snap, static_cast<int64_t>(reuse)); !st.ok()) {
+        if (snap->type != session->kv_type()) cli::fail(st.message());
+        std::fprintf(stderr, "octet: session %s not reused (%s)\n", a.session_file.c_str(),
+                     st.message().c_str());
+        reuse = 0;
+      }
+    }
+    if (a.engine.verbose || reuse > 0)
+      std::fprintf(stderr, "octet: session %s: reused %zu of %zu prompt tokens\n",
+                   a.session_file.c_str(), reuse, ids.size());
+  }
   GenerateOptions opt;
+  if (!a.session_file.empty())
+    opt.on_prefilled = [&] {
+      const KvSnapshot snap = session->save_kv(session->n_past());
+      if (Status st = save_session_file(a.session_file, *eng->model, snap); !st.ok())
+        cli::fail(st.message());
+    };
   opt.max_tokens = a.n;
   opt.stop = a.stop;
   opt.stop_at_eog = !a.ignore_eos;
   opt.sampling = a.sampling.p;
-  auto r = generate(*session, ids, opt, [](const std::string& s) {
+  opt.spec_draft = a.spec;
+  const std::vector<Token> rest(ids.begin() + static_cast<std::ptrdiff_t>(reuse), ids.end());
+  auto r = generate(*session, rest, opt, [](const std::string& s) {
     std::fwrite(s.data(), 1, s.size(), stdout);
     std::fflush(stdout);
     return true;
@@ -64,6 +95,15 @@ void run(const RunArgs& a) {
                compute_mode_name(eng->weights->mode()),
                static_cast<long long>(eng->session_opts.chunk), r->tokens.size(),
                r->decode_tok_s(), r->finish_reason.c_str());
+  if (a.spec > 0)
+    std::fprintf(stderr,
+                 "octet: speculative (prompt lookup, draft %lld): %lld decode evals for %zu "
+                 "tokens (%.2f tokens/eval), drafted %lld, accepted %lld (%.1f%%)\n",
+                 static_cast<long long>(a.spec), static_cast<long long>(r->decode_evals),
+                 r->tokens.size(),
+                 r->decode_evals ? static_cast<double>(r->tokens.size()) / r->decode_evals : 0.0,
+                 static_cast<long long>(r->spec_drafted), static_cast<long long>(r->spec_accepted),
+                 r->spec_drafted ? 100.0 * r->spec_accepted / r->spec_drafted : 0.0);
   if (a.engine.verbose) {
     constexpr double MiB = 1048576.0;
     const ProcMemory pm = proc_memory(eng->model_path);
@@ -98,6 +138,13 @@ static void register_run(CLI::App& app) {
   cmd->add_flag("--no-bos", a->no_bos, "do not add BOS");
   cmd->add_flag("--ignore-eos", a->ignore_eos, "keep generating past end-of-generation tokens");
   cmd->add_option("--tokens-out", a->tokens_out, "write generated token ids, one per line");
+  cmd->add_option("--spec", a->spec,
+                  "speculative decoding by prompt lookup: draft up to N tokens from earlier "
+                  "text, verify them in one eval (greedy only; output unchanged)")
+      ->check(CLI::Range(0, 64));
+  cmd->add_option("--session", a->session_file,
+                  "session file: restore the KV of a matching prompt prefix from it (if it "
+                  "exists), save the prompt's KV to it after prefill");
   cmd->callback([a] { run(*a); });
 }
 OCTET_COMMAND("run", register_run);
