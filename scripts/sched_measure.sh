@@ -13,7 +13,7 @@ PROF=$OUT/profile-$NAME.json
 "$OCTET" bench -m "$MODEL" --profile "$PROF" --prompts 256,1024 | tee "$OUT/$NAME-profile.txt"
 # 2. Measured vs predicted, every configuration; traces at 1024.
 : > "$OUT/$NAME-runs.jsonl"
-for cfg in "sequential shared:2" "sequential int8:1,float:1" "inorder int8:1,float:1" "ooo int8:1,float:1"; do
+for cfg in "sequential shared:2" "sequential int8:1,float:1" "inorder int8:1,float:1" "ooo int8:1,float:1" "critical int8:1,float:1"; do
   set -- $cfg
   "$OCTET" bench -m "$MODEL" --prompts "$PROMPTS" --gen 0 --policy "$1" --processors "$2" \
     --sim-profile "$PROF" --json 2>/dev/null >> "$OUT/$NAME-runs.jsonl"
@@ -21,7 +21,7 @@ done
 # Today's path (Session::eval, unpinned engine pool) for reference.
 "$OCTET" bench -m "$MODEL" --prompts "$PROMPTS" --gen 0 --policy sequential --processors shared:2 \
   --json 2>/dev/null >> "$OUT/$NAME-runs.jsonl"
-for cfg in "inorder int8:1,float:1" "ooo int8:1,float:1" "sequential shared:2"; do
+for cfg in "inorder int8:1,float:1" "ooo int8:1,float:1" "critical int8:1,float:1" "sequential shared:2"; do
   set -- $cfg
   "$OCTET" bench -m "$MODEL" --prompts 1024 --gen 0 --policy "$1" --processors "$2" \
     --trace "$OUT/$NAME-$1-${2%%:*}-1024.json" --json 2>/dev/null > /dev/null

@@ -107,7 +107,9 @@ struct Slice {
 ProcessorCost fit_costs(const Graph& g, const std::vector<Slice>& s, int proc);
 
 // ---- Policies ----------------------------------------------------------------------------
-enum class PolicyKind { kSequential, kInOrder, kOoo };
+// kCritical is not from the paper: classic list scheduling by longest remaining path (the
+// "upward rank" of HEFT) with the same profiled costs, kept as a yardstick for the greedy.
+enum class PolicyKind { kSequential, kInOrder, kOoo, kCritical };
 Expected<PolicyKind> parse_policy(const std::string& s);
 const char* policy_name(PolicyKind p);
 

@@ -182,7 +182,8 @@ Expected<PolicyKind> parse_policy(const std::string& s) {
   if (s == "sequential") return PolicyKind::kSequential;
   if (s == "inorder") return PolicyKind::kInOrder;
   if (s == "ooo") return PolicyKind::kOoo;
-  return Status::Error("unknown policy '" + s + "' (sequential, inorder or ooo)");
+  if (s == "critical") return PolicyKind::kCritical;
+  return Status::Error("unknown policy '" + s + "' (sequential, inorder, ooo or critical)");
 }
 
 const char* policy_name(PolicyKind p) {
@@ -190,6 +191,7 @@ const char* policy_name(PolicyKind p) {
     case PolicyKind::kSequential: return "sequential";
     case PolicyKind::kInOrder: return "inorder";
     case PolicyKind::kOoo: return "ooo";
+    case PolicyKind::kCritical: return "critical";
   }
   return "?";
 }
@@ -297,6 +299,29 @@ class Ooo final : public Policy {
   std::vector<int32_t> remaining_;
 };
 
+// Longest remaining path first: rank(n) = T(n) + max over successors of rank(s). A chunk's
+// attention leads, through the next chunk's attention, to every later chunk, so early chunks
+// are not starved and later ones not left to run alone at the end.
+class Critical final : public Policy {
+ public:
+  Critical(const Graph& g, const std::vector<double>& costs) : rank_(g.size(), 0.0) {
+    for (size_t i = g.size(); i-- > 0;) {
+      double r = 0;
+      for (int32_t s : g.nodes[i].succs) r = std::max(r, rank_[s]);
+      rank_[i] = costs[i] + r;
+    }
+  }
+  int32_t pick(int, std::span<const int32_t> ready) override {
+    int32_t best = -1;
+    for (int32_t r : ready)
+      if (best < 0 || rank_[r] > rank_[best]) best = r;
+    return best;
+  }
+
+ private:
+  std::vector<double> rank_;
+};
+
 }  // namespace
 
 std::unique_ptr<Policy> make_policy(PolicyKind k, const Graph& g, const std::vector<int>& where,
@@ -305,6 +330,7 @@ std::unique_ptr<Policy> make_policy(PolicyKind k, const Graph& g, const std::vec
     case PolicyKind::kSequential: return std::make_unique<Sequential>();
     case PolicyKind::kInOrder: return std::make_unique<InOrder>(g, where);
     case PolicyKind::kOoo: return std::make_unique<Ooo>(g, costs);
+    case PolicyKind::kCritical: return std::make_unique<Critical>(g, costs);
   }
   return nullptr;
 }

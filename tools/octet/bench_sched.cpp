@@ -23,7 +23,7 @@ namespace fs = std::filesystem;
 
 void SchedBenchFlags::add_to(CLI::App* cmd) {
   cmd->add_option("--policy", policy, "prefill scheduling policy (default: measured best)")
-      ->check(CLI::IsMember({"sequential", "inorder", "ooo"}));
+      ->check(CLI::IsMember({"sequential", "inorder", "ooo", "critical"}));
   cmd->add_option("--processors", processors,
                   "processors, e.g. int8:1,float:1 or shared:2 (default: measured best)");
   cmd->add_option("--trace", trace, "write a Chrome trace of each prefill (and a PNG Gantt)");
@@ -239,7 +239,7 @@ std::string resolve_sched_default(SchedBenchFlags* f, const EngineFlags& engine)
   const auto ids = random_prompt(eng->model->tokenizer(), 512);
   std::vector<Config> configs = {{"sequential", "shared:" + std::to_string(threads)}};
   if (threads >= 2)
-    for (const char* p : {"inorder", "ooo"}) configs.push_back({p, split_procs(threads)});
+    for (const char* p : {"inorder", "ooo", "critical"}) configs.push_back({p, split_procs(threads)});
   nlohmann::json measured = nlohmann::json::object();
   double best = 1e300;
   Config pick = configs[0];
@@ -281,7 +281,7 @@ void run_sched_profile(const SchedBenchFlags& f, const EngineFlags& engine,
                 std::to_string(engine.chunk) + ", prompts";
   for (int64_t n : prompts) prof.source += " " + std::to_string(n);
   prof.notes = "Fitted by least squares from measured subgraph times; int8/float classes "
-               "pooled over sequential, inorder and ooo runs on " + split_procs(threads) +
+               "pooled over sequential, inorder, ooo and critical runs on " + split_procs(threads) +
                " (so they include the two processors' contention), shared:N from sequential "
                "runs. dispatch_ms: median gap between subgraphs on one processor; handoff_ms: "
                "extra median gap when consecutive subgraphs change processor.";
@@ -296,13 +296,14 @@ void run_sched_profile(const SchedBenchFlags& f, const EngineFlags& engine,
   if (threads >= 2) cfgs.push_back(split_procs(threads));
   for (int64_t n : prompts) {
     const auto ids = random_prompt(eng->model->tokenizer(), n);
+    timed_prefill(*eng, {"sequential", cfgs.back()}, ids, f.arenas, !f.no_pin, nullptr,
+                  nullptr);  // warm-up
     for (const auto& procs : cfgs) {
       const bool shared = procs.rfind("shared", 0) == 0;
-      for (const char* pol : {"sequential", "inorder", "ooo"}) {
+      for (const char* pol : {"sequential", "inorder", "ooo", "critical"}) {
         if (shared && std::string(pol) != "sequential") continue;
         Run r;
         r.c = {pol, procs};
-        timed_prefill(*eng, r.c, ids, f.arenas, !f.no_pin, &r.s, &r.g);  // warm-up
         r.ms = timed_prefill(*eng, r.c, ids, f.arenas, !f.no_pin, &r.s, &r.g);
         std::fprintf(stderr, "octet: profile %5lld tokens %-10s %-16s %8.1f ms\n",
                      static_cast<long long>(n), pol, procs.c_str(), r.ms);

@@ -76,7 +76,7 @@ void run(const SimArgs& a) {
                             }()));
   std::vector<PolicyKind> pols;
   if (a.policy == "all") {
-    pols = {PolicyKind::kSequential, PolicyKind::kInOrder, PolicyKind::kOoo};
+    pols = {PolicyKind::kSequential, PolicyKind::kInOrder, PolicyKind::kOoo, PolicyKind::kCritical};
   } else {
     auto pk = parse_policy(a.policy);
     if (!pk) cli::fail(pk.error());
@@ -190,8 +190,8 @@ static void register_sim(CLI::App& app) {
   cmd->add_option("--prompt", a->prompt, "prompt tokens")->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
   cmd->add_option("--chunk", a->chunk, "chunk size")->check(CLI::Range(int64_t{1}, int64_t{1} << 16));
   cmd->add_option("--arenas", a->arenas, "chunk arenas (chunks in flight)")->check(CLI::Range(1, 64));
-  cmd->add_option("--policy", a->policy, "sequential, inorder, ooo or all")
-      ->check(CLI::IsMember({"sequential", "inorder", "ooo", "all"}));
+  cmd->add_option("--policy", a->policy, "sequential, inorder, ooo, critical or all")
+      ->check(CLI::IsMember({"sequential", "inorder", "ooo", "critical", "all"}));
   cmd->add_option("--processors", a->processors, "e.g. int8:1,float:1 or shared:2");
   cmd->add_option("--layers", a->layers, "use only the first N layers (small DAGs for --optimum)");
   cmd->add_option("--gantt", a->gantt, "Gantt chart PNG (-POLICY appended for --policy all)");
