@@ -40,6 +40,7 @@ Graph build_graph(const HParams& hp, int64_t n_tokens, int64_t pos0, const Graph
   g.n_chunks = (n_tokens + C - 1) / C;
   g.n_layers = hp.n_layer;
   g.arenas = std::max<int64_t>(1, opt.arenas);
+  g.inorder_lag = std::max<int64_t>(0, opt.inorder_lag);
   const double E = double(hp.n_embd), Q = double(hp.q_dim()), KV = double(hp.kv_dim());
   const double F = double(hp.n_ff), QKV = Q + 2 * KV, V = double(hp.n_vocab);
   std::vector<int32_t> chunk_last(static_cast<size_t>(g.n_chunks), -1);
@@ -223,7 +224,9 @@ class Sequential final : public Policy {
 // order even when others are ready. key = index in chunk + lag·chunk. lag = ceil(J / arenas)
 // (J subgraphs per chunk) is the smallest that keeps the order topological when chunk
 // i+arenas must wait for chunk i's arena; one topological order shared by all processors
-// cannot deadlock. With arenas >= chunks this is lag 1: the tightest pipeline.
+// cannot deadlock. With arenas >= chunks there are no arena edges and lag is 1: the
+// tightest pipeline. GraphOptions::inorder_lag asks for a coarser stagger (lag >= J:
+// chunk-major, i.e. each processor finishes chunk i's subgraphs before chunk i+1's).
 class InOrder final : public Policy {
  public:
   InOrder(const Graph& g, const std::vector<int>& where) {
@@ -236,7 +239,9 @@ class InOrder final : public Policy {
       ++len[c];
     }
     const int64_t J = len.empty() ? 1 : *std::max_element(len.begin(), len.end());
-    const int64_t lag = std::max<int64_t>(1, (J + g.arenas - 1) / g.arenas);
+    const int64_t min_lag =
+        g.n_chunks <= g.arenas ? 1 : std::max<int64_t>(1, (J + g.arenas - 1) / g.arenas);
+    const int64_t lag = std::max(min_lag, g.inorder_lag);  // a larger lag stays topological
     std::vector<std::pair<int64_t, int32_t>> keyed;
     for (size_t i = 0; i < g.size(); ++i) {
       const int64_t c = g.nodes[i].chunk;

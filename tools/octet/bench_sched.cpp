@@ -33,6 +33,7 @@ void SchedBenchFlags::add_to(CLI::App* cmd) {
                   "also report the simulator's predicted prefill from this profile");
   cmd->add_option("--arenas", arenas, "chunk arenas (chunks in flight) for scheduled prefill")
       ->check(CLI::Range(1, 64));
+  cmd->add_option("--lag", lag, "inorder: subgraphs chunk i+1 trails chunk i (0: tightest)");
   cmd->add_flag("--no-pin", no_pin, "do not pin processor threads to cores");
   cmd->add_flag("--retune", retune, "re-measure the default processors/policy for this machine");
 }
@@ -44,7 +45,7 @@ std::string SchedBenchFlags::child_args() const {
   if (!processors.empty()) s += " --processors" + q(processors);
   if (!trace.empty()) s += " --trace" + q(trace);
   if (!sim_profile.empty()) s += " --sim-profile" + q(sim_profile);
-  s += " --arenas " + std::to_string(arenas);
+  s += " --arenas " + std::to_string(arenas) + " --lag " + std::to_string(lag);
   if (no_pin) s += " --no-pin";
   return s;
 }
@@ -164,6 +165,7 @@ Status sched_prefill(const SchedBenchFlags& f, const Engine& eng, Session& s,
   ro.procs = *procs;
   ro.policy = *pk;
   ro.arenas = f.arenas;
+  ro.inorder_lag = f.lag;
   ro.pin = !f.no_pin;
   ro.profile = &prof;
   std::vector<Slice> trace;

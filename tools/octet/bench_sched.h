@@ -19,6 +19,7 @@ struct SchedBenchFlags {
   std::string profile_out;  // --profile FILE: measure per-subgraph costs, write a profile
   std::string sim_profile;  // also print the simulator's prediction from this profile
   int64_t arenas = 4;       // chunk arenas (chunks in flight)
+  int64_t lag = 0;          // inorder stagger in subgraphs (0: tightest)
   bool no_pin = false;
   bool retune = false;      // re-measure the default configuration
   void add_to(CLI::App* cmd);
