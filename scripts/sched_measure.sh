@@ -10,18 +10,14 @@ OUT=docs/sched
 mkdir -p "$OUT"
 PROF=$OUT/profile-$NAME.json
 # 1. Fit the cost models (separate runs from the ones predicted below).
-"$OCTET" bench -m "$MODEL" --profile "$PROF" --prompts 256,1024 | tee "$OUT/$NAME-profile.txt"
-# 2. Measured vs predicted, every configuration; traces at 1024.
-: > "$OUT/$NAME-runs.jsonl"
-for cfg in "sequential shared:2" "sequential int8:1,float:1" "inorder int8:1,float:1" "ooo int8:1,float:1"; do
-  set -- $cfg
-  "$OCTET" bench -m "$MODEL" --prompts "$PROMPTS" --gen 0 --policy "$1" --processors "$2" \
-    --sim-profile "$PROF" --json 2>/dev/null >> "$OUT/$NAME-runs.jsonl"
-done
-# Today's path (Session::eval, unpinned engine pool) for reference.
-"$OCTET" bench -m "$MODEL" --prompts "$PROMPTS" --gen 0 --policy sequential --processors shared:2 \
-  --json 2>/dev/null >> "$OUT/$NAME-runs.jsonl"
-for cfg in "inorder int8:1,float:1" "ooo int8:1,float:1" "sequential shared:2"; do
+if [ -z "${KEEP_PROFILE:-}" ] || [ ! -f "$PROF" ]; then
+  "$OCTET" bench -m "$MODEL" --profile "$PROF" --prompts 256,1024 | tee "$OUT/$NAME-profile.txt"
+fi
+# 2. Measured vs predicted, every configuration, round robin in one process (best of --reps).
+"$OCTET" bench -m "$MODEL" --compare-sched --prompts "$PROMPTS" --reps "${REPS:-2}" \
+  --sim-profile "$PROF" --json > "$OUT/$NAME-runs.jsonl"
+# 3. Traces (PNG Gantt charts) at 1024.
+for cfg in "inorder int8:1,float:1" "ooo int8:1,float:1" "critical int8:1,float:1" "sequential shared:2"; do
   set -- $cfg
   "$OCTET" bench -m "$MODEL" --prompts 1024 --gen 0 --policy "$1" --processors "$2" \
     --trace "$OUT/$NAME-$1-${2%%:*}-1024.json" --json 2>/dev/null > /dev/null

@@ -10,7 +10,7 @@ print("|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
 for r in sorted(rows, key=lambda r: (r["prompt_tokens"], r["sched"]["path"] == "eval",
                                      r["sched"]["processors"], r["sched"]["policy"])):
     s = r["sched"]
-    ms = s.get("makespan_ms", r["prompt_tokens"] / r["prefill_tok_s"] * 1000)
+    ms = s.get("makespan_ms", r.get("min_ms", r["prompt_tokens"] / r["prefill_tok_s"] * 1000))
     pred = s.get("predicted_ms")
     busy = s.get("busy_share", [])
     split = len(busy) == 2

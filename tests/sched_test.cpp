@@ -120,7 +120,8 @@ TEST(Sched, SingleProcessorScheduleIsSumOfCosts) {
   prof.dispatch_ms = 0.01;
   const auto cost = node_costs(g, procs, assign(g, procs), prof);
   const double sum = std::accumulate(cost.begin(), cost.end(), 0.0) + 0.01 * double(g.size());
-  for (PolicyKind pk : {PolicyKind::kSequential, PolicyKind::kInOrder, PolicyKind::kOoo}) {
+  for (PolicyKind pk : {PolicyKind::kSequential, PolicyKind::kInOrder, PolicyKind::kOoo,
+                        PolicyKind::kCritical}) {
     const SimResult r = simulate(g, procs, prof, pk);
     EXPECT_NEAR(r.makespan_ms, sum, 1e-9 * sum) << policy_name(pk);
     EXPECT_EQ(r.slices.size(), g.size());
@@ -137,7 +138,8 @@ TEST(Sched, SimulatedSchedulesRespectDependenciesAndBounds) {
   Profile prof = flat(1.0, 1.5);
   prof.handoff_ms = 0.1;
   double seq = 0;
-  for (PolicyKind pk : {PolicyKind::kSequential, PolicyKind::kInOrder, PolicyKind::kOoo}) {
+  for (PolicyKind pk : {PolicyKind::kSequential, PolicyKind::kInOrder, PolicyKind::kOoo,
+                        PolicyKind::kCritical}) {
     const SimResult r = simulate(g, procs, prof, pk);
     ASSERT_EQ(r.slices.size(), g.size());
     std::vector<double> st(g.size()), en(g.size());
@@ -181,7 +183,8 @@ TEST(Sched, OptimumIsExactOnTinyDagsAndNoWorseThanGreedy) {
   bool exact = false;
   const SimResult best = optimum(g, procs, prof, 5'000'000, &exact);
   EXPECT_TRUE(exact);
-  for (PolicyKind pk : {PolicyKind::kSequential, PolicyKind::kInOrder, PolicyKind::kOoo})
+  for (PolicyKind pk : {PolicyKind::kSequential, PolicyKind::kInOrder, PolicyKind::kOoo,
+                        PolicyKind::kCritical})
     EXPECT_LE(best.makespan_ms, simulate(g, procs, prof, pk).makespan_ms + 1e-9);
   // A lower bound it cannot beat: each processor's total work.
   const SimResult any = simulate(g, procs, prof, PolicyKind::kOoo);
@@ -246,7 +249,8 @@ TEST(Sched, PoliciesMatchSequentialBitForBit) {
   std::vector<float> next_want;
   ASSERT_TRUE(ref.eval(std::span<const Token>(&next, 1), false, &next_want).ok());
   for (const char* procs : {"shared:2", "int8:1,float:1", "shared:1"}) {
-    for (PolicyKind pk : {PolicyKind::kSequential, PolicyKind::kInOrder, PolicyKind::kOoo}) {
+    for (PolicyKind pk : {PolicyKind::kSequential, PolicyKind::kInOrder, PolicyKind::kOoo,
+                        PolicyKind::kCritical}) {
       RunOptions ro;
       ro.procs = parse_processors(procs, 2).value();
       ro.policy = pk;

@@ -41,12 +41,13 @@ struct GraphOptions {
   int64_t arenas = 4;        // chunks in flight (each has its own activation buffers)
   bool all_logits = false;   // kHead on every chunk, else only on the last
   bool logits = true;        // false: no kHead at all
+  int64_t inorder_lag = 0;   // subgraphs chunk i+1 trails chunk i under `inorder` (0: tightest)
 };
 
 // Node ids are in chunk-major topological order (the sequential order).
 struct Graph {
   std::vector<Node> nodes;
-  int64_t n_chunks = 0, n_layers = 0, arenas = 0;
+  int64_t n_chunks = 0, n_layers = 0, arenas = 0, inorder_lag = 0;
   size_t size() const { return nodes.size(); }
 };
 
@@ -107,7 +108,9 @@ struct Slice {
 ProcessorCost fit_costs(const Graph& g, const std::vector<Slice>& s, int proc);
 
 // ---- Policies ----------------------------------------------------------------------------
-enum class PolicyKind { kSequential, kInOrder, kOoo };
+// kCritical is not from the paper: classic list scheduling by longest remaining path (the
+// "upward rank" of HEFT) with the same profiled costs, kept as a yardstick for the greedy.
+enum class PolicyKind { kSequential, kInOrder, kOoo, kCritical };
 Expected<PolicyKind> parse_policy(const std::string& s);
 const char* policy_name(PolicyKind p);
 
@@ -158,6 +161,7 @@ struct RunOptions {
   std::vector<ProcessorSpec> procs;
   PolicyKind policy = PolicyKind::kOoo;
   int64_t arenas = 4;
+  int64_t inorder_lag = 0;            // 0: the tightest the arenas allow
   const Profile* profile = nullptr;   // null: proxy_profile()
   bool pin = true;
   std::vector<Slice>* trace = nullptr;  // filled with every node's processor and times

@@ -231,6 +231,7 @@ Status Session::eval_scheduled(std::span<const Token> toks, bool all_logits,
   GraphOptions go;
   go.chunk = chunk_;
   go.arenas = opt.arenas;
+  go.inorder_lag = opt.inorder_lag;
   go.all_logits = all_logits;
   go.logits = logits != nullptr;
   Graph g = build_graph(hp_, n_tok, n_past_, go);

@@ -40,6 +40,7 @@ Graph build_graph(const HParams& hp, int64_t n_tokens, int64_t pos0, const Graph
   g.n_chunks = (n_tokens + C - 1) / C;
   g.n_layers = hp.n_layer;
   g.arenas = std::max<int64_t>(1, opt.arenas);
+  g.inorder_lag = std::max<int64_t>(0, opt.inorder_lag);
   const double E = double(hp.n_embd), Q = double(hp.q_dim()), KV = double(hp.kv_dim());
   const double F = double(hp.n_ff), QKV = Q + 2 * KV, V = double(hp.n_vocab);
   std::vector<int32_t> chunk_last(static_cast<size_t>(g.n_chunks), -1);
@@ -184,7 +185,8 @@ Expected<PolicyKind> parse_policy(const std::string& s) {
   if (s == "sequential") return PolicyKind::kSequential;
   if (s == "inorder") return PolicyKind::kInOrder;
   if (s == "ooo") return PolicyKind::kOoo;
-  return Status::Error("unknown policy '" + s + "' (sequential, inorder or ooo)");
+  if (s == "critical") return PolicyKind::kCritical;
+  return Status::Error("unknown policy '" + s + "' (sequential, inorder, ooo or critical)");
 }
 
 const char* policy_name(PolicyKind p) {
@@ -192,6 +194,7 @@ const char* policy_name(PolicyKind p) {
     case PolicyKind::kSequential: return "sequential";
     case PolicyKind::kInOrder: return "inorder";
     case PolicyKind::kOoo: return "ooo";
+    case PolicyKind::kCritical: return "critical";
   }
   return "?";
 }
@@ -223,7 +226,9 @@ class Sequential final : public Policy {
 // order even when others are ready. key = index in chunk + lag·chunk. lag = ceil(J / arenas)
 // (J subgraphs per chunk) is the smallest that keeps the order topological when chunk
 // i+arenas must wait for chunk i's arena; one topological order shared by all processors
-// cannot deadlock. With arenas >= chunks this is lag 1: the tightest pipeline.
+// cannot deadlock. With arenas >= chunks there are no arena edges and lag is 1: the
+// tightest pipeline. GraphOptions::inorder_lag asks for a coarser stagger (lag >= J:
+// chunk-major, i.e. each processor finishes chunk i's subgraphs before chunk i+1's).
 class InOrder final : public Policy {
  public:
   InOrder(const Graph& g, const std::vector<int>& where) {
@@ -236,7 +241,9 @@ class InOrder final : public Policy {
       ++len[c];
     }
     const int64_t J = len.empty() ? 1 : *std::max_element(len.begin(), len.end());
-    const int64_t lag = std::max<int64_t>(1, (J + g.arenas - 1) / g.arenas);
+    const int64_t min_lag =
+        g.n_chunks <= g.arenas ? 1 : std::max<int64_t>(1, (J + g.arenas - 1) / g.arenas);
+    const int64_t lag = std::max(min_lag, g.inorder_lag);  // a larger lag stays topological
     std::vector<std::pair<int64_t, int32_t>> keyed;
     for (size_t i = 0; i < g.size(); ++i) {
       const int64_t c = g.nodes[i].chunk;
@@ -299,6 +306,29 @@ class Ooo final : public Policy {
   std::vector<int32_t> remaining_;
 };
 
+// Longest remaining path first: rank(n) = T(n) + max over successors of rank(s). A chunk's
+// attention leads, through the next chunk's attention, to every later chunk, so early chunks
+// are not starved and later ones not left to run alone at the end.
+class Critical final : public Policy {
+ public:
+  Critical(const Graph& g, const std::vector<double>& costs) : rank_(g.size(), 0.0) {
+    for (size_t i = g.size(); i-- > 0;) {
+      double r = 0;
+      for (int32_t s : g.nodes[i].succs) r = std::max(r, rank_[s]);
+      rank_[i] = costs[i] + r;
+    }
+  }
+  int32_t pick(int, std::span<const int32_t> ready) override {
+    int32_t best = -1;
+    for (int32_t r : ready)
+      if (best < 0 || rank_[r] > rank_[best]) best = r;
+    return best;
+  }
+
+ private:
+  std::vector<double> rank_;
+};
+
 }  // namespace
 
 std::unique_ptr<Policy> make_policy(PolicyKind k, const Graph& g, const std::vector<int>& where,
@@ -307,6 +337,7 @@ std::unique_ptr<Policy> make_policy(PolicyKind k, const Graph& g, const std::vec
     case PolicyKind::kSequential: return std::make_unique<Sequential>();
     case PolicyKind::kInOrder: return std::make_unique<InOrder>(g, where);
     case PolicyKind::kOoo: return std::make_unique<Ooo>(g, costs);
+    case PolicyKind::kCritical: return std::make_unique<Critical>(g, costs);
   }
   return nullptr;
 }

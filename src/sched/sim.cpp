@@ -108,7 +108,8 @@ SimResult optimum(const Graph& g, const std::vector<ProcessorSpec>& procs, const
   // Upper bound: the best policy schedule.
   SimResult best;
   best.makespan_ms = std::numeric_limits<double>::infinity();
-  for (PolicyKind pk : {PolicyKind::kSequential, PolicyKind::kInOrder, PolicyKind::kOoo}) {
+  for (PolicyKind pk : {PolicyKind::kSequential, PolicyKind::kInOrder, PolicyKind::kOoo,
+                        PolicyKind::kCritical}) {
     SimResult r = simulate(g, procs, prof, pk);
     if (r.makespan_ms < best.makespan_ms) best = r;
   }

@@ -31,7 +31,7 @@ def test_sim_json_and_single_processor_sum(tmp_path):
     rows = [json.loads(l) for l in run("sim", "-m", "qwen1.5-1.8b", "--profile", PHONE,
                                         "--prompt", "1024", "--policy", "all", "--json",
                                         "--no-gantt").stdout.splitlines()]
-    assert [r["policy"] for r in rows] == ["sequential", "inorder", "ooo"]
+    assert [r["policy"] for r in rows] == ["sequential", "inorder", "ooo", "critical"]
     for r in rows:
         assert r["predicted_ms"] > 0 and 0 < r["integer_busy_share"] <= 1
     assert rows[1]["predicted_ms"] < rows[0]["predicted_ms"]

@@ -23,7 +23,7 @@ namespace fs = std::filesystem;
 
 void SchedBenchFlags::add_to(CLI::App* cmd) {
   cmd->add_option("--policy", policy, "prefill scheduling policy (default: measured best)")
-      ->check(CLI::IsMember({"sequential", "inorder", "ooo"}));
+      ->check(CLI::IsMember({"sequential", "inorder", "ooo", "critical"}));
   cmd->add_option("--processors", processors,
                   "processors, e.g. int8:1,float:1 or shared:2 (default: measured best)");
   cmd->add_option("--trace", trace, "write a Chrome trace of each prefill (and a PNG Gantt)");
@@ -33,7 +33,12 @@ void SchedBenchFlags::add_to(CLI::App* cmd) {
                   "also report the simulator's predicted prefill from this profile");
   cmd->add_option("--arenas", arenas, "chunk arenas (chunks in flight) for scheduled prefill")
       ->check(CLI::Range(1, 64));
+  cmd->add_option("--lag", lag, "inorder: subgraphs chunk i+1 trails chunk i (0: tightest)");
   cmd->add_flag("--no-pin", no_pin, "do not pin processor threads to cores");
+  cmd->add_flag("--compare-sched", compare,
+                "time every policy/processor configuration in one process, round robin");
+  cmd->add_option("--reps", reps, "repetitions per configuration for --compare-sched")
+      ->check(CLI::Range(1, 100));
   cmd->add_flag("--retune", retune, "re-measure the default processors/policy for this machine");
 }
 
@@ -44,7 +49,7 @@ std::string SchedBenchFlags::child_args() const {
   if (!processors.empty()) s += " --processors" + q(processors);
   if (!trace.empty()) s += " --trace" + q(trace);
   if (!sim_profile.empty()) s += " --sim-profile" + q(sim_profile);
-  s += " --arenas " + std::to_string(arenas);
+  s += " --arenas " + std::to_string(arenas) + " --lag " + std::to_string(lag);
   if (no_pin) s += " --no-pin";
   return s;
 }
@@ -164,6 +169,7 @@ Status sched_prefill(const SchedBenchFlags& f, const Engine& eng, Session& s,
   ro.procs = *procs;
   ro.policy = *pk;
   ro.arenas = f.arenas;
+  ro.inorder_lag = f.lag;
   ro.pin = !f.no_pin;
   ro.profile = &prof;
   std::vector<Slice> trace;
@@ -239,7 +245,7 @@ std::string resolve_sched_default(SchedBenchFlags* f, const EngineFlags& engine)
   const auto ids = random_prompt(eng->model->tokenizer(), 512);
   std::vector<Config> configs = {{"sequential", "shared:" + std::to_string(threads)}};
   if (threads >= 2)
-    for (const char* p : {"inorder", "ooo"}) configs.push_back({p, split_procs(threads)});
+    for (const char* p : {"inorder", "ooo", "critical"}) configs.push_back({p, split_procs(threads)});
   nlohmann::json measured = nlohmann::json::object();
   double best = 1e300;
   Config pick = configs[0];
@@ -281,10 +287,10 @@ void run_sched_profile(const SchedBenchFlags& f, const EngineFlags& engine,
                 std::to_string(engine.chunk) + ", prompts";
   for (int64_t n : prompts) prof.source += " " + std::to_string(n);
   prof.notes = "Fitted by least squares from measured subgraph times; int8/float classes "
-               "pooled over sequential, inorder and ooo runs on " + split_procs(threads) +
+               "pooled over sequential, inorder, ooo and critical runs on " + split_procs(threads) +
                " (so they include the two processors' contention), shared:N from sequential "
-               "runs. dispatch_ms: median gap between subgraphs on one processor; handoff_ms: "
-               "extra median gap when consecutive subgraphs change processor.";
+               "runs. dispatch_ms: mean gap between subgraphs on one processor; handoff_ms: "
+               "extra mean gap when consecutive subgraphs change processor.";
   struct Run {
     Config c;
     Graph g;
@@ -296,13 +302,14 @@ void run_sched_profile(const SchedBenchFlags& f, const EngineFlags& engine,
   if (threads >= 2) cfgs.push_back(split_procs(threads));
   for (int64_t n : prompts) {
     const auto ids = random_prompt(eng->model->tokenizer(), n);
+    timed_prefill(*eng, {"sequential", cfgs.back()}, ids, f.arenas, !f.no_pin, nullptr,
+                  nullptr);  // warm-up
     for (const auto& procs : cfgs) {
       const bool shared = procs.rfind("shared", 0) == 0;
-      for (const char* pol : {"sequential", "inorder", "ooo"}) {
+      for (const char* pol : {"sequential", "inorder", "ooo", "critical"}) {
         if (shared && std::string(pol) != "sequential") continue;
         Run r;
         r.c = {pol, procs};
-        timed_prefill(*eng, r.c, ids, f.arenas, !f.no_pin, &r.s, &r.g);  // warm-up
         r.ms = timed_prefill(*eng, r.c, ids, f.arenas, !f.no_pin, &r.s, &r.g);
         std::fprintf(stderr, "octet: profile %5lld tokens %-10s %-16s %8.1f ms\n",
                      static_cast<long long>(n), pol, procs.c_str(), r.ms);
@@ -324,11 +331,6 @@ void run_sched_profile(const SchedBenchFlags& f, const EngineFlags& engine,
     }
     return fit_costs(all, s, proc);
   };
-  auto median = [](std::vector<double> v) {
-    if (v.empty()) return 0.0;
-    std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
-    return v[v.size() / 2];
-  };
   std::vector<double> same_gaps, cross_gaps;
   for (const Run& r : runs) {
     if (r.c.policy != "sequential") continue;
@@ -339,8 +341,15 @@ void run_sched_profile(const SchedBenchFlags& f, const EngineFlags& engine,
       (s[i].proc == s[i - 1].proc ? same_gaps : cross_gaps)
           .push_back(std::max(0.0, s[i].start_ms - s[i - 1].end_ms));
   }
-  prof.dispatch_ms = median(same_gaps);
-  prof.handoff_ms = std::max(0.0, median(cross_gaps) - prof.dispatch_ms);
+  // Means, not medians: on a loaded machine the gaps are heavy-tailed (a sleeping thread
+  // that is not rescheduled at once), and the total latency pays the mean.
+  auto mean = [](const std::vector<double>& v) {
+    double t = 0;
+    for (double x : v) t += x;
+    return v.empty() ? 0.0 : t / double(v.size());
+  };
+  prof.dispatch_ms = mean(same_gaps);
+  prof.handoff_ms = std::max(0.0, mean(cross_gaps) - prof.dispatch_ms);
   prof.procs.emplace_back(cfgs[0], fit_class(cfgs[0], 0, true));
   if (cfgs.size() > 1) {
     prof.procs.emplace_back("int8", fit_class(cfgs[1], 0, false));
@@ -363,6 +372,104 @@ void run_sched_profile(const SchedBenchFlags& f, const EngineFlags& engine,
                 100.0 * (sr.makespan_ms - meas) / meas);
   }
   (void)hp;
+}
+
+}  // namespace octet::cli
+
+namespace octet::cli {
+
+void run_sched_compare(const SchedBenchFlags& f, const EngineFlags& engine,
+                       const std::vector<int64_t>& prompts, bool json) {
+  using namespace sched;
+  auto eng = load_engine(engine);
+  const int threads = eng->pool->size();
+  Profile prof = proxy_profile();
+  if (!f.sim_profile.empty()) {
+    auto p = Profile::load(f.sim_profile);
+    if (!p) fail(p.error());
+    prof = std::move(p).value();
+  }
+  struct Cfg {
+    Config c;
+    bool plain;
+  };
+  const std::string shared = "shared:" + std::to_string(threads);
+  std::vector<Cfg> cfgs = {{{"sequential", shared}, true}, {{"sequential", shared}, false}};
+  if (threads >= 2)
+    for (const char* p : {"sequential", "inorder", "ooo", "critical"})
+      cfgs.push_back({{p, split_procs(threads)}, false});
+  if (!json)
+    std::printf("%-7s %-10s %-16s %-9s %9s %9s %8s %10s %7s %9s %9s %9s\n", "prompt", "policy",
+                "processors", "path", "best ms", "median", "tok/s", "simulated", "error",
+                "int busy", "flt busy", "int idle");
+  for (int64_t n : prompts) {
+    const auto ids = random_prompt(eng->model->tokenizer(), n);
+    timed_prefill(*eng, cfgs.back().c, ids, f.arenas, !f.no_pin, nullptr, nullptr);  // warm-up
+    struct Best {
+      std::vector<double> ms;
+      double best = 1e300;
+      Graph g;
+      std::vector<Slice> s;
+    };
+    std::vector<Best> best(cfgs.size());
+    for (int rep = 0; rep < f.reps; ++rep) {
+      for (size_t k = 0; k < cfgs.size(); ++k) {
+        Graph g;
+        std::vector<Slice> s;
+        const double ms = timed_prefill(*eng, cfgs[k].c, ids, f.arenas, !f.no_pin,
+                                        cfgs[k].plain ? nullptr : &s, cfgs[k].plain ? nullptr : &g);
+        best[k].ms.push_back(ms);
+        if (ms < best[k].best) {
+          best[k].best = ms;
+          best[k].g = std::move(g);
+          best[k].s = std::move(s);
+        }
+      }
+    }
+    for (size_t k = 0; k < cfgs.size(); ++k) {
+      const Cfg& c = cfgs[k];
+      Best& b = best[k];
+      std::sort(b.ms.begin(), b.ms.end());
+      const double med = b.ms[b.ms.size() / 2];
+      nlohmann::json sj = {{"policy", c.c.policy}, {"processors", c.c.processors},
+                           {"path", c.plain ? "eval" : "scheduled"}};
+      double pred = 0;
+      if (!c.plain) {
+        auto procs = parse_processors(c.c.processors, n_cores()).value();
+        const Report r = report(b.g, procs, b.s);
+        pred = simulate(b.g, procs, prof, parse_policy(c.c.policy).value()).makespan_ms;
+        sj["makespan_ms"] = r.makespan_ms;
+        sj["busy_share"] = r.busy_share;
+        sj["int_bubble_share"] = r.int_bubble_share;
+        if (!f.sim_profile.empty()) sj["predicted_ms"] = pred;
+      }
+      if (json) {
+        nlohmann::json j = {{"engine", "octet"}, {"prompt_tokens", ids.size()},
+                            {"prefill_tok_s", ids.size() / b.best * 1000}, {"min_ms", b.best},
+                            {"median_ms", med}, {"reps", f.reps}, {"sched", sj}};
+        std::printf("%s\n", j.dump().c_str());
+      } else {
+        std::string busy = "-", fbusy = "-", idle = "-", sim = "-", err = "-";
+        if (!c.plain) {
+          const auto& bs = sj["busy_share"];
+          busy = fmt::format("{:.0f}%", 100 * bs[0].get<double>());
+          if (bs.size() > 1) {
+            fbusy = fmt::format("{:.0f}%", 100 * bs[1].get<double>());
+            idle = fmt::format("{:.0f}%", 100 * sj["int_bubble_share"].get<double>());
+          }
+          if (!f.sim_profile.empty()) {
+            sim = fmt::format("{:.1f}", pred);
+            err = fmt::format("{:+.1f}%", 100 * (pred / sj["makespan_ms"].get<double>() - 1));
+          }
+        }
+        std::printf("%-7zu %-10s %-16s %-9s %9.1f %9.1f %8.1f %10s %7s %9s %9s %9s\n", ids.size(),
+                    c.c.policy.c_str(), c.c.processors.c_str(), c.plain ? "eval" : "scheduled",
+                    b.best, med, ids.size() / b.best * 1000, sim.c_str(), err.c_str(),
+                    busy.c_str(), fbusy.c_str(), idle.c_str());
+      }
+      std::fflush(stdout);
+    }
+  }
 }
 
 }  // namespace octet::cli

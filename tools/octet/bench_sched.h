@@ -19,8 +19,11 @@ struct SchedBenchFlags {
   std::string profile_out;  // --profile FILE: measure per-subgraph costs, write a profile
   std::string sim_profile;  // also print the simulator's prediction from this profile
   int64_t arenas = 4;       // chunk arenas (chunks in flight)
+  int64_t lag = 0;          // inorder stagger in subgraphs (0: tightest)
   bool no_pin = false;
   bool retune = false;      // re-measure the default configuration
+  bool compare = false;     // --compare-sched: every configuration, interleaved, in-process
+  int reps = 2;             // repetitions per configuration for --compare-sched (min kept)
   void add_to(CLI::App* cmd);
   // The flags a bench child process needs (policy/processors already resolved).
   std::string child_args() const;
@@ -37,6 +40,11 @@ Status sched_prefill(const SchedBenchFlags& f, const Engine& eng, Session& s,
 // ~/.cache/octet/sched-default.json per model and thread count; measured on first use).
 // Returns a one-line description for the bench header.
 std::string resolve_sched_default(SchedBenchFlags* f, const EngineFlags& engine);
+
+// octet bench --compare-sched: every configuration in one process, round robin, best of
+// --reps (ratios within one run on a shared machine), with the simulator's prediction.
+void run_sched_compare(const SchedBenchFlags& f, const EngineFlags& engine,
+                       const std::vector<int64_t>& prompts, bool json);
 
 // octet bench --profile FILE.
 void run_sched_profile(const SchedBenchFlags& f, const EngineFlags& engine,

@@ -169,6 +169,8 @@ void run(const BenchArgs& args) {
   if (args.single > 0) return measure_one(args);
   if (!args.sched.profile_out.empty())
     return cli::run_sched_profile(args.sched, args.engine, args.prompts);
+  if (args.sched.compare)
+    return cli::run_sched_compare(args.sched, args.engine, args.prompts, args.json);
   BenchArgs a = args;
   const std::string sched_how = cli::resolve_sched_default(&a.sched, a.engine);
   const std::string model = cli::resolve_model(a.engine.model);

@@ -22,7 +22,7 @@ namespace {
 struct SimArgs {
   std::string model, profile, policy = "ooo", processors = "int8:1,float:1", gantt = "octet-sim.png",
                                  trace;
-  int64_t prompt = 1024, chunk = 256, arenas = 4, layers = 0, max_nodes = 20'000'000;
+  int64_t prompt = 1024, chunk = 256, arenas = 4, layers = 0, lag = 0, max_nodes = 20'000'000;
   bool json = false, no_gantt = false, optimum = false;
 };
 
@@ -76,7 +76,7 @@ void run(const SimArgs& a) {
                             }()));
   std::vector<PolicyKind> pols;
   if (a.policy == "all") {
-    pols = {PolicyKind::kSequential, PolicyKind::kInOrder, PolicyKind::kOoo};
+    pols = {PolicyKind::kSequential, PolicyKind::kInOrder, PolicyKind::kOoo, PolicyKind::kCritical};
   } else {
     auto pk = parse_policy(a.policy);
     if (!pk) cli::fail(pk.error());
@@ -85,6 +85,7 @@ void run(const SimArgs& a) {
   GraphOptions go;
   go.chunk = a.chunk;
   go.arenas = a.arenas;
+  go.inorder_lag = a.lag;
   const Graph g = build_graph(hp, a.prompt, 0, go);
   if (!a.json) {
     std::printf("model %s: %lld layers; prompt %lld, chunk %lld: %lld chunks, %zu subgraphs, "
@@ -190,9 +191,10 @@ static void register_sim(CLI::App& app) {
   cmd->add_option("--prompt", a->prompt, "prompt tokens")->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
   cmd->add_option("--chunk", a->chunk, "chunk size")->check(CLI::Range(int64_t{1}, int64_t{1} << 16));
   cmd->add_option("--arenas", a->arenas, "chunk arenas (chunks in flight)")->check(CLI::Range(1, 64));
-  cmd->add_option("--policy", a->policy, "sequential, inorder, ooo or all")
-      ->check(CLI::IsMember({"sequential", "inorder", "ooo", "all"}));
+  cmd->add_option("--policy", a->policy, "sequential, inorder, ooo, critical or all")
+      ->check(CLI::IsMember({"sequential", "inorder", "ooo", "critical", "all"}));
   cmd->add_option("--processors", a->processors, "e.g. int8:1,float:1 or shared:2");
+  cmd->add_option("--lag", a->lag, "inorder: subgraphs chunk i+1 trails chunk i (0: tightest)");
   cmd->add_option("--layers", a->layers, "use only the first N layers (small DAGs for --optimum)");
   cmd->add_option("--gantt", a->gantt, "Gantt chart PNG (-POLICY appended for --policy all)");
   cmd->add_flag("--no-gantt", a->no_gantt, "no PNG");
