@@ -7,6 +7,7 @@
 
 #include <random>
 
+#include "../src/serve/constrained.h"  // utf8_complete_prefix (server-internal)
 #include "octet/json_schema.h"
 
 using namespace octet::serve;
@@ -253,4 +254,16 @@ TEST(JsonSchema, RandomWritersAlwaysProduceValidDocuments) {
       EXPECT_TRUE(valid(v, sj)) << st << "\n" << text;
     }
   }
+}
+
+// Streaming a constrained reply hands out whole UTF-8 characters only.
+TEST(JsonSchema, Utf8CompletePrefix) {
+  EXPECT_EQ(utf8_complete_prefix(""), 0u);
+  EXPECT_EQ(utf8_complete_prefix("abc"), 3u);
+  EXPECT_EQ(utf8_complete_prefix("ab\xC3"), 2u);
+  EXPECT_EQ(utf8_complete_prefix("ab\xC3\xA9"), 4u);
+  EXPECT_EQ(utf8_complete_prefix("a\xE2\x82"), 1u);
+  EXPECT_EQ(utf8_complete_prefix("a\xE2\x82\xAC"), 4u);
+  EXPECT_EQ(utf8_complete_prefix("\xF0\x9F\x98"), 0u);
+  EXPECT_EQ(utf8_complete_prefix("\xF0\x9F\x98\x80x"), 5u);
 }

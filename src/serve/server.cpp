@@ -437,11 +437,11 @@ std::optional<ApiError> Server::parse_structured(const json& j, bool chat, Job* 
         return bad(p + ".function.parameters: " + r.error(), "tools", "unsupported_schema");
     }
     fns.emplace_back(name, params);
-    json shown = {{"name", name}};
+    std::string shown = "{\"name\":" + dump(json(name));
     if (f.contains("description") && f["description"].is_string())
-      shown["description"] = f["description"];
-    shown["parameters"] = params.is_null() ? json::object() : params;
-    listing += dump(shown) + "\n";
+      shown += ",\"description\":" + dump(f["description"]);
+    shown += ",\"parameters\":" + dump(params.is_null() ? json::object() : params) + "}";
+    listing += shown + "\n";
   }
 
   job->tools = Job::Tools::kAuto;
@@ -548,7 +548,8 @@ std::optional<ApiError> Server::parse_chat_prompt(const json& j, Job* job,
         if (c.contains("id") && c["id"].is_string())
           call_names[c["id"].get<std::string>()] = f["name"].get<std::string>();
         if (!content.empty()) content += "\n";
-        content += dump(json{{"name", f["name"]}, {"arguments", args}});
+        // Name first, as the model is asked to write it (json objects sort their keys).
+        content += "{\"name\":" + dump(f["name"]) + ",\"arguments\":" + dump(args) + "}";
       }
     }
     // Tool results go back as a user turn (templates differ in whether they know a tool
