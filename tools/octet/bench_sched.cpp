@@ -247,7 +247,7 @@ std::string resolve_sched_default(SchedBenchFlags* f, const EngineFlags& engine)
   if (threads >= 2)
     for (const char* p : {"inorder", "ooo", "critical"}) configs.push_back({p, split_procs(threads)});
   nlohmann::json measured = nlohmann::json::object();
-  double best = 1e300;
+  double best = 1e300, today = 0;
   Config pick = configs[0];
   for (const Config& c : configs) {
     double t = 1e300;
@@ -256,7 +256,10 @@ std::string resolve_sched_default(SchedBenchFlags* f, const EngineFlags& engine)
       if (rep > 0) t = std::min(t, ms);
     }
     measured[c.policy + "@" + c.processors] = t;
-    if (t < best) {
+    // Leave today's path (configs[0]) only for a clear win (5 %): timings on a shared
+    // machine are noisy, and the split runs each linear on half the cores.
+    if (&c == &configs[0]) today = t;
+    if (&c == &configs[0] || (t < best && t < 0.95 * today)) {
       best = t;
       pick = c;
     }
