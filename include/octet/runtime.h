@@ -194,7 +194,9 @@ class Session {
     return layer_slots_[il] == n_ctx_ ? pos : pos % layer_slots_[il];
   }
   // Lowest position whose rows the window layers still hold.
-  int64_t window_lo() const { return ring_ > 0 ? std::max<int64_t>(0, written_hi_ - ring_) : 0; }
+  int64_t window_lo() const {
+    return std::max(window_floor_, ring_ > 0 ? std::max<int64_t>(0, written_hi_ - ring_) : 0);
+  }
 
   std::shared_ptr<const Model> model_;
   std::shared_ptr<const Weights> w_;
@@ -211,6 +213,7 @@ class Session {
   std::vector<int64_t> layer_off_, layer_slots_;
   int64_t ring_ = 0;        // slots of window layers when they use a ring, else 0
   int64_t written_hi_ = 0;  // 1 + highest position written (window rows below - ring_ are gone)
+  int64_t window_floor_ = 0;  // window rows below this were never there (from load_kv)
   // Chunk arena: sized for `chunk` rows once, reused by every chunk.
   std::vector<float> x_, xn_, qkv_, att_, o_, gu_, h_;
   LinearScratch scratch_;
