@@ -160,6 +160,11 @@ class Session {
   int64_t n_past() const { return n_past_; }
   int64_t n_ctx() const { return n_ctx_; }
   int64_t chunk() const { return chunk_; }
+  // Largest eval whose every row's logits are bit-identical to evaluating its tokens one at
+  // a time (same linears as a decode step, attention row path): speculative verification.
+  int64_t exact_batch() const {
+    return std::min({chunk_, kernels::kAttnRowQueries, w_->has_decode() ? qgemv::kMaxRows : chunk_});
+  }
   // Forget everything after the first n tokens (n <= n_past). Sliding-window layers keep
   // window + chunk slots, so going back up to `chunk` positions (minus what the window layers
   // already overwrote, see truncate_is_cheap) is free; further back the session re-prefills
