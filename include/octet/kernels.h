@@ -118,6 +118,9 @@ struct KvView {
   int64_t head_stride = 0;       // elements (and scales: head_stride / head_dim) per kv head
   int64_t ring = 0;
 };
+// Calls with at most this many queries compute every query row exactly as a call with that
+// query alone would (row path): batched verification of draft tokens == one-by-one decode.
+inline constexpr int64_t kAttnRowQueries = 16;
 // attention_f32 over a KvView (d.kv_head_stride is ignored; the view's is used). With a ring,
 // every key a query of this call sees must still be there: min(pos0 + n_q, window + n_q - 1)
 // <= ring (throws std::invalid_argument otherwise). K/V tiles are converted to float in the

@@ -171,6 +171,11 @@ class Session {
   int64_t n_past() const { return n_past_; }
   int64_t n_ctx() const { return n_ctx_; }
   int64_t chunk() const { return chunk_; }
+  // Largest eval whose every row's logits are bit-identical to evaluating its tokens one at
+  // a time (same linears as a decode step, attention row path): speculative verification.
+  int64_t exact_batch() const {
+    return std::min({chunk_, kernels::kAttnRowQueries, w_->has_decode() ? qgemv::kMaxRows : chunk_});
+  }
   // Forget everything after the first n tokens (n <= n_past). Sliding-window layers keep
   // window + chunk slots, so going back up to `chunk` positions (minus what the window layers
   // already overwrote, see truncate_is_cheap) is free; further back the session re-prefills
@@ -209,7 +214,9 @@ class Session {
     return layer_slots_[il] == n_ctx_ ? pos : pos % layer_slots_[il];
   }
   // Lowest position whose rows the window layers still hold.
-  int64_t window_lo() const { return ring_ > 0 ? std::max<int64_t>(0, written_hi_ - ring_) : 0; }
+  int64_t window_lo() const {
+    return std::max(window_floor_, ring_ > 0 ? std::max<int64_t>(0, written_hi_ - ring_) : 0);
+  }
 
   std::shared_ptr<const Model> model_;
   std::shared_ptr<const Weights> w_;
@@ -226,6 +233,7 @@ class Session {
   std::vector<int64_t> layer_off_, layer_slots_;
   int64_t ring_ = 0;        // slots of window layers when they use a ring, else 0
   int64_t written_hi_ = 0;  // 1 + highest position written (window rows below - ring_ are gone)
+  int64_t window_floor_ = 0;  // window rows below this were never there (from load_kv)
   // Chunk arena: sized for `chunk` rows once, reused by every chunk.
   std::vector<float> x_, xn_, qkv_, att_, o_, gu_, h_;
   LinearScratch scratch_;

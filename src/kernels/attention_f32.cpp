@@ -95,8 +95,9 @@ void attention(const float* q, int64_t ldq, int64_t n_q, int64_t pos0, const KvV
   if (n_q == 0) return;
   const fimpl::FloatKernels& fk = fimpl::active();
   const int64_t group = d.n_head / d.n_head_kv;
-  // Decode-like calls (< 3 queries) go row by row; otherwise blocks of attn_bq queries.
-  const int64_t bq = n_q < 3 ? 1 : fk.attn_bq;
+  // Calls of up to kAttnRowQueries queries go row by row (each row bit-identical to the same
+  // query evaluated alone: speculative verification relies on it); else blocks of attn_bq.
+  const int64_t bq = n_q <= kAttnRowQueries ? 1 : fk.attn_bq;
   const int64_t nb = (n_q + bq - 1) / bq;
   const int64_t max_keys = d.window > 0 ? std::min(d.window, pos0 + n_q) : pos0 + n_q;
   const int64_t per = (fk.attn_scratch_floats(d.head_dim, max_keys) + 15) / 16 * 16;

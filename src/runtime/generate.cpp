@@ -112,13 +112,13 @@ Expected<GenerateResult> generate(Session& s, const std::vector<Token>& prompt,
       r.finish_reason = "length";
       break;
     }
-    // Draft: at most what the context, the token budget and one chunk (so truncating the
-    // rejected part stays cheap) allow.
+    // Draft: at most what the context, the token budget and an exact batch (rows computed
+    // exactly as one-token decode steps; below one chunk, so truncating stays cheap) allow.
     std::vector<Token> draft;
     if (spec) {
       const int64_t room = std::min({opt.spec_draft, s.n_ctx() - s.n_past() - 1,
                                      opt.max_tokens - static_cast<int64_t>(r.tokens.size()),
-                                     s.chunk() - 1});
+                                     s.exact_batch() - 1});
       if (room > 0) {
         std::vector<Token> seq(s.history());
         seq.push_back(t);

@@ -63,6 +63,7 @@ bool Session::truncate_is_cheap(int64_t n) const {
 
 void Session::truncate(int64_t n) {
   n = std::clamp<int64_t>(n, 0, n_past_);
+  if (n == 0) window_floor_ = 0;
   if (!truncate_is_cheap(n)) {
     // The window layers already overwrote rows position n still needs: rebuild from the
     // tokens (positions < n of the full layers are intact, but every layer's rows depend on
@@ -71,6 +72,7 @@ void Session::truncate(int64_t n) {
     n_past_ = 0;
     history_.clear();
     written_hi_ = 0;
+    window_floor_ = 0;
     Status st = eval(keep, false, nullptr);
     (void)st;  // these tokens were evaluated before: valid ids, within the context
     return;
@@ -203,6 +205,7 @@ Status Session::load_kv(const KvSnapshot& snap, int64_t n) {
   history_.assign(snap.tokens.begin(), snap.tokens.begin() + n);
   n_past_ = n;
   written_hi_ = n;
+  window_floor_ = has_window ? std::min(snap.window_first, n) : 0;
   return Status::Ok();
 }
 
