@@ -291,6 +291,18 @@ TEST(Int8Weights, VectorisedColumnDequantMatchesScalarDefinition) {
           ASSERT_EQ(pan[j], nn < n ? sw[nn] * qw[nn * k + c] : 0.0f) << n << " " << c << " " << nn;
         }
         ASSERT_EQ(pan[(p1 - p0) * 16], -1.0f);  // nothing written past the range
+        // Fused with an axpy (single-outlier cold column): same rounding as dequant + fma,
+        // only `count` entries touched (count need not be a multiple of 16).
+        const int64_t count = std::min<int64_t>(n - p0 * 16, (p1 - p0) * 16 - 3);
+        if (count > 0) {
+          std::vector<float> y = random_f(rng, count + 1, -2.0f, 2.0f), want = y;
+          const float a = 0.37f;
+          for (int64_t j = 0; j < count; ++j)
+            want[j] = std::fma(a, sw[p0 * 16 + j] * static_cast<float>(qw[(p0 * 16 + j) * k + c]),
+                               want[j]);
+          w->axpy_column(c, p0, count, a, y.data());
+          for (int64_t j = 0; j <= count; ++j) ASSERT_EQ(y[j], want[j]) << n << " " << c << " " << j;
+        }
       }
     }
   }

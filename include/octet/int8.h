@@ -79,6 +79,9 @@ class Int8Weights {
   // Same for whole panels [p0, p1): out[j] for n = 16·p0 + j, padding lanes 0 (vectorised:
   // one 64-byte load per 16 channels; the shadow path's cold columns).
   void dequant_column_panels(int64_t k, int64_t p0, int64_t p1, float* out) const;
+  // y[j] += a · s_w[n]·q_w[n,k] for n = 16·p0 + j, j < count (fma; the same result as
+  // dequant_column_panels then an axpy, without the buffer: a cold column used once).
+  void axpy_column(int64_t k, int64_t p0, int64_t count, float a, float* y) const;
   size_t bytes() const { return packed_.size() + 8 * scales_.size(); }
 
   // Kernel view (layout above).

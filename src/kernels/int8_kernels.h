@@ -70,6 +70,11 @@ const Kernels& kernels_vnni();
 // 0). AVX-512: one 64-byte load per panel (its 16 lanes hold column k at byte k % 4).
 void dequant_column_ref(const WView& w, int64_t k, int64_t p0, int64_t p1, float* out);
 void dequant_column_avx512(const WView& w, int64_t k, int64_t p0, int64_t p1, float* out);
+// Fused with one axpy: y[j] = fma(a, s_w[n]·q_w[n,k], y[j]) for j < n (n = 16·p0 + j), the
+// same rounding as dequant_column then axpy (a column with a single outlier).
+void dequant_column_axpy_ref(const WView& w, int64_t k, int64_t p0, int64_t n, float a, float* y);
+void dequant_column_axpy_avx512(const WView& w, int64_t k, int64_t p0, int64_t n, float a,
+                                float* y);
 
 // Peak-throughput probe (AVX-512 VNNI CPUs only): `iters` rounds of 24 independent vpdpbusd
 // (enough to cover 5-cycle latency × 2 ports), returns the multiply-adds done (64 each).

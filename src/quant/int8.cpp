@@ -204,6 +204,15 @@ void Int8Weights::dequant_column_panels(int64_t k, int64_t p0, int64_t p1, float
     kernels::int8::dequant_column_ref(wv, k, p0, p1, out);
 }
 
+void Int8Weights::axpy_column(int64_t k, int64_t p0, int64_t count, float a, float* y) const {
+  static const bool avx512 = cpu_features().has_avx512();
+  const WView wv{packed(), n_, k4_, panels_, scales(), shift_correction()};
+  if (avx512)
+    kernels::int8::dequant_column_axpy_avx512(wv, k, p0, count, a, y);
+  else
+    kernels::int8::dequant_column_axpy_ref(wv, k, p0, count, a, y);
+}
+
 void Int8Weights::dequant_column(int64_t k, float* out) const {
   const int64_t full = n_ / 16;
   if (full > 0) dequant_column_panels(k, 0, full, out);

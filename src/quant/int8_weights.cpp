@@ -93,17 +93,26 @@ class Int8ShadowLinear final : public Linear {
     for (const Outlier& o : ol) by_col[start[o.col]++] = o;
     for (Seg& g : segs) g.e = static_cast<size_t>(start[g.col]);
     // y[row, n0:n1] += residual · col[n0:n1] over blocks of output channels; cold columns are
-    // dequantised (vectorised, whole panels) into a per-block buffer.
-    constexpr int64_t kBlock = 512;
+    // dequantised (vectorised, whole panels) into a per-block buffer, or, when the column
+    // has a single outlier, straight into y. Blocks of ≤ 512 channels, equal across the
+    // threads when N allows (N = 896 on 2 threads: 448 + 448, not 512 + 384).
+    constexpr int64_t kMaxBlock = 512;
+    const int nt = pool ? pool->size() : 1;
+    const int64_t block = std::min<int64_t>(kMaxBlock, ((N + nt - 1) / nt + 15) / 16 * 16);
     const Int8Weights& w = lin_.weights();
-    parallel_for(pool, (N + kBlock - 1) / kBlock, 1, [&](int64_t b, int64_t e, int) {
-      alignas(64) float buf[kBlock];
+    parallel_for(pool, (N + block - 1) / block, 1, [&](int64_t b, int64_t e, int) {
+      alignas(64) float buf[kMaxBlock];
       for (int64_t blk = b; blk < e; ++blk) {
-        const int64_t n0 = blk * kBlock, n1 = std::min(N, n0 + kBlock);
+        const int64_t n0 = blk * block, n1 = std::min(N, n0 + block);
         for (const Seg& g : segs) {
           const float* col;
           if (g.hot) {
             col = g.hot + n0;
+          } else if (g.e - g.b == 1) {
+            const Outlier& o = by_col[g.b];
+            w.axpy_column(g.col, n0 / 16, n1 - n0, o.residual,
+                          y + static_cast<int64_t>(o.row) * ldy + n0);
+            continue;
           } else {
             w.dequant_column_panels(g.col, n0 / 16, (n1 + 15) / 16, buf);
             col = buf;

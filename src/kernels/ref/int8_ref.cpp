@@ -62,6 +62,14 @@ void dequant_column_ref(const WView& w, int64_t k, int64_t p0, int64_t p1, float
   }
 }
 
+void dequant_column_axpy_ref(const WView& w, int64_t k, int64_t p0, int64_t n, float a, float* y) {
+  for (int64_t j = 0; j < n; ++j) {
+    const int64_t p = p0 + j / 16, lane = j % 16;
+    const int8_t q = (w.panel(p) + (k / 4) * w.step(p))[lane * 4 + k % 4];
+    y[j] = std::fma(a, w.scale[p * 16 + lane] * q, y[j]);
+  }
+}
+
 const Kernels& kernels_ref() {
   static const Kernels k{gemm_ref, quant_ref, absmax_ref, 0, 1, 0, 1};
   return k;

@@ -345,6 +345,21 @@ void dequant_column_avx512(const WView& w, int64_t k, int64_t p0, int64_t p1, fl
   }
 }
 
+void dequant_column_axpy_avx512(const WView& w, int64_t k, int64_t p0, int64_t n, float a,
+                                float* y) {
+  const int sh = 24 - 8 * static_cast<int>(k % 4);
+  const int64_t g = k / 4;
+  const __m512 av = _mm512_set1_ps(a);
+  for (int64_t j = 0; j < n; j += 16) {
+    const int64_t p = p0 + j / 16;
+    const __mmask16 m = n - j >= 16 ? 0xffff : static_cast<__mmask16>((1u << (n - j)) - 1);
+    const __m512i v = _mm512_loadu_si512(w.panel(p) + g * w.step(p));
+    const __m512i q = _mm512_srai_epi32(_mm512_sll_epi32(v, _mm_cvtsi32_si128(sh)), 24);
+    const __m512 col = _mm512_mul_ps(_mm512_cvtepi32_ps(q), _mm512_loadu_ps(w.scale + p * 16));
+    _mm512_mask_storeu_ps(y + j, m, _mm512_fmadd_ps(av, col, _mm512_maskz_loadu_ps(m, y + j)));
+  }
+}
+
 uint64_t vnni_peak_loop(int64_t iters) {
   // 24 accumulators (zmm0-23) in fixed registers: the compiler cannot spill or merge them.
   int64_t n = std::max<int64_t>(1, iters);
