@@ -19,10 +19,13 @@ def _run(args, timeout=900):
 
 def _ppl(octet_bin, model, text, ctx, chunks, mode, calib):
     out = _run([octet_bin, "ppl", "-m", model, "-f", text, "--ctx", str(ctx), "--chunks",
-                str(chunks), "--mode", mode, "--calib", calib, "--json"])
+                str(chunks), "--mode", mode, "--calib", calib, "--kv-type", "f32", "--json"])
     return json.loads(out.strip().splitlines()[-1])
 
 
+# The criterion is int8 weights vs fp32 weights, so both runs keep an exact F32 KV cache. With
+# the default F16 KV the Gemma int8 run is +1.37 % (fp32 14.9866, int8 15.1923): the int8
+# path amplifies the tiny F16 rounding (docs/results.md, "KV type accuracy").
 def _check(octet_bin, model, text, ctx, chunks, tmp_path):
     calib = str(tmp_path / "calib.json")
     _run([octet_bin, "calibrate", "-m", model, "-o", calib, "-q"])

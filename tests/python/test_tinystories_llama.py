@@ -77,7 +77,8 @@ def test_logits_vs_numpy_reference(octet_bin, stories_path, cases, ref_model):
     # The reference itself reproduces llama2.c's greedy chain (validates the oracle).
     assert want.argmax(axis=1).tolist() == c["generated"]
     for chunk in (256, 5):
-        got = harness.octet_logits(stories_path, seq, "--chunk", chunk)
+        # F32 KV: held to 1e-4 of the float64 reference (F16 KV rows alone are ~5e-4 off).
+        got = harness.octet_logits(stories_path, seq, "--chunk", chunk, "--kv-type", "f32")
         err = rel_err(got, want)
         print(f"stories260K chunk {chunk}: rel err {err:.2e}")
         assert err <= 1e-4
