@@ -21,6 +21,7 @@
 namespace octet {
 
 namespace sched {
+enum class Kind : uint8_t;
 struct Node;
 struct RunOptions;
 struct ChunkArenas;
@@ -207,6 +208,16 @@ class Session {
                  ThreadPool* pool);
   void run_node(const sched::Node& n, sched::ChunkArenas& a, int arena, int proc,
                 const Token* toks, bool all_logits, std::vector<float>* logits);
+  // One chunk's activation buffers: the session's own arena (eval) or a scheduler arena.
+  struct StageBuffers {
+    float *x, *xn, *qkv, *att, *o, *gu, *h, *rc, *rs, *rc_swa, *rs_swa;
+  };
+  // One stretch of a chunk's layer (a subgraph of sched::build_graph): the only code of the
+  // forward pass, run in order by run_chunk and as DAG nodes by eval_scheduled. kHead writes
+  // the logits rows to `out`.
+  void run_stage(sched::Kind kind, int64_t il, int64_t m, int64_t pos0, const StageBuffers& b,
+                 const Token* toks, bool all_logits, float* out, ThreadPool* pool,
+                 LinearScratch* scratch);
   // KV cache accessors (the only code that knows the storage layout).
   kernels::KvView kv_view(int64_t il, bool v) const;
   void store_kv(int64_t il, int64_t h, int64_t pos, const float* k, const float* v);

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "octet/runtime.h"
+#include "octet/sched.h"
 
 namespace octet {
 
@@ -231,91 +232,133 @@ Status Session::eval(std::span<const Token> toks, bool all_logits, std::vector<f
 
 void Session::run_chunk(const Token* toks, int64_t m, bool all_logits,
                         std::vector<float>* logits, size_t logits_row0) {
+  using sched::Kind;
+  const StageBuffers b{x_.data(),        xn_.data(),       qkv_.data(),      att_.data(),
+                       o_.data(),        gu_.data(),       h_.data(),        rope_cos_.data(),
+                       rope_sin_.data(), rope_cos_swa_.data(), rope_sin_swa_.data()};
+  const int64_t pos0 = n_past_;
+  auto stage = [&](Kind k, int64_t il, float* out = nullptr) {
+    run_stage(k, il, m, pos0, b, toks, all_logits, out, pool_, &scratch_);
+  };
+  stage(Kind::kPrologue, 0);
+  for (int64_t il = 0; il < hp_.n_layer; ++il)
+    for (Kind k : {Kind::kQkv, Kind::kAttn, Kind::kO, Kind::kMid, Kind::kGateUp, Kind::kAct,
+                   Kind::kDown, Kind::kResid})
+      stage(k, il);
+  n_past_ += m;
+  written_hi_ = std::max(written_hi_, n_past_);
+  if (logits) stage(Kind::kHead, hp_.n_layer, logits->data() + logits_row0 * hp_.n_vocab);
+}
+
+void Session::run_stage(sched::Kind kind, int64_t il, int64_t m, int64_t pos0,
+                        const StageBuffers& b, const Token* toks, bool all_logits, float* out,
+                        ThreadPool* pool, LinearScratch* scratch) {
+  using sched::Kind;
   const int64_t E = hp_.n_embd, Q = hp_.q_dim(), KV = hp_.kv_dim(), F = hp_.n_ff;
   const int64_t D = hp_.head_dim, R = hp_.n_rot, QKV = Q + 2 * KV;
   const float eps = hp_.norm_eps;
-  const int64_t pos0 = n_past_;
   // Decode-sized chunks read the GGUF's own blocks when the weights have them.
   const bool dec = m <= qgemv::kMaxRows && w_->has_decode();
   auto pick = [dec](const std::unique_ptr<Linear>& full, const std::unique_ptr<Linear>& d)
       -> const Linear& { return dec ? *d : *full; };
-
-  for (int64_t i = 0; i < m; ++i) {
-    Status st = model_->embed(toks[i], x_.data() + i * E);
-    (void)st;  // ids were validated in eval()
-  }
-  for (int64_t i = 0; i < m; ++i) {
-    kernels::rope_table(pos0 + i, R, hp_.rope_base, hp_.rope_scale,
-                        rope_cos_.data() + i * R / 2, rope_sin_.data() + i * R / 2);
-    if (hp_.sliding_window)
-      kernels::rope_table(pos0 + i, R, hp_.rope_base_swa, 1.f, rope_cos_swa_.data() + i * R / 2,
-                          rope_sin_swa_.data() + i * R / 2);
-  }
-
-  for (int64_t il = 0; il < hp_.n_layer; ++il) {
-    const LayerWeights& L = w_->layer(il);
-    const bool swa = hp_.layer_is_swa[il];
+  auto attn_norm = [&](int64_t layer) {
+    const LayerWeights& L = w_->layer(layer);
     for (int64_t i = 0; i < m; ++i)
-      kernels::rmsnorm_f32(x_.data() + i * E, L.attn_norm.data(), xn_.data() + i * E, E, eps);
-    pick(L.wqkv, L.dec_wqkv).forward(xn_.data(), m, qkv_.data(), QKV, pool_, &scratch_);
-
-    // Biases, q/k norms, RoPE, then K/V into the cache.
-    const float* rc = (swa ? rope_cos_swa_ : rope_cos_).data();
-    const float* rs = (swa ? rope_sin_swa_ : rope_sin_).data();
-    parallel_for(pool_, m, 1, [&](int64_t b, int64_t e, int) {
-      for (int64_t i = b; i < e; ++i) {
-        float* row = qkv_.data() + i * QKV;
-        if (!L.bqkv.empty()) kernels::add_f32(row, L.bqkv.data(), QKV);
-        for (int64_t h = 0; h < hp_.n_head + hp_.n_head_kv; ++h) {
-          float* v = row + h * D;
-          const bool is_q = h < hp_.n_head;
-          if (hp_.qk_norm)
-            kernels::rmsnorm_f32(v, (is_q ? L.q_norm : L.k_norm).data(), v, D, eps);
-          kernels::rope_f32_table(v, R, rc + i * R / 2, rs + i * R / 2, hp_.rope_mode);
-        }
-        for (int64_t h = 0; h < hp_.n_head_kv; ++h)
-          store_kv(il, h, pos0 + i, row + Q + h * D, row + Q + KV + h * D);
+      kernels::rmsnorm_f32(b.x + i * E, L.attn_norm.data(), b.xn + i * E, E, eps);
+  };
+  // The head stage is numbered after the last layer (sched::build_graph) and uses no L.
+  const LayerWeights& L = w_->layer(std::min(il, hp_.n_layer - 1));
+  switch (kind) {
+    case Kind::kPrologue: {
+      for (int64_t i = 0; i < m; ++i) {
+        Status st = model_->embed(toks[i], b.x + i * E);
+        (void)st;  // ids were validated in eval()
       }
-    });
-    attention(il, m, pos0);
-    pick(L.wo, L.dec_wo).forward(att_.data(), m, o_.data(), E, pool_, &scratch_);
-    for (int64_t i = 0; i < m; ++i) {
-      float* o = o_.data() + i * E;
-      if (!L.attn_post_norm.empty()) kernels::rmsnorm_f32(o, L.attn_post_norm.data(), o, E, eps);
-      kernels::add_f32(x_.data() + i * E, o, E);
-      kernels::rmsnorm_f32(x_.data() + i * E, L.ffn_norm.data(), xn_.data() + i * E, E, eps);
+      for (int64_t i = 0; i < m; ++i) {
+        kernels::rope_table(pos0 + i, R, hp_.rope_base, hp_.rope_scale, b.rc + i * R / 2,
+                            b.rs + i * R / 2);
+        if (hp_.sliding_window)
+          kernels::rope_table(pos0 + i, R, hp_.rope_base_swa, 1.f, b.rc_swa + i * R / 2,
+                              b.rs_swa + i * R / 2);
+      }
+      attn_norm(0);
+      return;
     }
-    pick(L.w_gate_up, L.dec_gate_up).forward(xn_.data(), m, gu_.data(), 2 * F, pool_, &scratch_);
-    parallel_for(pool_, m, 1, [&](int64_t b, int64_t e, int) {
-      for (int64_t i = b; i < e; ++i) {
-        float* h = h_.data() + i * F;
-        std::memcpy(h, gu_.data() + i * 2 * F, sizeof(float) * F);
-        if (hp_.act == Activation::kGeluTanh)
-          kernels::gelu_tanh_mul_f32(h, gu_.data() + i * 2 * F + F, F);
-        else
-          kernels::silu_mul_f32(h, gu_.data() + i * 2 * F + F, F);
+    case Kind::kQkv:
+      pick(L.wqkv, L.dec_wqkv).forward(b.xn, m, b.qkv, QKV, pool, scratch);
+      return;
+    case Kind::kAttn: {
+      // Biases, q/k norms, RoPE, K/V into the cache, then attention.
+      const bool swa = hp_.layer_is_swa[il];
+      const float* rc = swa ? b.rc_swa : b.rc;
+      const float* rs = swa ? b.rs_swa : b.rs;
+      parallel_for(pool, m, 1, [&](int64_t i0, int64_t i1, int) {
+        for (int64_t i = i0; i < i1; ++i) {
+          float* row = b.qkv + i * QKV;
+          if (!L.bqkv.empty()) kernels::add_f32(row, L.bqkv.data(), QKV);
+          for (int64_t h = 0; h < hp_.n_head + hp_.n_head_kv; ++h) {
+            float* v = row + h * D;
+            const bool is_q = h < hp_.n_head;
+            if (hp_.qk_norm)
+              kernels::rmsnorm_f32(v, (is_q ? L.q_norm : L.k_norm).data(), v, D, eps);
+            kernels::rope_f32_table(v, R, rc + i * R / 2, rs + i * R / 2, hp_.rope_mode);
+          }
+          for (int64_t h = 0; h < hp_.n_head_kv; ++h)
+            store_kv(il, h, pos0 + i, row + Q + h * D, row + Q + KV + h * D);
+        }
+      });
+      attention(il, m, pos0, b.qkv, b.att, pool);
+      return;
+    }
+    case Kind::kO:
+      pick(L.wo, L.dec_wo).forward(b.att, m, b.o, E, pool, scratch);
+      return;
+    case Kind::kMid:
+      for (int64_t i = 0; i < m; ++i) {
+        float* o = b.o + i * E;
+        if (!L.attn_post_norm.empty()) kernels::rmsnorm_f32(o, L.attn_post_norm.data(), o, E, eps);
+        kernels::add_f32(b.x + i * E, o, E);
+        kernels::rmsnorm_f32(b.x + i * E, L.ffn_norm.data(), b.xn + i * E, E, eps);
       }
-    });
-    pick(L.w_down, L.dec_down).forward(h_.data(), m, o_.data(), E, pool_, &scratch_);
-    for (int64_t i = 0; i < m; ++i) {
-      float* o = o_.data() + i * E;
-      if (!L.ffn_post_norm.empty()) kernels::rmsnorm_f32(o, L.ffn_post_norm.data(), o, E, eps);
-      kernels::add_f32(x_.data() + i * E, o, E);
+      return;
+    case Kind::kGateUp:
+      pick(L.w_gate_up, L.dec_gate_up).forward(b.xn, m, b.gu, 2 * F, pool, scratch);
+      return;
+    case Kind::kAct:
+      parallel_for(pool, m, 1, [&](int64_t i0, int64_t i1, int) {
+        for (int64_t i = i0; i < i1; ++i) {
+          float* h = b.h + i * F;
+          std::memcpy(h, b.gu + i * 2 * F, sizeof(float) * F);
+          if (hp_.act == Activation::kGeluTanh)
+            kernels::gelu_tanh_mul_f32(h, b.gu + i * 2 * F + F, F);
+          else
+            kernels::silu_mul_f32(h, b.gu + i * 2 * F + F, F);
+        }
+      });
+      return;
+    case Kind::kDown:
+      pick(L.w_down, L.dec_down).forward(b.h, m, b.o, E, pool, scratch);
+      return;
+    case Kind::kResid:
+      for (int64_t i = 0; i < m; ++i) {
+        float* o = b.o + i * E;
+        if (!L.ffn_post_norm.empty()) kernels::rmsnorm_f32(o, L.ffn_post_norm.data(), o, E, eps);
+        kernels::add_f32(b.x + i * E, o, E);
+      }
+      if (il + 1 < hp_.n_layer) attn_norm(il + 1);
+      return;
+    case Kind::kHead: {
+      // LM head only for the rows that need logits.
+      const int64_t first = all_logits ? 0 : m - 1, rows = m - first;
+      for (int64_t i = first; i < m; ++i)
+        kernels::rmsnorm_f32(b.x + i * E, w_->output_norm().data(), b.xn + (i - first) * E, E,
+                             eps);
+      const Linear& head = rows <= qgemv::kMaxRows && w_->has_decode() ? *w_->decode_lm_head()
+                                                                        : w_->lm_head();
+      head.forward(b.xn, rows, out, hp_.n_vocab, pool, scratch);
+      return;
     }
   }
-  n_past_ += m;
-  written_hi_ = std::max(written_hi_, n_past_);
-
-  if (!logits) return;
-  // LM head only for the rows that need logits.
-  const int64_t first = all_logits ? 0 : m - 1, rows = m - first;
-  for (int64_t i = first; i < m; ++i)
-    kernels::rmsnorm_f32(x_.data() + i * E, w_->output_norm().data(), xn_.data() + (i - first) * E,
-                         E, eps);
-  float* out = logits->data() + logits_row0 * hp_.n_vocab;
-  const Linear& head = rows <= qgemv::kMaxRows && w_->has_decode() ? *w_->decode_lm_head()
-                                                                    : w_->lm_head();
-  head.forward(xn_.data(), rows, out, hp_.n_vocab, pool_, &scratch_);
 }
 
 void Session::attention(int64_t il, int64_t m, int64_t pos0) {

@@ -1,7 +1,7 @@
 // The real executor: Session::eval_scheduled runs the prompt's subgraph DAG on processor
 // threads (pinned with sched_setaffinity), each asking the shared Policy for its next subgraph
-// whenever it is free. Every subgraph is exactly the code of Session::run_chunk for that
-// stretch of the layer, on the chunk's own arena, so outputs equal eval()'s bit for bit
+// whenever it is free. Every subgraph is Session::run_stage, the same code run_chunk runs in
+// order, on the chunk's own arena, so outputs equal eval()'s bit for bit
 // (int8 GEMMs accumulate in int32; attention and norms keep their per-row order whatever the
 // thread count).
 #include <sched.h>
@@ -50,128 +50,17 @@ void pin_to(int core) {
 
 void Session::run_node(const sched::Node& n, sched::ChunkArenas& A, int arena, int proc,
                        const Token* toks, bool all_logits, std::vector<float>* logits) {
-  using sched::Kind;
   sched::ChunkArena& a = A.arenas[static_cast<size_t>(arena)];
-  ThreadPool* pool = A.pools[static_cast<size_t>(proc)].get();
-  LinearScratch* scratch = &A.scratch[static_cast<size_t>(proc)];
-  const int64_t E = hp_.n_embd, Q = hp_.q_dim(), KV = hp_.kv_dim(), F = hp_.n_ff;
-  const int64_t D = hp_.head_dim, R = hp_.n_rot, QKV = Q + 2 * KV;
-  const float eps = hp_.norm_eps;
-  const int64_t m = n.m, pos0 = n.pos0, il = n.layer;
-  const bool dec = m <= qgemv::kMaxRows && w_->has_decode();
-  auto pick = [dec](const std::unique_ptr<Linear>& full, const std::unique_ptr<Linear>& d)
-      -> const Linear& { return dec ? *d : *full; };
-  auto attn_norm = [&](int64_t layer) {
-    const LayerWeights& L = w_->layer(layer);
-    for (int64_t i = 0; i < m; ++i)
-      kernels::rmsnorm_f32(a.x.data() + i * E, L.attn_norm.data(), a.xn.data() + i * E, E, eps);
-  };
-  switch (n.kind) {
-    case Kind::kPrologue: {
-      for (int64_t i = 0; i < m; ++i) {
-        Status st = model_->embed(toks[i], a.x.data() + i * E);
-        (void)st;  // ids were validated
-      }
-      for (int64_t i = 0; i < m; ++i) {
-        kernels::rope_table(pos0 + i, R, hp_.rope_base, hp_.rope_scale, a.rc.data() + i * R / 2,
-                            a.rs.data() + i * R / 2);
-        if (hp_.sliding_window)
-          kernels::rope_table(pos0 + i, R, hp_.rope_base_swa, 1.f, a.rc_swa.data() + i * R / 2,
-                              a.rs_swa.data() + i * R / 2);
-      }
-      attn_norm(0);
-      return;
-    }
-    case Kind::kQkv: {
-      const LayerWeights& L = w_->layer(il);
-      pick(L.wqkv, L.dec_wqkv).forward(a.xn.data(), m, a.qkv.data(), QKV, pool, scratch);
-      return;
-    }
-    case Kind::kAttn: {
-      const LayerWeights& L = w_->layer(il);
-      const bool swa = hp_.layer_is_swa[il];
-      const float* rc = (swa ? a.rc_swa : a.rc).data();
-      const float* rs = (swa ? a.rs_swa : a.rs).data();
-      parallel_for(pool, m, 1, [&](int64_t b, int64_t e, int) {
-        for (int64_t i = b; i < e; ++i) {
-          float* row = a.qkv.data() + i * QKV;
-          if (!L.bqkv.empty()) kernels::add_f32(row, L.bqkv.data(), QKV);
-          for (int64_t h = 0; h < hp_.n_head + hp_.n_head_kv; ++h) {
-            float* v = row + h * D;
-            const bool is_q = h < hp_.n_head;
-            if (hp_.qk_norm)
-              kernels::rmsnorm_f32(v, (is_q ? L.q_norm : L.k_norm).data(), v, D, eps);
-            kernels::rope_f32_table(v, R, rc + i * R / 2, rs + i * R / 2, hp_.rope_mode);
-          }
-          for (int64_t h = 0; h < hp_.n_head_kv; ++h) {
-            store_kv(il, h, pos0 + i, row + Q + h * D, row + Q + KV + h * D);
-          }
-        }
-      });
-      attention(il, m, pos0, a.qkv.data(), a.att.data(), pool);
-      return;
-    }
-    case Kind::kO: {
-      const LayerWeights& L = w_->layer(il);
-      pick(L.wo, L.dec_wo).forward(a.att.data(), m, a.o.data(), E, pool, scratch);
-      return;
-    }
-    case Kind::kMid: {
-      const LayerWeights& L = w_->layer(il);
-      for (int64_t i = 0; i < m; ++i) {
-        float* o = a.o.data() + i * E;
-        if (!L.attn_post_norm.empty()) kernels::rmsnorm_f32(o, L.attn_post_norm.data(), o, E, eps);
-        kernels::add_f32(a.x.data() + i * E, o, E);
-        kernels::rmsnorm_f32(a.x.data() + i * E, L.ffn_norm.data(), a.xn.data() + i * E, E, eps);
-      }
-      return;
-    }
-    case Kind::kGateUp: {
-      const LayerWeights& L = w_->layer(il);
-      pick(L.w_gate_up, L.dec_gate_up).forward(a.xn.data(), m, a.gu.data(), 2 * F, pool, scratch);
-      return;
-    }
-    case Kind::kAct: {
-      parallel_for(pool, m, 1, [&](int64_t b, int64_t e, int) {
-        for (int64_t i = b; i < e; ++i) {
-          float* h = a.h.data() + i * F;
-          std::memcpy(h, a.gu.data() + i * 2 * F, sizeof(float) * F);
-          if (hp_.act == Activation::kGeluTanh)
-            kernels::gelu_tanh_mul_f32(h, a.gu.data() + i * 2 * F + F, F);
-          else
-            kernels::silu_mul_f32(h, a.gu.data() + i * 2 * F + F, F);
-        }
-      });
-      return;
-    }
-    case Kind::kDown: {
-      const LayerWeights& L = w_->layer(il);
-      pick(L.w_down, L.dec_down).forward(a.h.data(), m, a.o.data(), E, pool, scratch);
-      return;
-    }
-    case Kind::kResid: {
-      const LayerWeights& L = w_->layer(il);
-      for (int64_t i = 0; i < m; ++i) {
-        float* o = a.o.data() + i * E;
-        if (!L.ffn_post_norm.empty()) kernels::rmsnorm_f32(o, L.ffn_post_norm.data(), o, E, eps);
-        kernels::add_f32(a.x.data() + i * E, o, E);
-      }
-      if (il + 1 < hp_.n_layer) attn_norm(il + 1);
-      return;
-    }
-    case Kind::kHead: {
-      const int64_t first = all_logits ? 0 : m - 1, rows = m - first;
-      for (int64_t i = first; i < m; ++i)
-        kernels::rmsnorm_f32(a.x.data() + i * E, w_->output_norm().data(),
-                             a.xn.data() + (i - first) * E, E, eps);
-      const size_t row0 = all_logits ? static_cast<size_t>(pos0 - n_past_) : 0;
-      float* out = logits->data() + row0 * hp_.n_vocab;
-      const Linear& head = rows <= qgemv::kMaxRows && w_->has_decode() ? *w_->decode_lm_head()
-                                                                        : w_->lm_head();
-      head.forward(a.xn.data(), rows, out, hp_.n_vocab, pool, scratch);
-      return;
-    }
+  const StageBuffers b{a.x.data(),  a.xn.data(), a.qkv.data(), a.att.data(),
+                       a.o.data(),  a.gu.data(), a.h.data(),   a.rc.data(),
+                       a.rs.data(), a.rc_swa.data(), a.rs_swa.data()};
+  float* out = nullptr;
+  if (n.kind == sched::Kind::kHead) {
+    const size_t row0 = all_logits ? static_cast<size_t>(n.pos0 - n_past_) : 0;
+    out = logits->data() + row0 * hp_.n_vocab;
   }
+  run_stage(n.kind, n.layer, n.m, n.pos0, b, toks, all_logits, out,
+            A.pools[static_cast<size_t>(proc)].get(), &A.scratch[static_cast<size_t>(proc)]);
 }
 
 Status Session::eval_scheduled(std::span<const Token> toks, bool all_logits,
