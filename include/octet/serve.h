@@ -74,6 +74,9 @@ struct ServerOptions {
   std::vector<AppConfig> apps;  // empty: one open app "default" without a key
   std::string index_html;       // the chat page served at GET /
   bool verbose = false;
+  // Requests in flight at once (one Session each); their decode steps run as one batch
+  // (linears over B rows). 1: one request at a time, no batching.
+  int64_t batch = 4;
 };
 
 struct EngineRef {
