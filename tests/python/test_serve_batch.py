@@ -1,7 +1,10 @@
 """Batched decode in `octet serve` (--batch N, docs/serve.md "Batching"): concurrent requests
 stepped together must produce exactly the replies they get one at a time (--batch 1), with
 per-request stop strings, structured output and cancellation, and /metrics must show that
-steps really carried several requests' tokens."""
+steps really carried several requests' tokens. The prefix cache is off on both servers: a
+partial hit prefills the rest of a prompt in a few-row chunk (GGUF decode linears) instead of
+one INT8 chunk, which changes the KV in the last bits, so replies would depend on which
+requests ran before (independently of batching)."""
 import concurrent.futures as cf
 import http.client
 import json
@@ -73,12 +76,12 @@ def cancel_midway(port):
 def want():
     if not MODEL.exists():
         pytest.skip("default model not installed")
-    with octet_server(["-m", str(MODEL), "--ctx", "512", "--batch", "1"]) as s:
+    with octet_server(["-m", str(MODEL), "--ctx", "512", "--batch", "1", "--cache-mb", "0"]) as s:
         return [post(s["port"], b) for b in REQS]
 
 
 def test_batched_replies_equal_one_at_a_time(want):
-    with octet_server(["-m", str(MODEL), "--ctx", "512", "--batch", "4"]) as s:
+    with octet_server(["-m", str(MODEL), "--ctx", "512", "--batch", "4", "--cache-mb", "0"]) as s:
         port = s["port"]
         for rnd in range(2):
             with cf.ThreadPoolExecutor(len(REQS) + 1) as ex:
