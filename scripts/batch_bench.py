@@ -5,11 +5,13 @@ batched decode (--batch N) vs one request at a time (--batch 1), in one run (doc
 a reply may end earlier at EOS, only the tokens actually generated count), read it to [DONE]. Aggregate
 decode tok/s = completion tokens of all finished requests / wall time of the window (prefill
 included, as a user sees it); "decode-only" sums the server's own per-request decode_ms.
-Timings are noisy on a shared machine: compare the ratios within one run.
+Timings are noisy on a shared machine: compare the ratios within one run (the servers run
+side by side and each cell alternates between them in short slices for that reason).
 
     .venv/bin/python scripts/batch_bench.py --duration 20 --batches 1,4 --clients 1,2,4
 """
 import argparse
+import contextlib
 import http.client
 import json
 import os
@@ -101,21 +103,43 @@ def main():
     ap.add_argument("--batches", default="1,4", help="--batch values to compare")
     ap.add_argument("--clients", default="1,2,4")
     ap.add_argument("--duration", type=float, default=20, help="seconds per cell")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating slices per cell")
     ap.add_argument("--max-tokens", type=int, default=64)
     ap.add_argument("--ctx", type=int, default=1024)
     ap.add_argument("--threads", type=int, default=0, help="engine threads (0: default)")
     ap.add_argument("--json", help="write the results here too")
     a = ap.parse_args()
+    # All servers up at once (an idle one costs no CPU); each client count then runs in
+    # --rounds short slices alternating between them, so drifting load from other work on
+    # the machine hits every --batch value alike.
+    batches = [int(x) for x in a.batches.split(",")]
     out = []
-    for b in [int(x) for x in a.batches.split(",")]:
-        args = ["-m", a.model, "--ctx", str(a.ctx), "--batch", str(b), "--cache-mb", "0"]
-        if a.threads:
-            args += ["--threads", str(a.threads)]
-        with octet_server(args, octet=a.octet) as srv:
+    with contextlib.ExitStack() as stack:
+        ports = {}
+        for b in batches:
+            args = ["-m", a.model, "--ctx", str(a.ctx), "--batch", str(b), "--cache-mb", "0"]
+            if a.threads:
+                args += ["--threads", str(a.threads)]
+            srv = stack.enter_context(octet_server(args, octet=a.octet))
             stream(srv["port"], {"messages": [{"role": "user", "content": "hi"}],
                                  "max_tokens": 4, "stream": True})  # warm-up
-            for c in [int(x) for x in a.clients.split(",")]:
-                r = run_load(srv["port"], c, a.duration, a.max_tokens)
+            ports[b] = srv["port"]
+        for c in [int(x) for x in a.clients.split(",")]:
+            acc = {b: None for b in batches}
+            for _ in range(a.rounds):
+                for b in batches:
+                    r = run_load(ports[b], c, a.duration / a.rounds, a.max_tokens)
+                    if acc[b] is None:
+                        acc[b] = r
+                    else:
+                        for k in ("requests", "tokens", "decode_ms", "decode_tokens", "errors",
+                                  "wall_s"):
+                            acc[b][k] += r[k]
+            for b in batches:
+                r = acc[b]
+                r["tok_s"] = r["tokens"] / r["wall_s"]
+                r["per_request_decode_tok_s"] = (r["decode_tokens"] / (r["decode_ms"] / 1e3)
+                                                 if r["decode_ms"] > 0 else 0)
                 r.update(batch=b, clients=c)
                 out.append(r)
                 print(f"batch {b:2d} clients {c:2d}: {r['requests']:3d} requests, "
