@@ -1,8 +1,9 @@
 // The HTTP front end and the engine worker of `octet serve` (docs/serve.md).
 //
 // Threads: httplib's pool parses, authenticates and validates requests (tokenising there, so
-// the worker only runs the model) and enqueues a Job; one worker thread pops jobs in
-// (priority, arrival) order and owns the single working Session. Results flow back through
+// the workers only run the model) and enqueues a Job; `--batch` worker threads pop jobs in
+// (priority, arrival) order, each with its own working Session; their decode steps run as
+// batches (decode_batcher.h). Results flow back through
 // the Job: a final result for plain requests, a queue of SSE payloads for streaming ones.
 // httplib's default listen backlog (5) overflows when many clients connect at once (a load
 // test's refused clients reconnecting); a full accept queue turns into connection errors.
