@@ -2,9 +2,9 @@
 stepped together must produce exactly the replies they get one at a time (--batch 1), with
 per-request stop strings, structured output and cancellation, and /metrics must show that
 steps really carried several requests' tokens. The prefix cache is off on both servers: a
-partial hit prefills the rest of a prompt in a few-row chunk (GGUF decode linears) instead of
-one INT8 chunk, which changes the KV in the last bits, so replies would depend on which
-requests ran before (independently of batching)."""
+prefix hit from an earlier request changed a later greedy reply here even with --batch 1 (a
+restored prefix plus a differently chunked rest is not bit-identical to one fresh prefill;
+cause not traced), so replies would depend on which requests ran before, batching or not."""
 import concurrent.futures as cf
 import http.client
 import json
