@@ -156,6 +156,19 @@ struct SessionOptions {
   kernels::KvType kv_type = kernels::KvType::kF16;  // KV cache storage (docs/decode.md)
 };
 
+class Session;
+class BatchDecoder;
+
+// Lets a caller route a session's eval() elsewhere (serve/: concurrent decode steps of
+// several sessions run as one batch). The hook is unset while it runs, so calling s.eval()
+// from inside it evaluates directly.
+class EvalHook {
+ public:
+  virtual ~EvalHook() = default;
+  virtual Status eval(Session& s, std::span<const Token> toks, bool all_logits,
+                      std::vector<float>* logits) = 0;
+};
+
 class Session {
  public:
   Session(std::shared_ptr<const Model> model, std::shared_ptr<const Weights> weights,
@@ -199,8 +212,11 @@ class Session {
   int64_t window_slots() const { return ring_; }
   size_t arena_bytes() const;
   const LinearScratch& scratch() const { return scratch_; }
+  // Route eval() through hook (null: evaluate directly). Not owned.
+  void set_eval_hook(EvalHook* hook) { hook_ = hook; }
 
  private:
+  friend class BatchDecoder;  // batch.cpp: one decode step of several sessions
   void run_chunk(const Token* toks, int64_t m, bool all_logits, std::vector<float>* logits,
                  size_t logits_row0);
   void attention(int64_t il, int64_t m, int64_t pos0);
@@ -251,6 +267,7 @@ class Session {
   std::vector<float> rope_cos_, rope_sin_, rope_cos_swa_, rope_sin_swa_;  // [n_ctx][n_rot/2]
   // Chunk arenas and processor pools of eval_scheduled, made on its first call and reused.
   std::shared_ptr<sched::ChunkArenas> sched_;
+  EvalHook* hook_ = nullptr;
 };
 
 }  // namespace octet

@@ -1,6 +1,6 @@
-// `octet serve`: an OpenAI-compatible HTTP service over one loaded model. One worker thread
-// owns the engine (one working Session); HTTP threads parse and validate requests and put
-// them on a priority queue. A per-app prefix cache keeps KV snapshots of earlier
+// `octet serve`: an OpenAI-compatible HTTP service over one loaded model. `batch` worker
+// threads (one working Session each) share the engine, their decode steps batched; HTTP
+// threads parse and validate requests and put them on a priority queue. A per-app prefix cache keeps KV snapshots of earlier
 // conversations so a follow-up only prefills its new tokens. See docs/serve.md.
 #pragma once
 #include <cstdint>
@@ -74,6 +74,9 @@ struct ServerOptions {
   std::vector<AppConfig> apps;  // empty: one open app "default" without a key
   std::string index_html;       // the chat page served at GET /
   bool verbose = false;
+  // Requests in flight at once (one Session each); their decode steps run as one batch
+  // (linears over B rows). 1: one request at a time, no batching.
+  int64_t batch = 4;
 };
 
 struct EngineRef {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <utility>
 #include <fmt/format.h>
 
 #include "octet/runtime.h"
@@ -211,6 +212,12 @@ Status Session::load_kv(const KvSnapshot& snap, int64_t n) {
 }
 
 Status Session::eval(std::span<const Token> toks, bool all_logits, std::vector<float>* logits) {
+  if (hook_) {
+    EvalHook* h = std::exchange(hook_, nullptr);
+    Status st = h->eval(*this, toks, all_logits, logits);
+    hook_ = h;
+    return st;
+  }
   if (toks.empty()) return Status::Error("eval: no tokens");
   if (n_past_ + static_cast<int64_t>(toks.size()) > n_ctx_)
     return Status::Error(fmt::format("eval: {} + {} tokens exceed the context of {}", n_past_,

@@ -1,8 +1,9 @@
 // The HTTP front end and the engine worker of `octet serve` (docs/serve.md).
 //
 // Threads: httplib's pool parses, authenticates and validates requests (tokenising there, so
-// the worker only runs the model) and enqueues a Job; one worker thread pops jobs in
-// (priority, arrival) order and owns the single working Session. Results flow back through
+// the workers only run the model) and enqueues a Job; `--batch` worker threads pop jobs in
+// (priority, arrival) order, each with its own working Session; their decode steps run as
+// batches (decode_batcher.h). Results flow back through
 // the Job: a final result for plain requests, a queue of SSE payloads for streaming ones.
 // httplib's default listen backlog (5) overflows when many clients connect at once (a load
 // test's refused clients reconnecting); a full accept queue turns into connection errors.
@@ -26,6 +27,7 @@
 #include <thread>
 
 #include "constrained.h"
+#include "decode_batcher.h"
 #include "octet/generate.h"
 #include "octet/json_schema.h"
 #include "octet/serve.h"
@@ -131,14 +133,21 @@ struct AppMetrics {
 class Server {
  public:
   Server(const EngineRef& eng, const ServerOptions& opt)
-      : eng_(eng), opt_(opt), cache_(0) {
+      : eng_(eng), opt_(opt), cache_(0),
+        batcher_(eng.pool, std::max<int64_t>(1, opt.batch)) {
     apps_ = opt.apps;
     keyed_ = !apps_.empty();
     if (apps_.empty()) apps_.push_back(AppConfig{"default", "", Priority::kForeground, 0, 0, 0});
     cache_ = PrefixCache(opt.cache_bytes / apps_.size());
-    session_ = std::make_unique<Session>(eng.model, eng.weights, eng.session_opts, eng.pool);
+    // One session per engine slot: up to `batch` requests run at once, their prefill chunks
+    // taking turns and their decode steps batched (decode_batcher.h).
+    for (int64_t i = 0; i < std::max<int64_t>(1, opt.batch); ++i) {
+      sessions_.push_back(
+          std::make_unique<Session>(eng.model, eng.weights, eng.session_opts, eng.pool));
+      sessions_.back()->set_eval_hook(&batcher_);
+    }
     tokens_ = std::make_unique<TokenTable>(eng.model->tokenizer());
-    n_ctx_ = session_->n_ctx();
+    n_ctx_ = sessions_[0]->n_ctx();
     rng_.seed(std::random_device{}());
   }
 
@@ -162,8 +171,8 @@ class Server {
   std::string metrics();
 
   // --- worker ---
-  void worker();
-  void process(Job& job);
+  void worker(Session& s);
+  void process(Job& job, Session& s);
   Status decode_structured(Job& job, Clock::time_point t0, bool* first);
 
   EngineRef eng_;
@@ -181,7 +190,8 @@ class Server {
 
   std::mutex cache_mu_;
   PrefixCache cache_;
-  std::unique_ptr<Session> session_;  // worker only
+  DecodeBatcher batcher_;
+  std::vector<std::unique_ptr<Session>> sessions_;  // one per worker thread
   std::unique_ptr<TokenTable> tokens_;  // token bytes for constrained decoding
 
   std::mutex mmu_;  // metrics, rate limits, rng
@@ -756,7 +766,7 @@ json Server::chunk(const Job& job, json choice) const {
 // ---------------------------------------------------------------------------------------
 // Worker.
 
-void Server::worker() {
+void Server::worker(Session& session) {
   while (true) {
     std::shared_ptr<Job> job;
     {
@@ -776,7 +786,7 @@ void Server::worker() {
       job->error = ApiError{499, "request cancelled", "cancelled", "", "cancelled"};
       job->finish();
     } else {
-      process(*job);
+      process(*job, session);
     }
     {
       std::lock_guard<std::mutex> lk(mmu_);
@@ -787,11 +797,10 @@ void Server::worker() {
   }
 }
 
-void Server::process(Job& job) {
+void Server::process(Job& job, Session& s) {
   const auto t0 = Clock::now();
   const auto& prompt = job.prompt;
   const int64_t np = static_cast<int64_t>(prompt.size());
-  Session& s = *session_;
 
   // Restore the longest cached prefix of this app (always leaving one token to evaluate, so
   // generation has fresh logits).
@@ -836,6 +845,10 @@ void Server::process(Job& job) {
     return;
   }
 
+  // From here on this session's one-token steps may be batched with other requests'.
+  // (Ended as soon as generation is over: the others' steps wait for every decoding session.)
+  std::optional<DecodeScope> decoding;
+  decoding.emplace(&batcher_, &s);
   bool first = true;
   auto push_text = [&](const std::string& text) {
     json ch = job.chat ? json{{"index", 0}, {"delta", {{"content", text}}},
@@ -983,6 +996,7 @@ void Server::process(Job& job) {
     }
   }
   (void)complete;
+  decoding.reset();
   const auto t1 = Clock::now();
   if (!r.ok()) {
     job.failed = true;
@@ -1088,6 +1102,13 @@ std::string Server::metrics() {
   o += fmt::format("octet_queue_length {}\n", qlen);
   head("octet_requests_running", "gauge", "requests on the engine now");
   o += fmt::format("octet_requests_running {}\n", running_);
+  const DecodeBatcher::Stats bs = batcher_.stats();
+  head("octet_decode_steps_total", "counter", "decode steps run (several requests' tokens each when batched)");
+  o += fmt::format("octet_decode_steps_total {}\n", bs.steps);
+  head("octet_decode_step_rows_total", "counter", "tokens those decode steps computed");
+  o += fmt::format("octet_decode_step_rows_total {}\n", bs.rows);
+  head("octet_decode_batch_limit", "gauge", "most requests in flight, decode steps batched (--batch)");
+  o += fmt::format("octet_decode_batch_limit {}\n", std::max<int64_t>(1, opt_.batch));
   std::lock_guard<std::mutex> lk2(cache_mu_);
   const char* names[] = {"hits", "misses", "hit_tokens", "evictions", "entries", "bytes"};
   const char* types[] = {"counter", "counter", "counter", "counter", "gauge", "gauge"};
@@ -1166,7 +1187,8 @@ int Server::run() {
     std::fprintf(stderr, "octet serve: cannot listen on %s:%d\n", opt_.host.c_str(), opt_.port);
     return 1;
   }
-  std::thread work([this] { worker(); });
+  std::vector<std::thread> workers;
+  for (auto& s : sessions_) workers.emplace_back([this, p = s.get()] { worker(*p); });
   std::atomic<bool> listening_done{false};
   std::thread sig([this, &listening_done] {
     while (!g_stop && !listening_done) std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -1183,7 +1205,7 @@ int Server::run() {
     stopping_ = true;
   }
   qcv_.notify_all();
-  work.join();
+  for (auto& w : workers) w.join();
   std::fprintf(stderr, "octet serve: stopped\n");
   return ok ? 0 : 1;
 }

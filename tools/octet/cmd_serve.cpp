@@ -21,6 +21,7 @@ struct ServeArgs {
   int64_t max_body_kb = 4096;
   int64_t default_max_tokens = 256;
   int64_t max_queue = 32;
+  int64_t batch = 4;
   std::string model_id;
 };
 
@@ -33,6 +34,7 @@ void run(const ServeArgs& a) {
   opt.max_body_bytes = static_cast<size_t>(a.max_body_kb) << 10;
   opt.default_max_tokens = a.default_max_tokens;
   opt.max_queue = a.max_queue;
+  opt.batch = a.batch;
   opt.index_html = kChatHtml;
   opt.verbose = a.engine.verbose;
   if (!a.apps.empty()) {
@@ -69,6 +71,9 @@ static void register_serve(CLI::App& app) {
   cmd->add_option("--max-queue", a->max_queue,
                   "requests waiting for the engine before new ones get 503")
       ->check(CLI::Range(1, 4096));
+  cmd->add_option("--batch", a->batch,
+                  "requests in flight at once, their decode steps batched (1: off)")
+      ->check(CLI::Range(1, 64));
   cmd->add_option("--model-id", a->model_id, "model name to report (default: file name)");
   cmd->callback([a] { run(*a); });
 }

@@ -1,0 +1,198 @@
+// Batched decode (include/octet/batch.h): one step of several sessions at different positions
+// must give each session exactly what its own eval() of that token gives.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <filesystem>
+#include <random>
+
+#include "octet/batch.h"
+#include "octet/calibration.h"
+#include "octet/runtime.h"
+#include "octet/synth.h"
+
+using namespace octet;
+
+namespace {
+
+std::vector<Token> random_tokens(std::mt19937& rng, int64_t n, int64_t lo, int64_t hi) {
+  std::vector<Token> t(static_cast<size_t>(n));
+  for (auto& x : t) x = static_cast<Token>(lo + rng() % (hi - lo));
+  return t;
+}
+
+// Sessions prefilled to the given lengths; a twin set gets the same KV through snapshots.
+// Then `steps` decode steps: the reference twins one eval() each, the others one batched
+// step; logits must match bit for bit (tol 0), and so must the sessions' state afterwards.
+// tol > 0: max |difference| <= tol · max |logit| and the same argmax.
+void expect_close(const std::vector<float>& got, const std::vector<float>& want, double tol,
+                  const std::string& where) {
+  ASSERT_EQ(got.size(), want.size()) << where;
+  if (tol == 0) {
+    EXPECT_EQ(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)), 0) << where;
+    return;
+  }
+  double diff = 0, mag = 0;
+  for (size_t j = 0; j < got.size(); ++j) {
+    diff = std::max(diff, std::abs(double(got[j]) - want[j]));
+    mag = std::max(mag, std::abs(double(want[j])));
+  }
+  EXPECT_LE(diff, tol * mag) << where;
+  EXPECT_EQ(std::max_element(got.begin(), got.end()) - got.begin(),
+            std::max_element(want.begin(), want.end()) - want.begin()) << where;
+}
+
+void check_batch(std::shared_ptr<const Model> model, std::shared_ptr<const Weights> w,
+                 const SessionOptions& so, ThreadPool* pool, const std::vector<int64_t>& lens,
+                 int steps, const char* what, double tol = 0) {
+  SCOPED_TRACE(what);
+  const int64_t V = model->hparams().n_vocab;
+  std::mt19937 rng(11);
+  std::vector<std::unique_ptr<Session>> ref, bat;
+  for (int64_t len : lens) {
+    ref.push_back(std::make_unique<Session>(model, w, so, pool));
+    bat.push_back(std::make_unique<Session>(model, w, so, pool));
+    ASSERT_TRUE(ref.back()->eval(random_tokens(rng, len, 3, std::min<int64_t>(V, 20000)), false,
+                                 nullptr).ok());
+    ASSERT_TRUE(bat.back()->load_kv(ref.back()->save_kv(len), len).ok());
+  }
+  BatchDecoder dec(pool);
+  const size_t B = lens.size();
+  for (int step = 0; step < steps; ++step) {
+    const std::vector<Token> toks = random_tokens(rng, static_cast<int64_t>(B), 3,
+                                                  std::min<int64_t>(V, 20000));
+    std::vector<std::vector<float>> want(B), got(B);
+    std::vector<Session*> ss;
+    std::vector<std::vector<float>*> lg;
+    for (size_t i = 0; i < B; ++i) {
+      ASSERT_TRUE(ref[i]->eval(std::span<const Token>(&toks[i], 1), false, &want[i]).ok());
+      ss.push_back(bat[i].get());
+      // One session skips the LM head on the first step (the others still get theirs).
+      lg.push_back(step == 0 && i == 1 ? nullptr : &got[i]);
+    }
+    ASSERT_TRUE(dec.step(ss, toks, lg).ok());
+    for (size_t i = 0; i < B; ++i) {
+      EXPECT_EQ(bat[i]->n_past(), ref[i]->n_past());
+      EXPECT_EQ(bat[i]->history(), ref[i]->history());
+      if (!lg[i]) continue;
+      ASSERT_EQ(got[i].size(), static_cast<size_t>(V));
+      expect_close(got[i], want[i], tol,
+                   "session " + std::to_string(i) + " (position " +
+                       std::to_string(lens[i] + step) + ") step " + std::to_string(step));
+    }
+  }
+  // The caches hold the same rows: a plain eval after the batched steps agrees too.
+  for (size_t i = 0; i < B; ++i) {
+    const Token t = 42;
+    std::vector<float> a, b;
+    ASSERT_TRUE(ref[i]->eval(std::span<const Token>(&t, 1), false, &a).ok());
+    ASSERT_TRUE(bat[i]->eval(std::span<const Token>(&t, 1), false, &b).ok());
+    expect_close(b, a, tol, "session " + std::to_string(i) + " after the batched steps");
+  }
+}
+
+}  // namespace
+
+TEST(Batch, SynthQwenMatchesEvalBitForBit) {
+  const std::string path = ::testing::TempDir() + "octet_batch_qwen.bin";
+  synth::Options o;
+  o.shape = "qwen2.5-0.5b";
+  o.type = gguf::Type::Q4_0;
+  o.n_layer = 2;
+  o.threads = 2;
+  o.progress = false;
+  ASSERT_TRUE(synth::write_model(o, path).ok());
+  auto model = Model::load(path);
+  ASSERT_TRUE(model.ok()) << model.error();
+  ThreadPool pool(2);
+  auto wf = Weights::build_fp32(**model, &pool);
+  ASSERT_TRUE(wf.ok()) << wf.error();
+  SessionOptions so;
+  so.n_ctx = 128;
+  so.chunk = 16;
+  // FP32 linears (B rows through one GEMM) and F16 / F32 / INT8 KV caches. The FP32 GEMM
+  // sums a 1-row product in another order than a B-row tile (different micro-kernels), so
+  // logits agree to float rounding, not bit for bit (and the KV rows differ in the last bits,
+  // so it grows a little over steps): 1e-4 of the largest logit, same argmax.
+  for (auto kv : {kernels::KvType::kF16, kernels::KvType::kF32, kernels::KvType::kInt8}) {
+    so.kv_type = kv;
+    check_batch(*model, *wf, so, &pool, {5, 17, 40}, 3, kernels::kv_type_name(kv), 1e-4);
+  }
+  so.kv_type = kernels::KvType::kF16;
+  // The GGUF decode linears (what a single-token eval uses when they are attached), with
+  // more sessions than one qgemv pass takes (kMaxRows = 4).
+  auto wd = Weights::build_fp32(**model, &pool);
+  ASSERT_TRUE(wd.ok());
+  ASSERT_TRUE(std::const_pointer_cast<Weights>(*wd)->attach_gguf_decode(**model).ok());
+  check_batch(*model, *wd, so, &pool, {1, 9, 33, 2, 60, 20}, 3, "gguf decode, 6 sessions");
+  std::filesystem::remove(path);
+}
+
+TEST(Batch, RejectsBadInputWithoutAdvancing) {
+  const std::string path = ::testing::TempDir() + "octet_batch_qwen_bad.bin";
+  synth::Options o;
+  o.shape = "qwen2.5-0.5b";
+  o.type = gguf::Type::Q4_0;
+  o.n_layer = 1;
+  o.threads = 2;
+  o.progress = false;
+  ASSERT_TRUE(synth::write_model(o, path).ok());
+  auto model = Model::load(path);
+  ASSERT_TRUE(model.ok()) << model.error();
+  ThreadPool pool(2);
+  auto w = Weights::build_fp32(**model, &pool);
+  ASSERT_TRUE(w.ok());
+  SessionOptions so;
+  so.n_ctx = 8;
+  so.chunk = 4;
+  Session a(*model, *w, so, &pool), b(*model, *w, so, &pool);
+  const Token t0 = 5;
+  ASSERT_TRUE(a.eval(std::vector<Token>(7, t0), false, nullptr).ok());  // one slot left
+  BatchDecoder dec(&pool);
+  std::vector<float> la, lb;
+  std::vector<Session*> ss = {&a, &b};
+  std::vector<std::vector<float>*> lg = {&la, &lb};
+  EXPECT_FALSE(dec.step(ss, std::vector<Token>{5, -1}, lg).ok());          // bad id
+  EXPECT_FALSE(dec.step(ss, std::vector<Token>{5, 1 << 30}, lg).ok());     // bad id
+  std::vector<Session*> twice = {&a, &a};
+  EXPECT_FALSE(dec.step(twice, std::vector<Token>{5, 5}, lg).ok());        // same session
+  EXPECT_FALSE(dec.step(ss, std::vector<Token>{5}, lg).ok());              // count mismatch
+  EXPECT_EQ(a.n_past(), 7);
+  EXPECT_EQ(b.n_past(), 0);
+  ASSERT_TRUE(dec.step(ss, std::vector<Token>{5, 6}, lg).ok());
+  EXPECT_EQ(a.n_past(), 8);
+  EXPECT_FALSE(dec.step(ss, std::vector<Token>{5, 6}, lg).ok());           // a is full
+  EXPECT_EQ(b.n_past(), 1);
+  std::filesystem::remove(path);
+}
+
+TEST(Batch, GemmaMatchesEvalBitForBit) {
+  const std::string path = std::string(OCTET_SOURCE_DIR) + "/models/gemma-3-270m-q4_k_m.gguf";
+  if (!std::filesystem::exists(path)) GTEST_SKIP() << "no model at " << path;
+  auto model = Model::load(path);
+  ASSERT_TRUE(model.ok()) << model.error();
+  ThreadPool pool(2);
+  // The server's engine: INT8 prefill, GGUF decode linears.
+  auto calib = load_or_calibrate(*model, path, "", &pool, {});
+  ASSERT_TRUE(calib.ok()) << calib.error();
+  auto w = Weights::build_int8(**model, *calib, Int8Options{}, &pool);
+  ASSERT_TRUE(w.ok()) << w.error();
+  ASSERT_TRUE(std::const_pointer_cast<Weights>(*w)->attach_gguf_decode(**model).ok());
+  SessionOptions so;
+  so.n_ctx = 256;
+  so.chunk = 32;
+  check_batch(*model, *w, so, &pool, {3, 50, 130, 17}, 3, "gemma int8 + gguf decode");
+  // Sliding-window rings (n_ctx > window + chunk): one session past the window, wrapping.
+  so.n_ctx = 1024;
+  so.chunk = 64;
+  check_batch(*model, *w, so, &pool, {700, 12}, 2, "gemma ring");
+  // INT8 linears (no decode linears attached): the int8 path with B rows.
+  auto w8 = Weights::build_int8(**model, *calib, Int8Options{}, &pool);
+  ASSERT_TRUE(w8.ok());
+  so.n_ctx = 256;
+  so.chunk = 32;
+  check_batch(*model, *w8, so, &pool, {20, 7}, 2, "gemma int8 linears");
+}
