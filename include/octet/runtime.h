@@ -227,13 +227,18 @@ class Session {
   // One chunk's activation buffers: the session's own arena (eval) or a scheduler arena.
   struct StageBuffers {
     float *x, *xn, *qkv, *att, *o, *gu, *h, *rc, *rs, *rc_swa, *rs_swa;
+    // Rows offset by i (one row of a batch: its own position and KV, see batch.cpp).
+    StageBuffers row(int64_t i, const HParams& hp) const;
   };
   // One stretch of a chunk's layer (a subgraph of sched::build_graph): the only code of the
   // forward pass, run in order by run_chunk and as DAG nodes by eval_scheduled. kHead writes
   // the logits rows to `out`.
+  // `decode` picks the GGUF decode linears (when the weights have them); callers pass
+  // use_decode_linears(m) so that a chunk's rows are computed like the same rows alone.
   void run_stage(sched::Kind kind, int64_t il, int64_t m, int64_t pos0, const StageBuffers& b,
                  const Token* toks, bool all_logits, float* out, ThreadPool* pool,
-                 LinearScratch* scratch);
+                 LinearScratch* scratch, bool decode);
+  bool use_decode_linears(int64_t m) const { return m <= qgemv::kMaxRows && w_->has_decode(); }
   // KV cache accessors (the only code that knows the storage layout).
   kernels::KvView kv_view(int64_t il, bool v) const;
   void store_kv(int64_t il, int64_t h, int64_t pos, const float* k, const float* v);

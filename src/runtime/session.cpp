@@ -245,7 +245,7 @@ void Session::run_chunk(const Token* toks, int64_t m, bool all_logits,
                        rope_sin_.data(), rope_cos_swa_.data(), rope_sin_swa_.data()};
   const int64_t pos0 = n_past_;
   auto stage = [&](Kind k, int64_t il, float* out = nullptr) {
-    run_stage(k, il, m, pos0, b, toks, all_logits, out, pool_, &scratch_);
+    run_stage(k, il, m, pos0, b, toks, all_logits, out, pool_, &scratch_, use_decode_linears(m));
   };
   stage(Kind::kPrologue, 0);
   for (int64_t il = 0; il < hp_.n_layer; ++il)
@@ -257,15 +257,20 @@ void Session::run_chunk(const Token* toks, int64_t m, bool all_logits,
   if (logits) stage(Kind::kHead, hp_.n_layer, logits->data() + logits_row0 * hp_.n_vocab);
 }
 
+Session::StageBuffers Session::StageBuffers::row(int64_t i, const HParams& hp) const {
+  const int64_t E = hp.n_embd, Q = hp.q_dim(), QKV = Q + 2 * hp.kv_dim(), F = hp.n_ff;
+  const int64_t R2 = hp.n_rot / 2;
+  return {x + i * E,    xn + i * E,   qkv + i * QKV, att + i * Q,    o + i * E,     gu + i * 2 * F,
+          h + i * F,    rc + i * R2,  rs + i * R2,   rc_swa + i * R2, rs_swa + i * R2};
+}
+
 void Session::run_stage(sched::Kind kind, int64_t il, int64_t m, int64_t pos0,
                         const StageBuffers& b, const Token* toks, bool all_logits, float* out,
-                        ThreadPool* pool, LinearScratch* scratch) {
+                        ThreadPool* pool, LinearScratch* scratch, bool dec) {
   using sched::Kind;
   const int64_t E = hp_.n_embd, Q = hp_.q_dim(), KV = hp_.kv_dim(), F = hp_.n_ff;
   const int64_t D = hp_.head_dim, R = hp_.n_rot, QKV = Q + 2 * KV;
   const float eps = hp_.norm_eps;
-  // Decode-sized chunks read the GGUF's own blocks when the weights have them.
-  const bool dec = m <= qgemv::kMaxRows && w_->has_decode();
   auto pick = [dec](const std::unique_ptr<Linear>& full, const std::unique_ptr<Linear>& d)
       -> const Linear& { return dec ? *d : *full; };
   auto attn_norm = [&](int64_t layer) {
@@ -360,8 +365,7 @@ void Session::run_stage(sched::Kind kind, int64_t il, int64_t m, int64_t pos0,
       for (int64_t i = first; i < m; ++i)
         kernels::rmsnorm_f32(b.x + i * E, w_->output_norm().data(), b.xn + (i - first) * E, E,
                              eps);
-      const Linear& head = rows <= qgemv::kMaxRows && w_->has_decode() ? *w_->decode_lm_head()
-                                                                        : w_->lm_head();
+      const Linear& head = use_decode_linears(rows) ? *w_->decode_lm_head() : w_->lm_head();
       head.forward(b.xn, rows, out, hp_.n_vocab, pool, scratch);
       return;
     }

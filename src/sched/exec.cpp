@@ -60,7 +60,8 @@ void Session::run_node(const sched::Node& n, sched::ChunkArenas& A, int arena, i
     out = logits->data() + row0 * hp_.n_vocab;
   }
   run_stage(n.kind, n.layer, n.m, n.pos0, b, toks, all_logits, out,
-            A.pools[static_cast<size_t>(proc)].get(), &A.scratch[static_cast<size_t>(proc)]);
+            A.pools[static_cast<size_t>(proc)].get(), &A.scratch[static_cast<size_t>(proc)],
+            use_decode_linears(n.m));
 }
 
 Status Session::eval_scheduled(std::span<const Token> toks, bool all_logits,
