@@ -113,6 +113,8 @@ def main():
     ap.add_argument("--duration", type=float, default=120, help="seconds of load")
     ap.add_argument("--max-tokens", type=int, default=24)
     ap.add_argument("--max-queue", type=int, default=16, help="server --max-queue (503 beyond)")
+    ap.add_argument("--batch", type=int, default=None,
+                    help="server --batch (concurrent decodes stepped together; default: its own)")
     ap.add_argument("--bg-rpm", type=int, default=60, help="requests per minute of the bg app")
     ap.add_argument("--ctx", type=int, default=1024)
     ap.add_argument("--cache-mb", type=int, default=128)
@@ -131,7 +133,8 @@ def main():
     lock = threading.Lock()
     with tempfile.TemporaryDirectory() as tmp, octet_server(
             ["-m", args.model, "--mode", "int8", "-c", str(args.ctx), "--cache-mb",
-             str(args.cache_mb), "--max-queue", str(args.max_queue)],
+             str(args.cache_mb), "--max-queue", str(args.max_queue)]
+            + (["--batch", str(args.batch)] if args.batch else []),
             apps=apps, tmpdir=tmp, octet=args.octet) as srv:
         port, pid = srv["port"], srv["proc"].pid
         rss0 = rss_kib(pid)

@@ -1,6 +1,8 @@
 """A tiny run of scripts/loadtest.py (the full one is 32 clients for 2 minutes, see
 docs/serve.md): 4 streaming clients for a few seconds, two apps, a queue limit of 1 and a
-background rate limit of 1 request per minute, so both refusals (503 and 429) happen. Every
+background rate limit of 1 request per minute, and one decode worker (--batch 1; with more
+workers a quiet machine drains the queue too fast to overflow it), so both refusals (503 and
+429) happen. Every
 request must complete or be refused, and the server must survive.
 """
 import json
@@ -21,6 +23,7 @@ def test_loadtest_small(tmp_path):
     p = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "loadtest.py"), "--octet", OCTET,
          "--clients", "4", "--duration", "8", "--max-tokens", "4", "--max-queue", "1",
+         "--batch", "1",
          "--bg-rpm", "1", "--ctx", "512", "--json", str(out)],
         capture_output=True, text=True, timeout=600, env=dict(os.environ))
     assert p.returncode == 0, p.stdout + p.stderr
