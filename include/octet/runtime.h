@@ -80,7 +80,9 @@ struct LayerWeights {
   std::vector<float> attn_norm, q_norm, k_norm, attn_post_norm, ffn_norm, ffn_post_norm;
 };
 
-enum class ComputeMode { kFp32, kInt8 };
+// kGguf: every linear (prefill too) reads the file's own quantised blocks in place — no int8
+// or float copy of the weights, for tight memory; prefill is slower (decode GEMV kernels).
+enum class ComputeMode { kFp32, kInt8, kGguf };
 struct Calibration;
 
 struct Int8Options {
@@ -109,6 +111,9 @@ class Weights {
   size_t bytes() const;
   // bytes() by kind, plus the mapped GGUF bytes of the decode linears.
   WeightBytes breakdown() const;
+  // Every linear over the mapped file (ComputeMode::kGguf, linear_gguf.cpp): errors when a
+  // tensor's type has no GGUF kernel.
+  static Expected<std::shared_ptr<const Weights>> build_gguf(const Model& m);
   // Decode linears (linear_gguf.cpp): all of them or none. Reading the file's quantised
   // blocks in place, they add no heap; decode_bytes() counts the mapped bytes they read.
   Status attach_gguf_decode(const Model& m);

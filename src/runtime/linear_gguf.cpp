@@ -65,6 +65,35 @@ void LinearGguf::forward(const float* x, int64_t m, float* y, int64_t ldy, Threa
   }
 }
 
+Expected<std::shared_ptr<const Weights>> Weights::build_gguf(const Model& m) {
+  const HParams& hp = m.hparams();
+  std::vector<LayerWeights> layers;
+  std::vector<float> out_norm;
+  OCTET_RETURN_IF_ERROR(fill_small_tensors(m, &layers, &out_norm));
+  auto make = [](std::initializer_list<const gguf::TensorInfo*> ts,
+                 std::unique_ptr<Linear>* out) -> Status {
+    auto l = LinearGguf::create(ts);
+    if (!l) return Status::Error("--mode gguf: " + l.error());
+    *out = std::move(l).value();
+    return Status::Ok();
+  };
+  for (int64_t il = 0; il < hp.n_layer; ++il) {
+    const LayerTensors& T = m.layer(il);
+    LayerWeights& L = layers[static_cast<size_t>(il)];
+    OCTET_RETURN_IF_ERROR(make({T.wq, T.wk, T.wv}, &L.wqkv));
+    OCTET_RETURN_IF_ERROR(make({T.wo}, &L.wo));
+    OCTET_RETURN_IF_ERROR(make({T.ffn_gate, T.ffn_up}, &L.w_gate_up));
+    OCTET_RETURN_IF_ERROR(make({T.ffn_down}, &L.w_down));
+  }
+  std::unique_ptr<Linear> head;
+  OCTET_RETURN_IF_ERROR(make({m.output()}, &head));
+  auto w = std::make_shared<Weights>(ComputeMode::kGguf, std::move(layers), std::move(head),
+                                     std::move(out_norm));
+  // Decode steps read the same blocks: the decode linears are the same kind of object.
+  OCTET_RETURN_IF_ERROR(w->attach_gguf_decode(m));
+  return std::shared_ptr<const Weights>(std::move(w));
+}
+
 Status Weights::attach_gguf_decode(const Model& m) {
   const HParams& hp = m.hparams();
   std::vector<std::unique_ptr<Linear>> made;

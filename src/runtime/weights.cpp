@@ -7,7 +7,14 @@
 
 namespace octet {
 
-const char* compute_mode_name(ComputeMode m) { return m == ComputeMode::kFp32 ? "fp32" : "int8"; }
+const char* compute_mode_name(ComputeMode m) {
+  switch (m) {
+    case ComputeMode::kFp32: return "fp32";
+    case ComputeMode::kInt8: return "int8";
+    case ComputeMode::kGguf: return "gguf";
+  }
+  return "?";
+}
 
 namespace {
 
@@ -111,13 +118,15 @@ WeightBytes Weights::breakdown() const {
   b.small += out_norm_.size() * sizeof(float);
   for (const auto& L : layers_) {
     for (const auto* l : {&L.wqkv, &L.wo, &L.w_gate_up, &L.w_down}) (*l)->account(&b);
-    for (const auto* l : {&L.dec_wqkv, &L.dec_wo, &L.dec_gate_up, &L.dec_down})
-      if (*l) (*l)->account(&b);
+    // In gguf mode the decode linears read the very same mapped tensors: count them once.
+    if (mode_ != ComputeMode::kGguf)
+      for (const auto* l : {&L.dec_wqkv, &L.dec_wo, &L.dec_gate_up, &L.dec_down})
+        if (*l) (*l)->account(&b);
     for (const auto* v : {&L.bqkv, &L.attn_norm, &L.q_norm, &L.k_norm, &L.attn_post_norm,
                           &L.ffn_norm, &L.ffn_post_norm})
       b.small += v->size() * sizeof(float);
   }
-  if (dec_lm_head_) dec_lm_head_->account(&b);
+  if (dec_lm_head_ && mode_ != ComputeMode::kGguf) dec_lm_head_->account(&b);
   return b;
 }
 

@@ -28,8 +28,10 @@ void EngineFlags::add_to(CLI::App* cmd) {
   cmd->add_option("-c,--ctx", ctx, "context size in tokens")->check(CLI::Range(16, 1 << 20));
   cmd->add_option("--chunk", chunk, "prefill chunk size (tokens)")->check(CLI::Range(1, 8192));
   cmd->add_option("--mode", mode,
-                  "int8: W8A8 with shadow outliers (calibrated on first use); fp32: reference")
-      ->check(CLI::IsMember({"fp32", "int8"}));
+                  "int8: W8A8 with shadow outliers (calibrated on first use); fp32: reference; "
+                  "gguf: the file's own quantised weights in place, no copy (least memory, "
+                  "slower prefill)")
+      ->check(CLI::IsMember({"fp32", "int8", "gguf"}));
   cmd->add_option("--calib", calib, "INT8 calibration file (default: MODEL.octet-calib.json)");
   cmd->add_option("--shadow-keep", shadow_keep,
                   "share of linear inputs keeping the shadow-outlier path (0..1)")
@@ -68,6 +70,10 @@ std::unique_ptr<Engine> load_engine(const EngineFlags& f) {
     auto w = Weights::build_fp32(*e->model, e->pool.get());
     if (!w) fail(w.error());
     e->weights = std::move(w).value();
+  } else if (f.mode == "gguf") {
+    auto w = Weights::build_gguf(*e->model);
+    if (!w) fail(w.error());
+    e->weights = std::move(w).value();
   } else {
     auto say = [](const std::string& s) { std::fprintf(stderr, "octet: %s\n", s.c_str()); };
     auto calib = load_or_calibrate(e->model, path, f.calib, e->pool.get(), say);
@@ -84,7 +90,7 @@ std::unique_ptr<Engine> load_engine(const EngineFlags& f) {
   if (f.decode == "gguf" && smoothed) {
     std::fprintf(stderr, "octet: --decode gguf needs a calibration without smoothing "
                          "(octet calibrate --smooth 0); decoding with the int8 weights\n");
-  } else if (f.decode == "gguf" && f.mode != "fp32") {
+  } else if (f.decode == "gguf" && f.mode == "int8") {
     // The weights were just made by make_shared<Weights> and nothing else holds them yet, so
     // finishing them here through a non-const pointer is sound.
     auto w = std::const_pointer_cast<Weights>(e->weights);
