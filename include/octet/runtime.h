@@ -222,6 +222,8 @@ class Session {
 
  private:
   friend class BatchDecoder;  // batch.cpp: one decode step of several sessions
+  // The checks every eval path makes before touching anything (ids, context room).
+  Status check_eval(std::span<const Token> toks) const;
   void run_chunk(const Token* toks, int64_t m, bool all_logits, std::vector<float>* logits,
                  size_t logits_row0);
   void attention(int64_t il, int64_t m, int64_t pos0);

@@ -211,13 +211,7 @@ Status Session::load_kv(const KvSnapshot& snap, int64_t n) {
   return Status::Ok();
 }
 
-Status Session::eval(std::span<const Token> toks, bool all_logits, std::vector<float>* logits) {
-  if (hook_) {
-    EvalHook* h = std::exchange(hook_, nullptr);
-    Status st = h->eval(*this, toks, all_logits, logits);
-    hook_ = h;
-    return st;
-  }
+Status Session::check_eval(std::span<const Token> toks) const {
   if (toks.empty()) return Status::Error("eval: no tokens");
   if (n_past_ + static_cast<int64_t>(toks.size()) > n_ctx_)
     return Status::Error(fmt::format("eval: {} + {} tokens exceed the context of {}", n_past_,
@@ -225,6 +219,17 @@ Status Session::eval(std::span<const Token> toks, bool all_logits, std::vector<f
   for (Token t : toks)
     if (t < 0 || t >= hp_.n_vocab)
       return Status::Error(fmt::format("eval: token id {} out of range [0, {})", t, hp_.n_vocab));
+  return Status::Ok();
+}
+
+Status Session::eval(std::span<const Token> toks, bool all_logits, std::vector<float>* logits) {
+  if (hook_) {
+    EvalHook* h = std::exchange(hook_, nullptr);
+    Status st = h->eval(*this, toks, all_logits, logits);
+    hook_ = h;
+    return st;
+  }
+  OCTET_RETURN_IF_ERROR(check_eval(toks));
   const int64_t V = hp_.n_vocab;
   if (logits) logits->assign(static_cast<size_t>((all_logits ? toks.size() : 1) * V), 0.f);
   for (size_t i = 0; i < toks.size(); i += static_cast<size_t>(chunk_)) {

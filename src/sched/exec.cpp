@@ -67,13 +67,7 @@ void Session::run_node(const sched::Node& n, sched::ChunkArenas& A, int arena, i
 Status Session::eval_scheduled(std::span<const Token> toks, bool all_logits,
                                std::vector<float>* logits, const sched::RunOptions& opt) {
   using namespace sched;
-  if (toks.empty()) return Status::Error("eval: no tokens");
-  if (n_past_ + static_cast<int64_t>(toks.size()) > n_ctx_)
-    return Status::Error(fmt::format("eval: {} + {} tokens exceed the context of {}", n_past_,
-                                     toks.size(), n_ctx_));
-  for (Token t : toks)
-    if (t < 0 || t >= hp_.n_vocab)
-      return Status::Error(fmt::format("eval: token id {} out of range [0, {})", t, hp_.n_vocab));
+  OCTET_RETURN_IF_ERROR(check_eval(toks));
   if (opt.procs.empty()) return Status::Error("eval_scheduled: no processors");
   if (opt.arenas < 1) return Status::Error("eval_scheduled: need at least one chunk arena");
 
