@@ -96,16 +96,23 @@ void check_batch(std::shared_ptr<const Model> model, std::shared_ptr<const Weigh
 
 }  // namespace
 
-TEST(Batch, SynthQwenMatchesEvalBitForBit) {
-  const std::string path = ::testing::TempDir() + "octet_batch_qwen.bin";
+// A small random-weight model in the Qwen2.5-0.5B shape (Q4_0), written to the test temp dir.
+Expected<std::shared_ptr<const Model>> synth_qwen(const std::string& name, int64_t layers) {
+  const std::string path = ::testing::TempDir() + name;
   synth::Options o;
   o.shape = "qwen2.5-0.5b";
   o.type = gguf::Type::Q4_0;
-  o.n_layer = 2;
+  o.n_layer = layers;
   o.threads = 2;
   o.progress = false;
-  ASSERT_TRUE(synth::write_model(o, path).ok());
-  auto model = Model::load(path);
+  if (auto w = synth::write_model(o, path); !w.ok()) return Status::Error(w.error());
+  auto m = Model::load(path);  // the file is mapped: removing its name keeps the data
+  std::filesystem::remove(path);
+  return m;
+}
+
+TEST(Batch, SynthQwenMatchesEvalBitForBit) {
+  auto model = synth_qwen("octet_batch_qwen.bin", 2);
   ASSERT_TRUE(model.ok()) << model.error();
   ThreadPool pool(2);
   auto wf = Weights::build_fp32(**model, &pool);
@@ -128,19 +135,10 @@ TEST(Batch, SynthQwenMatchesEvalBitForBit) {
   ASSERT_TRUE(wd.ok());
   ASSERT_TRUE(std::const_pointer_cast<Weights>(*wd)->attach_gguf_decode(**model).ok());
   check_batch(*model, *wd, so, &pool, {1, 9, 33, 2, 60, 20}, 3, "gguf decode, 6 sessions");
-  std::filesystem::remove(path);
 }
 
 TEST(Batch, RejectsBadInputWithoutAdvancing) {
-  const std::string path = ::testing::TempDir() + "octet_batch_qwen_bad.bin";
-  synth::Options o;
-  o.shape = "qwen2.5-0.5b";
-  o.type = gguf::Type::Q4_0;
-  o.n_layer = 1;
-  o.threads = 2;
-  o.progress = false;
-  ASSERT_TRUE(synth::write_model(o, path).ok());
-  auto model = Model::load(path);
+  auto model = synth_qwen("octet_batch_qwen_bad.bin", 1);
   ASSERT_TRUE(model.ok()) << model.error();
   ThreadPool pool(2);
   auto w = Weights::build_fp32(**model, &pool);
@@ -166,7 +164,6 @@ TEST(Batch, RejectsBadInputWithoutAdvancing) {
   EXPECT_EQ(a.n_past(), 8);
   EXPECT_FALSE(dec.step(ss, std::vector<Token>{5, 6}, lg).ok());           // a is full
   EXPECT_EQ(b.n_past(), 1);
-  std::filesystem::remove(path);
 }
 
 TEST(Batch, GemmaMatchesEvalBitForBit) {
