@@ -23,7 +23,9 @@ struct SchedBenchFlags {
   bool no_pin = false;
   bool retune = false;      // re-measure the default configuration
   bool compare = false;     // --compare-sched: every configuration, interleaved, in-process
-  int reps = 2;             // repetitions per configuration for --compare-sched (min kept)
+  int reps = 0;  // repetitions (fastest kept); 0: 2 per configuration for --compare-sched, 1 for bench
+  int compare_reps() const { return reps > 0 ? reps : 2; }
+  int bench_reps() const { return reps > 0 ? reps : 1; }
   void add_to(CLI::App* cmd);
   // The flags a bench child process needs (policy/processors already resolved).
   std::string child_args() const;

@@ -1,25 +1,6 @@
 // AVX-512 VNNI int8 kernels. vpdpbusd multiplies u8 × s8, so activations are stored with +128
 // (u8) and the GEMM subtracts 128·Σ_k q_w[n,k] (precomputed per channel) from each sum.
 //
-// Microkernel: MR rows × NB panels of 16 channels, MR·NB zmm accumulators. Per group of 4 k:
-// NB zmm weight loads, MR 4-byte broadcasts of activations, MR·NB vpdpbusd. The weight panels
-// (NB·16 channels × K) stay in L1/L2 while all row blocks stream past them.
-// GCC 12's _mm512_undefined_* self-initialise and trip -Wmaybe-uninitialized (PR105593).
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
-#pragma GCC diagnostic pop
-
-#include <algorithm>
-#include <array>
-#include <cstring>
-#include <utility>
-
-#include "kernels/int8_kernels.h"
-
-// AVX-512 VNNI int8 kernels. vpdpbusd multiplies u8 × s8, so activations are stored with +128
-// (u8) and the GEMM subtracts 128·Σ_k q_w[n,k] (precomputed per channel) from each sum.
-//
 // Microkernel: 8 rows × 3 panels of 16 channels = 24 zmm accumulators, enough to cover
 // vpdpbusd's 5-cycle latency on both FMA ports. Per group of 4 k: 3 zmm weight loads (one
 // contiguous 192-byte row of the column block), 8 4-byte broadcasts of activations (one
