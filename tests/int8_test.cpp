@@ -3,9 +3,11 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <cmath>
 #include <cstring>
+#include <mutex>
 #include <random>
 #include <vector>
 
@@ -106,6 +108,25 @@ void check_gemm(const std::vector<float>& x, int64_t m, int64_t k, const Int8Wei
         ASSERT_EQ(std::bit_cast<uint32_t>(ya[i]), std::bit_cast<uint32_t>(ref_acc[i])) << i;
         ASSERT_EQ(std::bit_cast<uint32_t>(ya0[i]), std::bit_cast<uint32_t>(ref_acc0[i])) << i;
       }
+      // The after-block hook (the shadow path's entry): disjoint blocks that cover the output,
+      // each already final when its hook runs.
+      std::vector<float> yh(m * ldy, 0.f);
+      std::vector<int> seen(static_cast<size_t>(m * w.panels()), 0);
+      std::mutex mu;
+      bool final_ok = true;
+      const GemmAfter after = [&](int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
+        std::lock_guard<std::mutex> lock(mu);
+        for (int64_t i = m0; i < m1; ++i)
+          for (int64_t p = p0; p < p1; ++p) {
+            ++seen[i * w.panels() + p];
+            for (int64_t j = p * 16; j < std::min(n, p * 16 + 16); ++j)
+              final_ok &= std::bit_cast<uint32_t>(yh[i * ldy + j]) ==
+                          std::bit_cast<uint32_t>(ref_bias[i * ldy + j]);
+          }
+      };
+      ASSERT_TRUE(gemm_int8(a, w, yh.data(), ldy, bias.data(), false, pool, &after).ok());
+      EXPECT_TRUE(final_ok);
+      for (int v : seen) ASSERT_EQ(v, 1);
     }
   }
 }
@@ -291,19 +312,60 @@ TEST(Int8Weights, VectorisedColumnDequantMatchesScalarDefinition) {
           ASSERT_EQ(pan[j], nn < n ? sw[nn] * qw[nn * k + c] : 0.0f) << n << " " << c << " " << nn;
         }
         ASSERT_EQ(pan[(p1 - p0) * 16], -1.0f);  // nothing written past the range
-        // Fused with an axpy (single-outlier cold column): same rounding as dequant + fma,
-        // only `count` entries touched (count need not be a multiple of 16).
-        const int64_t count = std::min<int64_t>(n - p0 * 16, (p1 - p0) * 16 - 3);
-        if (count > 0) {
-          std::vector<float> y = random_f(rng, count + 1, -2.0f, 2.0f), want = y;
-          const float a = 0.37f;
-          for (int64_t j = 0; j < count; ++j)
-            want[j] = std::fma(a, sw[p0 * 16 + j] * static_cast<float>(qw[(p0 * 16 + j) * k + c]),
-                               want[j]);
-          w->axpy_column(c, p0, count, a, y.data());
-          for (int64_t j = 0; j <= count; ++j) ASSERT_EQ(y[j], want[j]) << n << " " << c << " " << j;
+      }
+    }
+  }
+}
+
+TEST(Int8Weights, ShadowRowsMatchScalarDefinition) {
+  // The shadow path: rows of outliers (some rows without), each a hot float column or the int8
+  // column read in place (every byte position k % 4), odd N (tail lanes untouched), row and
+  // output panel ranges that start and end anywhere (also inside a 3-panel column block).
+  // Bit-exact against the formula in kernels/int8_kernels.h computed from unpacked operands.
+  std::mt19937 rng(17);
+  for (int64_t n : {5, 16, 47, 161, 300}) {
+    const int64_t k = 37;
+    const std::vector<int8_t> qw = random_q(rng, n * k);
+    const std::vector<float> sw = random_f(rng, n, 0.01f, 2.0f);
+    auto w = Int8Weights::from_int8(qw.data(), sw.data(), n, k);
+    ASSERT_TRUE(w.ok());
+    const int64_t P = w->panels(), M = 9, ldy = n + 3;
+    const std::vector<float> hot = random_f(rng, 3 * n, -1.0f, 1.0f);  // 3 float columns
+    std::vector<ShadowEntry> ents;
+    std::vector<int32_t> row_begin(M + 1, 0);
+    std::uniform_int_distribution<int> ncount(0, 12), col(0, static_cast<int>(k) - 1), h(0, 3);
+    for (int64_t r = 0; r < M; ++r) {
+      for (int c = r == 4 ? 0 : ncount(rng); c > 0; --c) {
+        const int hh = h(rng);  // 3: cold
+        ents.push_back({hh < 3 ? hot.data() + hh * n : nullptr, col(rng),
+                        random_f(rng, 1, -30.0f, 30.0f)[0]});
+      }
+      row_begin[r + 1] = static_cast<int32_t>(ents.size());
+    }
+    for (auto [m0, m1, p0, p1] : {std::array<int64_t, 4>{0, M, 0, P}, {2, 7, 1, P}, {0, 3, 0, 1},
+                                  {5, M, P / 2, P}, {0, M, 2, 4}}) {
+      if (p0 >= p1 || p1 > P) continue;
+      const std::vector<float> y0 = random_f(rng, M * ldy, -2.0f, 2.0f);
+      std::vector<float> y = y0, want = y0;
+      for (int64_t r = m0; r < m1; ++r) {
+        if (row_begin[r] == row_begin[r + 1]) continue;
+        for (int64_t nn = p0 * 16; nn < std::min(n, p1 * 16); ++nn) {
+          float hs = 0.0f, cs = 0.0f;
+          for (int32_t t = row_begin[r]; t < row_begin[r + 1]; ++t) {
+            const ShadowEntry& e = ents[t];
+            if (e.hot)
+              hs = std::fma(e.residual, e.hot[nn], hs);
+            else
+              cs = std::fma(e.residual, static_cast<float>(qw[nn * k + e.col]), cs);
+          }
+          float& o = want[r * ldy + nn];
+          o = std::fma(cs, sw[nn], o + hs);
         }
       }
+      w->shadow_rows(ents.data(), row_begin.data(), m0, m1, p0, p1, y.data(), ldy);
+      for (int64_t j = 0; j < M * ldy; ++j)
+        ASSERT_EQ(y[j], want[j]) << "n=" << n << " rows " << m0 << ".." << m1 << " panels "
+                                 << p0 << ".." << p1 << " at " << j;
     }
   }
 }

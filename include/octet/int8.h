@@ -45,6 +45,14 @@ Expected<Int8Isa> int8_isa_resolve(Int8Isa want);
 inline constexpr int64_t kInt8MaxK = int64_t{1} << 16;
 
 
+// One outlier of the shadow path, as the kernel reads it.
+struct ShadowEntry {
+  const float* hot;  // float column of W for input channel col ([N] floats), or null: the
+                     // int8 weights' column, read in place
+  int32_t col;
+  float residual;    // x − clip(x)
+};
+
 // ---- Weights: W [N, K] quantised per output channel and packed once for the GEMM kernels.
 // Layout (shared by all kernels): panels of 16 output channels; inside a panel, for each group
 // of 4 consecutive k, 16 lanes × 4 bytes (one 64-byte zmm: lane j holds w[n0+j, 4g..4g+3]).
@@ -79,9 +87,11 @@ class Int8Weights {
   // Same for whole panels [p0, p1): out[j] for n = 16·p0 + j, padding lanes 0 (vectorised:
   // one 64-byte load per 16 channels; the shadow path's cold columns).
   void dequant_column_panels(int64_t k, int64_t p0, int64_t p1, float* out) const;
-  // y[j] += a · s_w[n]·q_w[n,k] for n = 16·p0 + j, j < count (fma; the same result as
-  // dequant_column_panels then an axpy, without the buffer: a cold column used once).
-  void axpy_column(int64_t k, int64_t p0, int64_t count, float a, float* y) const;
+  // The shadow path for activation rows [m0, m1) and output panels [p0, p1), row r's
+  // outliers being e[row_begin[r] .. row_begin[r+1]) (exact formula: kernels/int8_kernels.h,
+  // shadow_rows_ref): y[r, n] += Σ a·hot[n] + s_w[n]·Σ a·q_w[n, col].
+  void shadow_rows(const ShadowEntry* e, const int32_t* row_begin, int64_t m0, int64_t m1,
+                   int64_t p0, int64_t p1, float* y, int64_t ldy) const;
   size_t bytes() const { return packed_.size() + 8 * scales_.size(); }
 
   // Kernel view (layout above).
@@ -160,8 +170,13 @@ Status quantize_activations_dynamic(const float* x, int64_t m, int64_t k, int64_
 // ---- GEMM on quantised operands, with the ISA the activations were quantised for.
 // y [M, N] row stride ldy >= N; see the header comment for the exact formula. bias may be null.
 // Splits N across the pool (M when N is too narrow to share).
+// `after`, if set, runs on each finished block of output (rows [m0, m1), panels [p0, p1) of 16
+// channels) by the thread that computed it, while the block is still in cache (the shadow
+// path); blocks are disjoint and cover the output.
+using GemmAfter = std::function<void(int64_t m0, int64_t m1, int64_t p0, int64_t p1)>;
 Status gemm_int8(const Int8Activations& a, const Int8Weights& w, float* y, int64_t ldy,
-                 const float* bias = nullptr, bool accumulate = false, ThreadPool* pool = nullptr);
+                 const float* bias = nullptr, bool accumulate = false, ThreadPool* pool = nullptr,
+                 const GemmAfter* after = nullptr);
 // Exact integer products y[m,n] = Σ_k q_x[m,k]·q_w[n,k] (tests, debugging).
 Status gemm_int8_i32(const Int8Activations& a, const Int8Weights& w, int32_t* y, int64_t ldy,
                      ThreadPool* pool = nullptr);

@@ -70,11 +70,16 @@ const Kernels& kernels_vnni();
 // 0). AVX-512: one 64-byte load per panel (its 16 lanes hold column k at byte k % 4).
 void dequant_column_ref(const WView& w, int64_t k, int64_t p0, int64_t p1, float* out);
 void dequant_column_avx512(const WView& w, int64_t k, int64_t p0, int64_t p1, float* out);
-// Fused with one axpy: y[j] = fma(a, s_w[n]·q_w[n,k], y[j]) for j < n (n = 16·p0 + j), the
-// same rounding as dequant_column then axpy (a column with a single outlier).
-void dequant_column_axpy_ref(const WView& w, int64_t k, int64_t p0, int64_t n, float a, float* y);
-void dequant_column_axpy_avx512(const WView& w, int64_t k, int64_t p0, int64_t n, float a,
-                                float* y);
+// Shadow path for activation rows [m0, m1), row r's outliers being e[row_begin[r] ..
+// row_begin[r+1]) in order, and each output n in [16·p0, min(16·p1, N)):
+//   h = Σ a·hot[n]       over entries with a float column (fma chain from 0)
+//   c = Σ a·q_w[n, col]  over the others, int8 weights read in place (fma chain from 0)
+//   y[r, n] = fma(c, s_w[n], y[r, n] + h)
+// The sums stay in registers across a row's outliers: y is read and written once per row.
+void shadow_rows_ref(const WView& w, const ShadowEntry* e, const int32_t* row_begin, int64_t m0,
+                     int64_t m1, int64_t p0, int64_t p1, float* y, int64_t ldy);
+void shadow_rows_avx512(const WView& w, const ShadowEntry* e, const int32_t* row_begin,
+                        int64_t m0, int64_t m1, int64_t p0, int64_t p1, float* y, int64_t ldy);
 
 // Peak-throughput probe (AVX-512 VNNI CPUs only): `iters` rounds of 24 independent vpdpbusd
 // (enough to cover 5-cycle latency × 2 ports), returns the multiply-adds done (64 each).

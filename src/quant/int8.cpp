@@ -204,13 +204,14 @@ void Int8Weights::dequant_column_panels(int64_t k, int64_t p0, int64_t p1, float
     kernels::int8::dequant_column_ref(wv, k, p0, p1, out);
 }
 
-void Int8Weights::axpy_column(int64_t k, int64_t p0, int64_t count, float a, float* y) const {
+void Int8Weights::shadow_rows(const ShadowEntry* e, const int32_t* row_begin, int64_t m0,
+                              int64_t m1, int64_t p0, int64_t p1, float* y, int64_t ldy) const {
   static const bool avx512 = cpu_features().has_avx512();
   const WView wv{packed(), n_, k4_, panels_, scales(), shift_correction()};
   if (avx512)
-    kernels::int8::dequant_column_axpy_avx512(wv, k, p0, count, a, y);
+    kernels::int8::shadow_rows_avx512(wv, e, row_begin, m0, m1, p0, p1, y, ldy);
   else
-    kernels::int8::dequant_column_axpy_ref(wv, k, p0, count, a, y);
+    kernels::int8::shadow_rows_ref(wv, e, row_begin, m0, m1, p0, p1, y, ldy);
 }
 
 void Int8Weights::dequant_column(int64_t k, float* out) const {
@@ -313,7 +314,7 @@ Status quantize_activations_dynamic(const float* x, int64_t m, int64_t k, int64_
 namespace {
 
 Status run_gemm(const Int8Activations& a, const Int8Weights& w, const Epilogue& ep,
-                ThreadPool* pool) {
+                ThreadPool* pool, const GemmAfter* after = nullptr) {
   if (a.k() != w.k())
     return Status::Error("int8 gemm: activations K=" + std::to_string(a.k()) +
                          " but weights K=" + std::to_string(w.k()));
@@ -337,20 +338,22 @@ Status run_gemm(const Int8Activations& a, const Int8Weights& w, const Epilogue& 
     chunk = std::min(chunk, std::max<int64_t>(grain, (per + grain - 1) / grain * grain));
   }
   const int64_t nchunks = (panels + chunk - 1) / chunk;
+  // One block of output, then the caller's pass over it while it is still in cache.
+  auto block = [&](int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
+    kr.gemm(av, wv, ep, m0, m1, p0, p1);
+    if (after && *after) (*after)(m0, m1, p0, p1);
+  };
   if (nt == 1 || m * w.n() * w.k() < kMinParallelMacs) {
-    for (int64_t c = 0; c < nchunks; ++c)
-      kr.gemm(av, wv, ep, 0, m, c * chunk, std::min(panels, (c + 1) * chunk));
+    for (int64_t c = 0; c < nchunks; ++c) block(0, m, c * chunk, std::min(panels, (c + 1) * chunk));
   } else if (panels >= 2 * nt * grain || m < kr.mr * nt) {
     // Split N: each thread streams its own weight panels; all share the (smaller) activations.
     std::atomic<int64_t> next{0};
     pool->parallel_for(nt, 1, [&](int64_t, int64_t, int) {
       for (int64_t c; (c = next.fetch_add(1, std::memory_order_relaxed)) < nchunks;)
-        kr.gemm(av, wv, ep, 0, m, c * chunk, std::min(panels, (c + 1) * chunk));
+        block(0, m, c * chunk, std::min(panels, (c + 1) * chunk));
     });
   } else {
-    pool->parallel_for(m, kr.mr, [&](int64_t b, int64_t e, int) {
-      kr.gemm(av, wv, ep, b, e, 0, panels);
-    });
+    pool->parallel_for(m, kr.mr, [&](int64_t b, int64_t e, int) { block(b, e, 0, panels); });
   }
   return Status::Ok();
 }
@@ -358,13 +361,13 @@ Status run_gemm(const Int8Activations& a, const Int8Weights& w, const Epilogue& 
 }  // namespace
 
 Status gemm_int8(const Int8Activations& a, const Int8Weights& w, float* y, int64_t ldy,
-                 const float* bias, bool accumulate, ThreadPool* pool) {
+                 const float* bias, bool accumulate, ThreadPool* pool, const GemmAfter* after) {
   Epilogue ep;
   ep.y = y;
   ep.ldy = ldy;
   ep.bias = bias;
   ep.accumulate = accumulate;
-  return run_gemm(a, w, ep, pool);
+  return run_gemm(a, w, ep, pool, after);
 }
 
 Status gemm_int8_i32(const Int8Activations& a, const Int8Weights& w, int32_t* y, int64_t ldy,

@@ -24,11 +24,6 @@ class Int8ShadowLinear final : public Linear {
     return v;
   }
 
-  struct Seg {
-    const float* hot;  // float column (hot channel), or null: dequantise column `col`
-    int32_t col;
-    size_t b, e;       // its outliers in the column-sorted list
-  };
 
  public:
   Int8ShadowLinear(Int8Linear lin, const SlotCalib& c, bool shadow, const float* w_f32,
@@ -61,68 +56,37 @@ class Int8ShadowLinear final : public Linear {
   }
   void forward(const float* x, int64_t m, float* y, int64_t ldy, ThreadPool* pool,
                LinearScratch* s) const override {
-    Int8ForwardOptions o;
-    o.scratch = &s->act;
-    o.outliers = shadow_ ? &s->outliers : nullptr;
-    Status st = lin_.forward(x, m, scale_, y, ldy, pool, o);
-    (void)st;  // shapes were fixed at build time
+    OutlierList* ol = shadow_ ? &s->outliers : nullptr;
+    Status st = quantize_activations(x, m, k(), 0, scale_, &s->act, ol, pool);
     s->entries += static_cast<uint64_t>(m * k());
-    if (!shadow_) return;
-    s->outlier_entries += s->outliers.size();
-    if (s->outliers.empty()) return;
-    const int64_t N = n(), K = k();
-    // Bucket the outliers by column (counting sort into per-thread scratch, no allocation
-    // once warm): each weight column is then fetched or dequantised once per output block.
-    const OutlierList& ol = s->outliers;
-    std::vector<int32_t>& start = tl<std::vector<int32_t>>();
-    std::vector<Outlier>& by_col = tl<std::vector<Outlier>>();
-    start.assign(static_cast<size_t>(K + 1), 0);
-    for (const Outlier& o : ol) start[o.col + 1]++;
-    for (int64_t c = 0; c < K; ++c) start[c + 1] += start[c];
-    by_col.resize(ol.size());
-    std::vector<Seg>& segs = tl<std::vector<Seg>>();
-    segs.clear();
-    for (int64_t c = 0; c < K; ++c) {
-      if (start[c + 1] == start[c]) continue;
-      const int32_t h = hot_index_.empty() ? -1 : hot_index_[c];
-      segs.push_back({h >= 0 ? hot_cols_.data() + static_cast<size_t>(h) * N : nullptr,
-                      static_cast<int32_t>(c), static_cast<size_t>(start[c]),
-                      static_cast<size_t>(start[c])});
+    if (!ol || ol->empty()) {
+      st = gemm_int8(s->act, lin_.weights(), y, ldy, lin_.bias(), false, pool);
+      (void)st;  // shapes were fixed at build time
+      return;
     }
-    // Scatter (rows stay in order within a column); start[c] ends as the end of column c.
-    for (const Outlier& o : ol) by_col[start[o.col]++] = o;
-    for (Seg& g : segs) g.e = static_cast<size_t>(start[g.col]);
-    // y[row, n0:n1] += residual · col[n0:n1] over blocks of output channels; cold columns are
-    // dequantised (vectorised, whole panels) into a per-block buffer, or, when the column
-    // has a single outlier, straight into y. Blocks of ≤ 512 channels, equal across the
-    // threads when N allows (N = 896 on 2 threads: 448 + 448, not 512 + 384).
-    constexpr int64_t kMaxBlock = 512;
-    const int nt = pool ? pool->size() : 1;
-    const int64_t block = std::min<int64_t>(kMaxBlock, ((N + nt - 1) / nt + 15) / 16 * 16);
+    s->outlier_entries += ol->size();
+    // Each outlier as the kernel reads it (with its float column when the channel is hot),
+    // indexed by row; the corrections run on each block of the GEMM's output as it is
+    // finished, while that block is still in cache. Per-thread scratch, no allocation once warm.
+    const int64_t N = n();
+    std::vector<ShadowEntry>& ents = tl<std::vector<ShadowEntry>>();
+    std::vector<int32_t>& row_begin = tl<std::vector<int32_t>>();
+    ents.resize(ol->size());
+    row_begin.assign(static_cast<size_t>(m + 1), 0);
+    for (size_t i = 0; i < ol->size(); ++i) {
+      const Outlier& o = (*ol)[i];
+      const int32_t h = hot_index_.empty() ? -1 : hot_index_[o.col];
+      ents[i] = {h >= 0 ? hot_cols_.data() + static_cast<size_t>(h) * N : nullptr, o.col,
+                 o.residual};
+      ++row_begin[o.row + 1];
+    }
+    for (int64_t r = 0; r < m; ++r) row_begin[r + 1] += row_begin[r];  // list is row-major
     const Int8Weights& w = lin_.weights();
-    parallel_for(pool, (N + block - 1) / block, 1, [&](int64_t b, int64_t e, int) {
-      alignas(64) float buf[kMaxBlock];
-      for (int64_t blk = b; blk < e; ++blk) {
-        const int64_t n0 = blk * block, n1 = std::min(N, n0 + block);
-        for (const Seg& g : segs) {
-          const float* col;
-          if (g.hot) {
-            col = g.hot + n0;
-          } else if (g.e - g.b == 1) {
-            const Outlier& o = by_col[g.b];
-            w.axpy_column(g.col, n0 / 16, n1 - n0, o.residual,
-                          y + static_cast<int64_t>(o.row) * ldy + n0);
-            continue;
-          } else {
-            w.dequant_column_panels(g.col, n0 / 16, (n1 + 15) / 16, buf);
-            col = buf;
-          }
-          for (size_t i = g.b; i < g.e; ++i)
-            kernels::axpy_f32(y + static_cast<int64_t>(by_col[i].row) * ldy + n0,
-                              by_col[i].residual, col, n1 - n0);
-        }
-      }
-    });
+    const GemmAfter shadow = [&](int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
+      w.shadow_rows(ents.data(), row_begin.data(), m0, m1, p0, p1, y, ldy);
+    };
+    st = gemm_int8(s->act, w, y, ldy, lin_.bias(), false, pool, &shadow);
+    (void)st;
   }
 
  private:

@@ -62,11 +62,26 @@ void dequant_column_ref(const WView& w, int64_t k, int64_t p0, int64_t p1, float
   }
 }
 
-void dequant_column_axpy_ref(const WView& w, int64_t k, int64_t p0, int64_t n, float a, float* y) {
-  for (int64_t j = 0; j < n; ++j) {
-    const int64_t p = p0 + j / 16, lane = j % 16;
-    const int8_t q = (w.panel(p) + (k / 4) * w.step(p))[lane * 4 + k % 4];
-    y[j] = std::fma(a, w.scale[p * 16 + lane] * q, y[j]);
+void shadow_rows_ref(const WView& w, const ShadowEntry* e, const int32_t* row_begin, int64_t m0,
+                     int64_t m1, int64_t p0, int64_t p1, float* y, int64_t ldy) {
+  const int64_t n1 = std::min(w.n, p1 * 16);
+  for (int64_t r = m0; r < m1; ++r) {
+    if (row_begin[r] == row_begin[r + 1]) continue;
+    for (int64_t n = p0 * 16; n < n1; ++n) {
+      const int64_t p = n / 16, lane = n % 16;
+      float h = 0.0f, c = 0.0f;
+      for (int32_t t = row_begin[r]; t < row_begin[r + 1]; ++t) {
+        const ShadowEntry& en = e[t];
+        if (en.hot) {
+          h = std::fma(en.residual, en.hot[n], h);
+        } else {
+          const int8_t q = (w.panel(p) + (en.col / 4) * w.step(p))[lane * 4 + en.col % 4];
+          c = std::fma(en.residual, static_cast<float>(q), c);
+        }
+      }
+      float& out = y[r * ldy + n];
+      out = std::fma(c, w.scale[n], out + h);
+    }
   }
 }
 

@@ -326,18 +326,112 @@ void dequant_column_avx512(const WView& w, int64_t k, int64_t p0, int64_t p1, fl
   }
 }
 
-void dequant_column_axpy_avx512(const WView& w, int64_t k, int64_t p0, int64_t n, float a,
-                                float* y) {
-  const int sh = 24 - 8 * static_cast<int>(k % 4);
-  const int64_t g = k / 4;
-  const __m512 av = _mm512_set1_ps(a);
-  for (int64_t j = 0; j < n; j += 16) {
-    const int64_t p = p0 + j / 16;
-    const __mmask16 m = n - j >= 16 ? 0xffff : static_cast<__mmask16>((1u << (n - j)) - 1);
-    const __m512i v = _mm512_loadu_si512(w.panel(p) + g * w.step(p));
-    const __m512i q = _mm512_srai_epi32(_mm512_sll_epi32(v, _mm_cvtsi32_si128(sh)), 24);
-    const __m512 col = _mm512_mul_ps(_mm512_cvtepi32_ps(q), _mm512_loadu_ps(w.scale + p * 16));
-    _mm512_mask_storeu_ps(y + j, m, _mm512_fmadd_ps(av, col, _mm512_maskz_loadu_ps(m, y + j)));
+namespace {
+
+// Output panels p0 .. p0 + NP of the weights, as the shadow kernel reads them.
+template <int NP>
+struct ShadowCols {
+  const int8_t* base[NP];  // panel j's first group
+  int64_t step[NP];        // bytes per group in panel j's column block
+  __m512 sw[NP];           // weight scales
+  int64_t n0;              // first output
+  __mmask16 last;          // valid lanes of the last panel
+};
+
+template <int NP>
+inline __attribute__((always_inline)) void shadow_add(const ShadowEntry& en,
+                                                      const ShadowCols<NP>& w, __m512 (&h)[NP],
+                                                      __m512 (&c)[NP]) {
+  const __m512 a = _mm512_set1_ps(en.residual);
+  if (en.hot) {
+    const float* hc = en.hot + w.n0;
+#pragma GCC unroll 8
+    for (int j = 0; j < NP; ++j) {
+      const __m512 v =
+          j == NP - 1 ? _mm512_maskz_loadu_ps(w.last, hc + 16 * j) : _mm512_loadu_ps(hc + 16 * j);
+      h[j] = _mm512_fmadd_ps(a, v, h[j]);
+    }
+  } else {
+    // Byte col % 4 of each 32-bit lane, sign-extended (as dequant_column_avx512).
+    const uint32_t col = static_cast<uint32_t>(en.col);
+    const __m128i sh = _mm_cvtsi32_si128(static_cast<int>(24 - 8 * (col & 3)));
+    const int64_t g = col >> 2;
+#pragma GCC unroll 8
+    for (int j = 0; j < NP; ++j) {
+      const __m512i v = _mm512_loadu_si512(w.base[j] + g * w.step[j]);
+      const __m512i q = _mm512_srai_epi32(_mm512_sll_epi32(v, sh), 24);
+      c[j] = _mm512_fmadd_ps(a, _mm512_cvtepi32_ps(q), c[j]);
+    }
+  }
+}
+
+// NP ≤ 8 panels of output for R rows at a time: 2·NP·R accumulators (float-column and
+// int8-column sums). R rows interleave their outliers so that narrow blocks still have enough
+// independent FMA chains to hide the FMA latency; each row keeps its own summation order.
+template <int NP, int R>
+void shadow_block(const WView& wv, const ShadowEntry* e, const int32_t* row_begin, int64_t m0,
+                  int64_t m1, int64_t p0, float* y, int64_t ldy) {
+  ShadowCols<NP> w;
+  w.n0 = p0 * 16;
+  const int64_t tail = std::min<int64_t>(16, wv.n - (p0 + NP - 1) * 16);  // lanes in the last
+  w.last = static_cast<__mmask16>((1u << tail) - 1);
+#pragma GCC unroll 8
+  for (int j = 0; j < NP; ++j) {
+    w.base[j] = wv.panel(p0 + j);
+    w.step[j] = wv.step(p0 + j);
+    w.sw[j] = _mm512_loadu_ps(wv.scale + w.n0 + 16 * j);  // scales are padded to whole panels
+  }
+  for (int64_t r = m0; r < m1;) {
+    int64_t rows[R];
+    int32_t t[R], end[R];
+    int n = 0;
+    for (; r < m1 && n < R; ++r)
+      if (row_begin[r] != row_begin[r + 1]) rows[n++] = r;
+    if (n == 0) break;
+    __m512 h[R][NP], c[R][NP];
+#pragma GCC unroll 4
+    for (int i = 0; i < R; ++i) {
+      t[i] = i < n ? row_begin[rows[i]] : 0;
+      end[i] = i < n ? row_begin[rows[i] + 1] : 0;
+#pragma GCC unroll 8
+      for (int j = 0; j < NP; ++j) h[i][j] = c[i][j] = _mm512_setzero_ps();
+    }
+    for (bool more = true; more;) {
+      more = false;
+#pragma GCC unroll 4
+      for (int i = 0; i < R; ++i)
+        if (t[i] < end[i]) {
+          shadow_add(e[t[i]++], w, h[i], c[i]);
+          more = true;
+        }
+    }
+    for (int i = 0; i < n; ++i) {
+      float* yr = y + rows[i] * ldy + w.n0;
+#pragma GCC unroll 8
+      for (int j = 0; j < NP; ++j) {
+        const __mmask16 m = j == NP - 1 ? w.last : static_cast<__mmask16>(0xffff);
+        const __m512 yv = _mm512_add_ps(_mm512_maskz_loadu_ps(m, yr + 16 * j), h[i][j]);
+        _mm512_mask_storeu_ps(yr + 16 * j, m, _mm512_fmadd_ps(c[i][j], w.sw[j], yv));
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void shadow_rows_avx512(const WView& w, const ShadowEntry* e, const int32_t* row_begin,
+                        int64_t m0, int64_t m1, int64_t p0, int64_t p1, float* y, int64_t ldy) {
+  using Fn = void (*)(const WView&, const ShadowEntry*, const int32_t*, int64_t, int64_t, int64_t,
+                      float*, int64_t);
+  static constexpr Fn kBlock[8] = {shadow_block<1, 4>, shadow_block<2, 4>, shadow_block<3, 2>,
+                                   shadow_block<4, 2>, shadow_block<5, 1>, shadow_block<6, 1>,
+                                   shadow_block<7, 1>, shadow_block<8, 1>};
+  // Blocks of ≤ 8 panels (128 outputs), ≤ 16 accumulators.
+  for (int64_t p = p0; p < p1; p += 8) {
+    const int64_t np = std::min<int64_t>(8, p1 - p);
+    if (p * 16 >= w.n) break;
+    const int64_t used = std::min<int64_t>(np, (w.n - p * 16 + 15) / 16);
+    kBlock[used - 1](w, e, row_begin, m0, m1, p, y, ldy);
   }
 }
 
