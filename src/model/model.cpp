@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include "model/arch.h"
+#include "octet/memory.h"
 
 namespace octet {
 
@@ -188,6 +189,10 @@ Status Model::embed(Token t, float* out) const {
   OCTET_RETURN_IF_ERROR(file_->dequantize_rows(*tok_embd_, t, 1, out));
   if (hp_.embd_scale != 1.f) kernels::scale_f32(out, hp_.embd_scale, hp_.n_embd);
   return Status::Ok();
+}
+
+void Model::release_embedding_pages() const {
+  if (file_->is_mapped()) release_file_pages(tok_embd_->data, static_cast<size_t>(tok_embd_->nbytes));
 }
 
 }  // namespace octet

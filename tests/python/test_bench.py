@@ -51,3 +51,17 @@ def test_bench_kernels_uses_the_model_shapes(octet_bin, stories_path):
     # stories260K: n_embd 64, n_ff 172 (gate/up fused: N = 344)
     gate_up = [j for j in rows if j["linear"] == "gate_up"][0]
     assert gate_up["k"] == 64 and gate_up["n"] == 344
+
+
+def test_long_prompt_costs_only_its_kv_cache(octet_bin, gemma):
+    # Issue 3: peak RSS of a long prefill exceeds a short one's only by the KV cache (one chunk
+    # arena whatever the length; the embedding table's pages are dropped after each chunk).
+    r = _run([octet_bin, "bench", "-m", gemma, "--prompts", "256,2048", "--gen", "0", "--json",
+              "--reps", "2"], timeout=1200)
+    short, long_ = _json_lines(r.stdout)
+    assert short["reps"] == 2 and short["prefill_tok_s"] >= short["prefill_tok_s_median"] > 0
+    assert short["arena_mb"] == long_["arena_mb"]
+    kv_growth = long_["kv_mb"] - short["kv_mb"]
+    rss_growth = long_["peak_rss_mb"] - short["peak_rss_mb"]
+    assert rss_growth <= kv_growth + 4.0, (rss_growth, kv_growth)
+    assert long_["gguf_resident_mb"] < short["gguf_resident_mb"] + 4.0

@@ -87,6 +87,7 @@ void measure_one(const BenchArgs& a) {
   std::unique_ptr<Session> sp;
   Token t = 0;
   for (int64_t rep = 0; rep < a.sched.bench_reps(); ++rep) {
+    sp.reset();  // one session at a time: peak RSS is that of one request
     sp = std::make_unique<Session>(eng->model, eng->weights, so, eng->pool.get());
     const double c0 = process_cpu_ms();
     auto t0 = std::chrono::steady_clock::now();
