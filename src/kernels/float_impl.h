@@ -367,13 +367,6 @@ inline int64_t round_up(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
 // Floats at the end of a task's scratch for one converted K tile and one V tile.
 inline int64_t kv_tile_floats(int64_t D) { return 2 * kBK * round_up(D, 16); }
 
-template <class S>
-int64_t attn_scratch_floats(int64_t D, int64_t n_keys) {
-  const int64_t bqp = round_up(S::kBQ, S::W), dp = round_up(D, S::W);
-  const int64_t blocked = D * bqp + S::kBQ * dp + kBK * bqp + 3 * bqp;
-  const int64_t rows = round_up(n_keys, 16) + dp;
-  return imax(blocked, rows) + 16 + kv_tile_floats(D);
-}
 
 // Rows of positions [j0, j0+n) (n <= kBK) of one kv head as floats [n][D]: a pointer into
 // the cache itself for F32 rows that do not wrap the ring, else converted into buf
@@ -494,27 +487,42 @@ void attn_pv_rows(int rm, const float* pt, int64_t bqp, int64_t q0, const float*
   for (; c0 < dp; c0 += S::W) attn_pv<S, RM, 1>(pt, bqp, q0, v, D, bk, c0, o, dp);
 }
 
+// Per-head state of a block task: Qt [D][kBQ'] (scaled, transposed), O [kBQ][dp], and the
+// running max / sum / rescale factor of each query (kBQ' = kBQ rounded up to W).
+template <class S>
+int64_t attn_head_floats(int64_t D) {
+  const int64_t bqp = round_up(S::kBQ, S::W), dp = round_up(D, S::W);
+  return D * bqp + S::kBQ * dp + 3 * bqp;
+}
+
+// Queries [i0, i1) of heads [h0, h1), which share one kv head (GQA): each K/V tile is
+// converted to float once and used by all of them while it is in L1. The arithmetic of each
+// (head, query) is the same as for a single head: grouping changes no result.
 template <class S>
 void attn_block(const AttnTask& t, const AttnScratch& sc) {
   using V = typename S::V;
   constexpr int W = S::W;
   const AttentionDims& d = *t.d;
-  const int64_t D = d.head_dim, nq = t.i1 - t.i0;
-  const int64_t bqp = round_up(nq, W), dp = round_up(D, W);
+  const int64_t D = d.head_dim, nq = t.i1 - t.i0, G = t.h1 - t.h0;
+  const int64_t bqp = round_up(nq, W), dp = round_up(D, W), bqmax = round_up(S::kBQ, W);
   const int nqv = static_cast<int>(bqp / W);
-  float* qt = sc.buf;                      // [D][bqp]
-  float* o = qt + D * S::kBQ;              // [nq][dp]  (kBQ ≥ bqp)
-  float* st = o + S::kBQ * dp;             // [kBK][bqp]
-  float* mrow = st + kBK * round_up(S::kBQ, W);
-  float* lrow = mrow + round_up(S::kBQ, W);
-  float* corr = lrow + round_up(S::kBQ, W);
-  for (int64_t dd = 0; dd < D; ++dd)
-    for (int64_t i = 0; i < bqp; ++i)
-      qt[dd * bqp + i] = i < nq ? t.q[(t.i0 + i) * t.ldq + t.h * D + dd] * d.scale : 0.f;
-  for (int64_t i = 0; i < nq * dp; ++i) o[i] = 0.f;
-  for (int64_t i = 0; i < bqp; ++i) {
-    mrow[i] = -3.0e38f;  // finite: exp(m_old - m_new) stays defined for all-masked rows
-    lrow[i] = 0.f;
+  const int64_t hf = attn_head_floats<S>(D);
+  float* st = sc.buf;                      // [kBK][bqp] scores / probabilities of one head
+  float* hbase = st + kBK * bqmax;         // G × head state
+  for (int64_t g = 0; g < G; ++g) {
+    float* qt = hbase + g * hf;            // [D][bqp]
+    float* o = qt + D * bqmax;             // [nq][dp]
+    float* mrow = o + S::kBQ * dp;
+    float* lrow = mrow + bqmax;
+    const int64_t h = t.h0 + g;
+    for (int64_t dd = 0; dd < D; ++dd)
+      for (int64_t i = 0; i < bqp; ++i)
+        qt[dd * bqp + i] = i < nq ? t.q[(t.i0 + i) * t.ldq + h * D + dd] * d.scale : 0.f;
+    for (int64_t i = 0; i < nq * dp; ++i) o[i] = 0.f;
+    for (int64_t i = 0; i < bqp; ++i) {
+      mrow[i] = -3.0e38f;  // finite: exp(m_old - m_new) stays defined for all-masked rows
+      lrow[i] = 0.f;
+    }
   }
   const int64_t p_lo = t.pos0 + t.i0, p_hi = t.pos0 + t.i1 - 1;  // query positions
   const int64_t jlo = d.window > 0 ? imax(0, p_lo - d.window + 1) : 0, jhi = p_hi + 1;
@@ -523,48 +531,70 @@ void attn_block(const AttnTask& t, const AttnScratch& sc) {
   float* vtile = ktile + kBK * round_up(D, 16);
   for (int64_t j0 = jlo; j0 < jhi; j0 += kBK) {
     const int64_t bk = imin(kBK, jhi - j0);
-    attn_scores_tile<S, S::kNQ>(bk, nqv, kv_rows<S>(t.k, D, j0, bk, ktile), D, qt, bqp, st);
+    const float* kt = kv_rows<S>(t.k, D, j0, bk, ktile);
+    const float* vt = kv_rows<S>(t.v, D, j0, bk, vtile);
     // Mask only where the tile can cross a query's causal edge or window edge.
     const bool need_mask = j0 + bk - 1 > p_lo || (d.window > 0 && j0 <= p_hi - d.window);
-    for (int v = 0; v < nqv; ++v) {
-      const V pos = S::add(S::set1(static_cast<float>(p_lo + v * W)), S::iota());
-      const V pw = S::sub(pos, S::set1(static_cast<float>(d.window)));
-      V mx = S::load(mrow + v * W);
-      const V mold = mx;
-      for (int64_t j = 0; j < bk; ++j) {
-        V s = S::load(st + j * bqp + v * W);
-        if (d.softcap > 0.f)
-          s = S::mul(S::set1(d.softcap), vtanh<S>(S::mul(s, S::set1(1.f / d.softcap))));
-        if (need_mask) {
-          const V jv = S::set1(static_cast<float>(j0 + j));
-          s = S::sel_le(jv, pos, s, ninf);
-          if (d.window > 0) s = S::sel_le(jv, pw, ninf, s);
+    for (int64_t g = 0; g < G; ++g) {
+      float* qt = hbase + g * hf;
+      float* o = qt + D * bqmax;
+      float* mrow = o + S::kBQ * dp;
+      float* lrow = mrow + bqmax;
+      float* corr = lrow + bqmax;
+      attn_scores_tile<S, S::kNQ>(bk, nqv, kt, D, qt, bqp, st);
+      for (int v = 0; v < nqv; ++v) {
+        const V pos = S::add(S::set1(static_cast<float>(p_lo + v * W)), S::iota());
+        const V pw = S::sub(pos, S::set1(static_cast<float>(d.window)));
+        V mx = S::load(mrow + v * W);
+        const V mold = mx;
+        for (int64_t j = 0; j < bk; ++j) {
+          V s = S::load(st + j * bqp + v * W);
+          if (d.softcap > 0.f)
+            s = S::mul(S::set1(d.softcap), vtanh<S>(S::mul(s, S::set1(1.f / d.softcap))));
+          if (need_mask) {
+            const V jv = S::set1(static_cast<float>(j0 + j));
+            s = S::sel_le(jv, pos, s, ninf);
+            if (d.window > 0) s = S::sel_le(jv, pw, ninf, s);
+          }
+          S::store(st + j * bqp + v * W, s);
+          mx = S::max(mx, s);
         }
-        S::store(st + j * bqp + v * W, s);
-        mx = S::max(mx, s);
+        const V c = vexp<S>(S::sub(mold, mx));
+        V l = S::mul(S::load(lrow + v * W), c);
+        for (int64_t j = 0; j < bk; ++j) {
+          const V p = vexp<S>(S::sub(S::load(st + j * bqp + v * W), mx));
+          S::store(st + j * bqp + v * W, p);
+          l = S::add(l, p);
+        }
+        S::store(mrow + v * W, mx);
+        S::store(lrow + v * W, l);
+        S::store(corr + v * W, c);
       }
-      const V c = vexp<S>(S::sub(mold, mx));
-      V l = S::mul(S::load(lrow + v * W), c);
-      for (int64_t j = 0; j < bk; ++j) {
-        const V p = vexp<S>(S::sub(S::load(st + j * bqp + v * W), mx));
-        S::store(st + j * bqp + v * W, p);
-        l = S::add(l, p);
-      }
-      S::store(mrow + v * W, mx);
-      S::store(lrow + v * W, l);
-      S::store(corr + v * W, c);
+      for (int64_t i = 0; i < nq; ++i)
+        if (corr[i] != 1.f) scale<S>(o + i * dp, corr[i], dp);
+      for (int64_t i = 0; i < nq; i += S::kPVR)
+        attn_pv_rows<S, S::kPVR>(static_cast<int>(imin(S::kPVR, nq - i)), st, bqp, i, vt, D, bk,
+                                 o, dp);
     }
-    for (int64_t i = 0; i < nq; ++i)
-      if (corr[i] != 1.f) scale<S>(o + i * dp, corr[i], dp);
-    for (int64_t i = 0; i < nq; i += S::kPVR)
-      attn_pv_rows<S, S::kPVR>(static_cast<int>(imin(S::kPVR, nq - i)), st, bqp, i,
-                               kv_rows<S>(t.v, D, j0, bk, vtile), D, bk, o, dp);
   }
-  for (int64_t i = 0; i < nq; ++i) {
-    const float inv = 1.f / lrow[i];
-    float* dst = t.out + (t.i0 + i) * t.ldo + t.h * D;
-    for (int64_t dd = 0; dd < D; ++dd) dst[dd] = o[i * dp + dd] * inv;
+  for (int64_t g = 0; g < G; ++g) {
+    const float* o = hbase + g * hf + D * bqmax;
+    const float* lrow = o + S::kBQ * dp + bqmax;
+    for (int64_t i = 0; i < nq; ++i) {
+      const float inv = 1.f / lrow[i];
+      float* dst = t.out + (t.i0 + i) * t.ldo + (t.h0 + g) * D;
+      for (int64_t dd = 0; dd < D; ++dd) dst[dd] = o[i * dp + dd] * inv;
+    }
   }
+}
+
+// Scratch of one task: the block path's score tile + `heads` head states, or the row path's
+// scores and output row; then the converted K and V tiles.
+template <class S>
+int64_t attn_scratch_floats(int64_t D, int64_t n_keys, int64_t heads) {
+  const int64_t blocked = kBK * round_up(S::kBQ, S::W) + heads * attn_head_floats<S>(D);
+  const int64_t rows = round_up(n_keys, 16) + round_up(D, S::W);
+  return imax(blocked, rows) + 16 + kv_tile_floats(D);
 }
 
 // One query row against all its keys: scores into a buffer (K in tiles of kBK rows),
@@ -580,7 +610,7 @@ void attn_row(const AttnTask& t, int64_t i, const AttnScratch& sc) {
   float* o = s + round_up(n, 16);
   float* ktile = sc.buf + sc.n - kv_tile_floats(D);
   float* vtile = ktile + kBK * round_up(D, 16);
-  const float* q = t.q + i * t.ldq + t.h * D;
+  const float* q = t.q + i * t.ldq + t.h0 * D;
   for (int64_t j0 = 0; j0 < n; j0 += kBK) {
     const int64_t bk = imin(kBK, n - j0);
     const float* k = kv_rows<S>(t.k, D, jlo + j0, bk, ktile);
@@ -621,14 +651,19 @@ void attn_row(const AttnTask& t, int64_t i, const AttnScratch& sc) {
       for (int c = 0; c < cv; ++c) S::store(o + c0 + c * W, acc[c]);
     }
   }
-  float* dst = t.out + i * t.ldo + t.h * D;
+  float* dst = t.out + i * t.ldo + t.h0 * D;
   for (int64_t dd = 0; dd < D; ++dd) dst[dd] = o[dd];
 }
 
 template <class S>
 void attn(const AttnTask& t, const AttnScratch& sc) {
   if (t.i1 - t.i0 < 3) {
-    for (int64_t i = t.i0; i < t.i1; ++i) attn_row<S>(t, i, sc);
+    for (int64_t h = t.h0; h < t.h1; ++h) {
+      AttnTask th = t;
+      th.h0 = h;
+      th.h1 = h + 1;
+      for (int64_t i = t.i0; i < t.i1; ++i) attn_row<S>(th, i, sc);
+    }
   } else {
     attn_block<S>(t, sc);
   }
