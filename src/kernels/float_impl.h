@@ -18,7 +18,9 @@ inline int64_t imax(int64_t a, int64_t b) { return a > b ? a : b; }
 // exp(x) to ~2 ulp over the whole float range: Cody–Waite reduction x = n·ln2 + r,
 // |r| <= ln2/2, Taylor to degree 7 (truncation < 5e-9 relative), then ·2^n applied as two
 // factors 2^floor(n/2)·2^(n-floor(n/2)) so results down to the denormal range and overflow to
-// +inf come out right. Input clamped to [-104, 88.8] (beyond: 0 / inf). NaN propagates.
+// +inf come out right (or one vscalefps where the ISA has it: p·2^n rounded once, which is
+// what the two exact power-of-two products give too). Input clamped to [-104, 88.8]
+// (beyond: 0 / inf). NaN propagates.
 template <class S>
 inline typename S::V vexp(typename S::V x) {
   using V = typename S::V;
@@ -34,9 +36,13 @@ inline typename S::V vexp(typename S::V x) {
   p = S::fmadd(p, r, S::set1(0.5f));
   p = S::fmadd(p, r, S::set1(1.f));
   p = S::fmadd(p, r, S::set1(1.f));
-  const V n1 = S::floor(S::mul(n, S::set1(0.5f)));
-  const V n2 = S::sub(n, n1);
-  return S::mul(S::mul(p, S::pow2i(n1)), S::pow2i(n2));
+  if constexpr (requires { S::scalef(p, n); }) {
+    return S::scalef(p, n);  // p·2^n in one rounding (AVX-512 vscalefps): same result
+  } else {
+    const V n1 = S::floor(S::mul(n, S::set1(0.5f)));
+    const V n2 = S::sub(n, n1);
+    return S::mul(S::mul(p, S::pow2i(n1)), S::pow2i(n2));
+  }
 }
 
 // 1 / (1 + exp(-x)) from e = exp(-|x|), which never overflows: for x < 0 it is e / (1 + e),
@@ -514,10 +520,20 @@ void attn_block(const AttnTask& t, const AttnScratch& sc) {
     float* o = qt + D * bqmax;             // [nq][dp]
     float* mrow = o + S::kBQ * dp;
     float* lrow = mrow + bqmax;
-    const int64_t h = t.h0 + g;
+    // Qt = (Q·scale)^T, zero past nq: W×W block transposes where the ISA has one.
+    const float* qh = t.q + t.i0 * t.ldq + (t.h0 + g) * D;
+    int64_t nqf = 0, Df = 0;
+    if constexpr (requires { S::transpose(qh, t.ldq, qt, bqp); }) {
+      nqf = nq / W * W;
+      Df = D / W * W;
+      for (int64_t dd = 0; dd < Df; dd += W)
+        for (int64_t i = 0; i < nqf; i += W) S::transpose(qh + i * t.ldq + dd, t.ldq, qt + dd * bqp + i, bqp);
+    }
     for (int64_t dd = 0; dd < D; ++dd)
-      for (int64_t i = 0; i < bqp; ++i)
-        qt[dd * bqp + i] = i < nq ? t.q[(t.i0 + i) * t.ldq + h * D + dd] * d.scale : 0.f;
+      for (int64_t i = dd < Df ? nqf : 0; i < bqp; ++i)
+        qt[dd * bqp + i] = i < nq ? qh[i * t.ldq + dd] : 0.f;
+    const V sv = S::set1(d.scale);
+    for (int64_t i = 0; i < D * bqp; i += W) S::store(qt + i, S::mul(S::load(qt + i), sv));
     for (int64_t i = 0; i < nq * dp; ++i) o[i] = 0.f;
     for (int64_t i = 0; i < bqp; ++i) {
       mrow[i] = -3.0e38f;  // finite: exp(m_old - m_new) stays defined for all-masked rows
@@ -535,14 +551,24 @@ void attn_block(const AttnTask& t, const AttnScratch& sc) {
     const float* vt = kv_rows<S>(t.v, D, j0, bk, vtile);
     // Mask only where the tile can cross a query's causal edge or window edge.
     const bool need_mask = j0 + bk - 1 > p_lo || (d.window > 0 && j0 <= p_hi - d.window);
+    // Query vectors [v_lo, v_hi) see some key of the tile (a vector whose last query comes
+    // before j0, or whose first query's window ends after the tile, sees none: its scores
+    // would all be masked, p = 0, max and sum unchanged), and of their rows those in
+    // [r_lo, r_hi) are real queries. On the diagonal this skips up to half of the tile.
+    int v_lo = 0, v_hi = nqv;
+    while (v_lo < nqv && p_lo + (v_lo + 1) * W - 1 < j0) ++v_lo;
+    if (d.window > 0)
+      while (v_hi > v_lo && j0 + bk - 1 <= p_lo + (v_hi - 1) * W - d.window) --v_hi;
+    const int64_t r_lo = v_lo * W, r_hi = imin(nq, v_hi * W);
+    if (r_lo >= r_hi) continue;
     for (int64_t g = 0; g < G; ++g) {
       float* qt = hbase + g * hf;
       float* o = qt + D * bqmax;
       float* mrow = o + S::kBQ * dp;
       float* lrow = mrow + bqmax;
       float* corr = lrow + bqmax;
-      attn_scores_tile<S, S::kNQ>(bk, nqv, kt, D, qt, bqp, st);
-      for (int v = 0; v < nqv; ++v) {
+      attn_scores_tile<S, S::kNQ>(bk, v_hi - v_lo, kt, D, qt + r_lo, bqp, st + r_lo);
+      for (int v = v_lo; v < v_hi; ++v) {
         const V pos = S::add(S::set1(static_cast<float>(p_lo + v * W)), S::iota());
         const V pw = S::sub(pos, S::set1(static_cast<float>(d.window)));
         V mx = S::load(mrow + v * W);
@@ -570,20 +596,27 @@ void attn_block(const AttnTask& t, const AttnScratch& sc) {
         S::store(lrow + v * W, l);
         S::store(corr + v * W, c);
       }
-      for (int64_t i = 0; i < nq; ++i)
+      for (int64_t i = r_lo; i < r_hi; ++i)
         if (corr[i] != 1.f) scale<S>(o + i * dp, corr[i], dp);
-      for (int64_t i = 0; i < nq; i += S::kPVR)
-        attn_pv_rows<S, S::kPVR>(static_cast<int>(imin(S::kPVR, nq - i)), st, bqp, i, vt, D, bk,
-                                 o, dp);
+      // Each row group only over the keys its queries can see (the rest have p = 0).
+      for (int64_t i = r_lo; i < r_hi; i += S::kPVR) {
+        const int rm = static_cast<int>(imin(S::kPVR, r_hi - i));
+        const int64_t jb = d.window > 0 ? imax(0, p_lo + i - d.window + 1 - j0) : 0;
+        const int64_t je = imin(bk, p_lo + i + rm - j0);
+        if (jb < je)
+          attn_pv_rows<S, S::kPVR>(rm, st + jb * bqp, bqp, i, vt + jb * D, D, je - jb, o, dp);
+      }
     }
   }
   for (int64_t g = 0; g < G; ++g) {
     const float* o = hbase + g * hf + D * bqmax;
     const float* lrow = o + S::kBQ * dp + bqmax;
     for (int64_t i = 0; i < nq; ++i) {
-      const float inv = 1.f / lrow[i];
+      const V inv = S::set1(1.f / lrow[i]);
       float* dst = t.out + (t.i0 + i) * t.ldo + (t.h0 + g) * D;
-      for (int64_t dd = 0; dd < D; ++dd) dst[dd] = o[i * dp + dd] * inv;
+      int64_t dd = 0;
+      for (; dd + W <= D; dd += W) S::store_u(dst + dd, S::mul(S::load(o + i * dp + dd), inv));
+      if (dd < D) S::storen(dst + dd, S::mul(S::load(o + i * dp + dd), inv), static_cast<int>(D - dd));
     }
   }
 }
