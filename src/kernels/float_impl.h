@@ -451,9 +451,10 @@ void attn_scores_tile(int64_t bk, int nq, const float* k, int64_t D, const float
 }
 
 // O rows [q0, q0+RM) (stride dp), CV vectors from column c0: += Σ_j P^T[j][q]·V[j].
-template <class S, int RM, int CV>
-void attn_pv(const float* pt, int64_t bqp, int64_t q0, const float* v, int64_t D, int64_t bk,
-             int64_t c0, float* o, int64_t dp) {
+// FULL: all CV vectors lie inside D (no masked loads; the check stays out of the key loop).
+template <class S, int RM, int CV, bool FULL>
+void attn_pv_k(const float* pt, int64_t bqp, int64_t q0, const float* v, int64_t D, int64_t bk,
+               int64_t c0, float* o, int64_t dp) {
   using V = typename S::V;
   constexpr int W = S::W;
   V acc[RM][CV];
@@ -466,7 +467,10 @@ void attn_pv(const float* pt, int64_t bqp, int64_t q0, const float* v, int64_t D
 #pragma GCC unroll 16
     for (int c = 0; c < CV; ++c) {
       const int64_t col = c0 + c * W;
-      vv[c] = col + W <= D ? S::load_u(v + j * D + col) : S::loadn(v + j * D + col, static_cast<int>(D - col));
+      if constexpr (FULL)
+        vv[c] = S::load_u(v + j * D + col);
+      else
+        vv[c] = col + W <= D ? S::load_u(v + j * D + col) : S::loadn(v + j * D + col, static_cast<int>(D - col));
     }
 #pragma GCC unroll 16
     for (int r = 0; r < RM; ++r) {
@@ -479,6 +483,13 @@ void attn_pv(const float* pt, int64_t bqp, int64_t q0, const float* v, int64_t D
   for (int r = 0; r < RM; ++r)
 #pragma GCC unroll 16
     for (int c = 0; c < CV; ++c) S::store(o + (q0 + r) * dp + c0 + c * W, acc[r][c]);
+}
+
+template <class S, int RM, int CV>
+void attn_pv(const float* pt, int64_t bqp, int64_t q0, const float* v, int64_t D, int64_t bk,
+             int64_t c0, float* o, int64_t dp) {
+  if (c0 + CV * S::W <= D) attn_pv_k<S, RM, CV, true>(pt, bqp, q0, v, D, bk, c0, o, dp);
+  else attn_pv_k<S, RM, CV, false>(pt, bqp, q0, v, D, bk, c0, o, dp);
 }
 
 template <class S, int RM>
@@ -571,19 +582,32 @@ void attn_block(const AttnTask& t, const AttnScratch& sc) {
       for (int v = v_lo; v < v_hi; ++v) {
         const V pos = S::add(S::set1(static_cast<float>(p_lo + v * W)), S::iota());
         const V pw = S::sub(pos, S::set1(static_cast<float>(d.window)));
-        V mx = S::load(mrow + v * W);
-        const V mold = mx;
-        for (int64_t j = 0; j < bk; ++j) {
-          V s = S::load(st + j * bqp + v * W);
-          if (d.softcap > 0.f)
-            s = S::mul(S::set1(d.softcap), vtanh<S>(S::mul(s, S::set1(1.f / d.softcap))));
-          if (need_mask) {
-            const V jv = S::set1(static_cast<float>(j0 + j));
-            s = S::sel_le(jv, pos, s, ninf);
-            if (d.window > 0) s = S::sel_le(jv, pw, ninf, s);
+        const V mold = S::load(mrow + v * W);
+        V mx = mold;
+        if (!need_mask && !(d.softcap > 0.f)) {
+          // Scores stay as they are: only the max, over two chains (max is exact, so the
+          // order does not matter; one chain would be bound by its latency).
+          V mx1 = mold;
+          int64_t j = 0;
+          for (; j + 2 <= bk; j += 2) {
+            mx = S::max(mx, S::load(st + j * bqp + v * W));
+            mx1 = S::max(mx1, S::load(st + (j + 1) * bqp + v * W));
           }
-          S::store(st + j * bqp + v * W, s);
-          mx = S::max(mx, s);
+          if (j < bk) mx = S::max(mx, S::load(st + j * bqp + v * W));
+          mx = S::max(mx, mx1);
+        } else {
+          for (int64_t j = 0; j < bk; ++j) {
+            V s = S::load(st + j * bqp + v * W);
+            if (d.softcap > 0.f)
+              s = S::mul(S::set1(d.softcap), vtanh<S>(S::mul(s, S::set1(1.f / d.softcap))));
+            if (need_mask) {
+              const V jv = S::set1(static_cast<float>(j0 + j));
+              s = S::sel_le(jv, pos, s, ninf);
+              if (d.window > 0) s = S::sel_le(jv, pw, ninf, s);
+            }
+            S::store(st + j * bqp + v * W, s);
+            mx = S::max(mx, s);
+          }
         }
         const V c = vexp<S>(S::sub(mold, mx));
         V l = S::mul(S::load(lrow + v * W), c);
