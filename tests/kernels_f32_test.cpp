@@ -212,7 +212,8 @@ TEST_P(FloatKernels, AttentionMatchesReference) {
       {14, 2, 64, 70, 0, 0, 0.f},   {4, 1, 256, 67, 13, 0, 0.f},   {2, 2, 24, 33, 5, 7, 0.f},
       {8, 4, 64, 130, 50, 32, 0.f}, {4, 2, 32, 40, 3, 0, 50.f},    {3, 1, 20, 5, 0, 1, 0.f},
       {2, 1, 36, 3, 90, 4, 0.f},    {4, 1, 256, 1, 300, 64, 0.f},  {6, 3, 8, 19, 200, 100, 30.f},
-      {2, 2, 128, 65, 0, 512, 0.f}};
+      {2, 2, 128, 65, 0, 512, 0.f},
+      {14, 2, 64, 40, 600, 0, 0.f}};  // keys over two super-tiles of the block path
   for (const AttnCase& c : cases) {
     const int64_t D = c.head_dim, n_ctx = c.pos0 + c.n_q + 3;
     AttentionDims d;

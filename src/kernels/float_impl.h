@@ -370,8 +370,15 @@ constexpr int64_t kBK = 32;
 
 inline int64_t round_up(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
 
-// Floats at the end of a task's scratch for one converted K tile and one V tile.
+// Floats at the end of a task's scratch for one converted K tile and one V tile (row path).
 inline int64_t kv_tile_floats(int64_t D) { return 2 * kBK * round_up(D, 16); }
+// Keys per super-tile of the block path: a multiple of kBK, about 128 KiB of floats per K
+// or V buffer (512 keys at head dim 64, 128 at 256), at most kMaxSuperTiles tiles.
+constexpr int64_t kMaxSuperTiles = 16;
+inline int64_t kv_super_keys(int64_t D) {
+  const int64_t n = 32768 / D / kBK * kBK;
+  return n < kBK ? kBK : n > kMaxSuperTiles * kBK ? kMaxSuperTiles * kBK : n;
+}
 
 
 // Rows of positions [j0, j0+n) (n <= kBK) of one kv head as floats [n][D]: a pointer into
@@ -554,81 +561,97 @@ void attn_block(const AttnTask& t, const AttnScratch& sc) {
   const int64_t p_lo = t.pos0 + t.i0, p_hi = t.pos0 + t.i1 - 1;  // query positions
   const int64_t jlo = d.window > 0 ? imax(0, p_lo - d.window + 1) : 0, jhi = p_hi + 1;
   const V ninf = S::set1(-__builtin_inff());
-  float* ktile = sc.buf + sc.n - kv_tile_floats(D);
-  float* vtile = ktile + kBK * round_up(D, 16);
-  for (int64_t j0 = jlo; j0 < jhi; j0 += kBK) {
-    const int64_t bk = imin(kBK, jhi - j0);
-    const float* kt = kv_rows<S>(t.k, D, j0, bk, ktile);
-    const float* vt = kv_rows<S>(t.v, D, j0, bk, vtile);
-    // Mask only where the tile can cross a query's causal edge or window edge.
-    const bool need_mask = j0 + bk - 1 > p_lo || (d.window > 0 && j0 <= p_hi - d.window);
-    // Query vectors [v_lo, v_hi) see some key of the tile (a vector whose last query comes
-    // before j0, or whose first query's window ends after the tile, sees none: its scores
-    // would all be masked, p = 0, max and sum unchanged), and of their rows those in
-    // [r_lo, r_hi) are real queries. On the diagonal this skips up to half of the tile.
-    int v_lo = 0, v_hi = nqv;
-    while (v_lo < nqv && p_lo + (v_lo + 1) * W - 1 < j0) ++v_lo;
-    if (d.window > 0)
-      while (v_hi > v_lo && j0 + bk - 1 <= p_lo + (v_hi - 1) * W - d.window) --v_hi;
-    const int64_t r_lo = v_lo * W, r_hi = imin(nq, v_hi * W);
-    if (r_lo >= r_hi) continue;
+  // Keys go in super-tiles of ns keys, converted to float once (kbuf/vbuf, L2-sized); each
+  // head then runs the super-tile's kBK-key tiles back to back, so its Qt and O stay in L1
+  // while K/V stream from L2 (heads outermost per tile would stream every head's Qt and O
+  // through L2 once per tile). Tiles and their order per head are the same as without
+  // super-tiles.
+  const int64_t ns = kv_super_keys(D);
+  float* kbuf = hbase + G * hf;
+  float* vbuf = kbuf + ns * D;
+  const float* kts[kMaxSuperTiles];
+  const float* vts[kMaxSuperTiles];
+  for (int64_t J0 = jlo; J0 < jhi; J0 += ns) {
+    const int64_t J1 = imin(jhi, J0 + ns);
+    for (int64_t j0 = J0; j0 < J1; j0 += kBK) {
+      const int64_t bk = imin(kBK, J1 - j0), ti = (j0 - J0) / kBK;
+      kts[ti] = kv_rows<S>(t.k, D, j0, bk, kbuf + (j0 - J0) * D);
+      vts[ti] = kv_rows<S>(t.v, D, j0, bk, vbuf + (j0 - J0) * D);
+    }
     for (int64_t g = 0; g < G; ++g) {
-      float* qt = hbase + g * hf;
-      float* o = qt + D * bqmax;
-      float* mrow = o + S::kBQ * dp;
-      float* lrow = mrow + bqmax;
-      float* corr = lrow + bqmax;
-      attn_scores_tile<S, S::kNQ>(bk, v_hi - v_lo, kt, D, qt + r_lo, bqp, st + r_lo);
-      for (int v = v_lo; v < v_hi; ++v) {
-        const V pos = S::add(S::set1(static_cast<float>(p_lo + v * W)), S::iota());
-        const V pw = S::sub(pos, S::set1(static_cast<float>(d.window)));
-        const V mold = S::load(mrow + v * W);
-        V mx = mold;
-        if (!need_mask && !(d.softcap > 0.f)) {
-          // Scores stay as they are: only the max, over two chains (max is exact, so the
-          // order does not matter; one chain would be bound by its latency).
-          V mx1 = mold;
-          int64_t j = 0;
-          for (; j + 2 <= bk; j += 2) {
-            mx = S::max(mx, S::load(st + j * bqp + v * W));
-            mx1 = S::max(mx1, S::load(st + (j + 1) * bqp + v * W));
-          }
-          if (j < bk) mx = S::max(mx, S::load(st + j * bqp + v * W));
-          mx = S::max(mx, mx1);
-        } else {
-          for (int64_t j = 0; j < bk; ++j) {
-            V s = S::load(st + j * bqp + v * W);
-            if (d.softcap > 0.f)
-              s = S::mul(S::set1(d.softcap), vtanh<S>(S::mul(s, S::set1(1.f / d.softcap))));
-            if (need_mask) {
-              const V jv = S::set1(static_cast<float>(j0 + j));
-              s = S::sel_le(jv, pos, s, ninf);
-              if (d.window > 0) s = S::sel_le(jv, pw, ninf, s);
+      for (int64_t j0 = J0; j0 < J1; j0 += kBK) {
+        const int64_t bk = imin(kBK, J1 - j0);
+        const float* kt = kts[(j0 - J0) / kBK];
+        const float* vt = vts[(j0 - J0) / kBK];
+        // Mask only where the tile can cross a query's causal edge or window edge.
+        const bool need_mask = j0 + bk - 1 > p_lo || (d.window > 0 && j0 <= p_hi - d.window);
+        // Query vectors [v_lo, v_hi) see some key of the tile (a vector whose last query
+        // comes before j0, or whose first query's window ends after the tile, sees none: its
+        // scores would all be masked, p = 0, max and sum unchanged), and of their rows those
+        // in [r_lo, r_hi) are real queries. On the diagonal this skips up to half the tile.
+        int v_lo = 0, v_hi = nqv;
+        while (v_lo < nqv && p_lo + (v_lo + 1) * W - 1 < j0) ++v_lo;
+        if (d.window > 0)
+          while (v_hi > v_lo && j0 + bk - 1 <= p_lo + (v_hi - 1) * W - d.window) --v_hi;
+        const int64_t r_lo = v_lo * W, r_hi = imin(nq, v_hi * W);
+        if (r_lo >= r_hi) continue;
+        float* qt = hbase + g * hf;
+        float* o = qt + D * bqmax;
+        float* mrow = o + S::kBQ * dp;
+        float* lrow = mrow + bqmax;
+        float* corr = lrow + bqmax;
+        attn_scores_tile<S, S::kNQ>(bk, v_hi - v_lo, kt, D, qt + r_lo, bqp, st + r_lo);
+        for (int v = v_lo; v < v_hi; ++v) {
+          const V pos = S::add(S::set1(static_cast<float>(p_lo + v * W)), S::iota());
+          const V pw = S::sub(pos, S::set1(static_cast<float>(d.window)));
+          const V mold = S::load(mrow + v * W);
+          V mx = mold;
+          if (!need_mask && !(d.softcap > 0.f)) {
+            // Scores stay as they are: only the max, over two chains (max is exact, so the
+            // order does not matter; one chain would be bound by its latency).
+            V mx1 = mold;
+            int64_t j = 0;
+            for (; j + 2 <= bk; j += 2) {
+              mx = S::max(mx, S::load(st + j * bqp + v * W));
+              mx1 = S::max(mx1, S::load(st + (j + 1) * bqp + v * W));
             }
-            S::store(st + j * bqp + v * W, s);
-            mx = S::max(mx, s);
+            if (j < bk) mx = S::max(mx, S::load(st + j * bqp + v * W));
+            mx = S::max(mx, mx1);
+          } else {
+            for (int64_t j = 0; j < bk; ++j) {
+              V s = S::load(st + j * bqp + v * W);
+              if (d.softcap > 0.f)
+                s = S::mul(S::set1(d.softcap), vtanh<S>(S::mul(s, S::set1(1.f / d.softcap))));
+              if (need_mask) {
+                const V jv = S::set1(static_cast<float>(j0 + j));
+                s = S::sel_le(jv, pos, s, ninf);
+                if (d.window > 0) s = S::sel_le(jv, pw, ninf, s);
+              }
+              S::store(st + j * bqp + v * W, s);
+              mx = S::max(mx, s);
+            }
           }
+          const V c = vexp<S>(S::sub(mold, mx));
+          V l = S::mul(S::load(lrow + v * W), c);
+          for (int64_t j = 0; j < bk; ++j) {
+            const V p = vexp<S>(S::sub(S::load(st + j * bqp + v * W), mx));
+            S::store(st + j * bqp + v * W, p);
+            l = S::add(l, p);
+          }
+          S::store(mrow + v * W, mx);
+          S::store(lrow + v * W, l);
+          S::store(corr + v * W, c);
         }
-        const V c = vexp<S>(S::sub(mold, mx));
-        V l = S::mul(S::load(lrow + v * W), c);
-        for (int64_t j = 0; j < bk; ++j) {
-          const V p = vexp<S>(S::sub(S::load(st + j * bqp + v * W), mx));
-          S::store(st + j * bqp + v * W, p);
-          l = S::add(l, p);
+        for (int64_t i = r_lo; i < r_hi; ++i)
+          if (corr[i] != 1.f) scale<S>(o + i * dp, corr[i], dp);
+        // Each row group only over the keys its queries can see (the rest have p = 0).
+        for (int64_t i = r_lo; i < r_hi; i += S::kPVR) {
+          const int rm = static_cast<int>(imin(S::kPVR, r_hi - i));
+          const int64_t jb = d.window > 0 ? imax(0, p_lo + i - d.window + 1 - j0) : 0;
+          const int64_t je = imin(bk, p_lo + i + rm - j0);
+          if (jb < je)
+            attn_pv_rows<S, S::kPVR>(rm, st + jb * bqp, bqp, i, vt + jb * D, D, je - jb, o, dp);
         }
-        S::store(mrow + v * W, mx);
-        S::store(lrow + v * W, l);
-        S::store(corr + v * W, c);
-      }
-      for (int64_t i = r_lo; i < r_hi; ++i)
-        if (corr[i] != 1.f) scale<S>(o + i * dp, corr[i], dp);
-      // Each row group only over the keys its queries can see (the rest have p = 0).
-      for (int64_t i = r_lo; i < r_hi; i += S::kPVR) {
-        const int rm = static_cast<int>(imin(S::kPVR, r_hi - i));
-        const int64_t jb = d.window > 0 ? imax(0, p_lo + i - d.window + 1 - j0) : 0;
-        const int64_t je = imin(bk, p_lo + i + rm - j0);
-        if (jb < je)
-          attn_pv_rows<S, S::kPVR>(rm, st + jb * bqp, bqp, i, vt + jb * D, D, je - jb, o, dp);
       }
     }
   }
@@ -649,9 +672,10 @@ void attn_block(const AttnTask& t, const AttnScratch& sc) {
 // scores and output row; then the converted K and V tiles.
 template <class S>
 int64_t attn_scratch_floats(int64_t D, int64_t n_keys, int64_t heads) {
-  const int64_t blocked = kBK * round_up(S::kBQ, S::W) + heads * attn_head_floats<S>(D);
-  const int64_t rows = round_up(n_keys, 16) + round_up(D, S::W);
-  return imax(blocked, rows) + 16 + kv_tile_floats(D);
+  const int64_t blocked = kBK * round_up(S::kBQ, S::W) + heads * attn_head_floats<S>(D) +
+                          2 * kv_super_keys(D) * D;
+  const int64_t rows = round_up(n_keys, 16) + round_up(D, S::W) + 16 + kv_tile_floats(D);
+  return imax(blocked, rows);
 }
 
 // One query row against all its keys: scores into a buffer (K in tiles of kBK rows),
