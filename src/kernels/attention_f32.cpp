@@ -114,11 +114,15 @@ void attention(const float* q, int64_t ldq, int64_t n_q, int64_t pos0, const KvV
   const int64_t splits = group / hpt, units = d.n_head_kv * splits;
   const int64_t max_keys = d.window > 0 ? std::min(d.window, pos0 + n_q) : pos0 + n_q;
   const int64_t per = (fk.attn_scratch_floats(d.head_dim, max_keys, hpt) + 15) / 16 * 16;
-  octet::detail::AlignedVector<float> scratch(static_cast<size_t>(per * threads));
+  // Scratch kept per calling thread and only grown: a fresh vector per call (one per layer
+  // and chunk) zero-filled up to a few MiB each time.
+  thread_local octet::detail::AlignedVector<float> scratch;
+  if (scratch.size() < static_cast<size_t>(per * threads)) scratch.resize(static_cast<size_t>(per * threads));
+  float* const sbuf = scratch.data();  // the workers must use the caller's buffer, not theirs
   // Causal blocks get costlier with position: a zig-zag order (0, nb-1, 1, nb-2, ..) gives
   // each thread's contiguous range a balanced mix. Head units are innermost.
   parallel_for(pool, nb * units, 1, [&](int64_t b, int64_t e, int tid) {
-    const fimpl::AttnScratch sc{scratch.data() + tid * per, per};
+    const fimpl::AttnScratch sc{sbuf + tid * per, per};
     for (int64_t t = b; t < e; ++t) {
       const int64_t s = t / units, u = t % units;
       const int64_t blk = s % 2 == 0 ? s / 2 : nb - 1 - s / 2;
