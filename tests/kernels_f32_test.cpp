@@ -212,7 +212,8 @@ TEST_P(FloatKernels, AttentionMatchesReference) {
       {14, 2, 64, 70, 0, 0, 0.f},   {4, 1, 256, 67, 13, 0, 0.f},   {2, 2, 24, 33, 5, 7, 0.f},
       {8, 4, 64, 130, 50, 32, 0.f}, {4, 2, 32, 40, 3, 0, 50.f},    {3, 1, 20, 5, 0, 1, 0.f},
       {2, 1, 36, 3, 90, 4, 0.f},    {4, 1, 256, 1, 300, 64, 0.f},  {6, 3, 8, 19, 200, 100, 30.f},
-      {2, 2, 128, 65, 0, 512, 0.f}};
+      {2, 2, 128, 65, 0, 512, 0.f},
+      {14, 2, 64, 40, 600, 0, 0.f}};  // keys over two super-tiles of the block path
   for (const AttnCase& c : cases) {
     const int64_t D = c.head_dim, n_ctx = c.pos0 + c.n_q + 3;
     AttentionDims d;
@@ -261,7 +262,9 @@ TEST_P(FloatKernels, AttentionOverReducedKvMatchesReference) {
       {1, 1, 16, 1, 0, 0, 0},      {4, 1, 256, 1, 300, 0, 0},   {4, 2, 40, 37, 11, 0, 0},
       {3, 1, 20, 5, 0, 1, 0},      {4, 1, 256, 1, 900, 512, 520}, {2, 2, 36, 9, 40, 7, 16},
       {4, 1, 64, 70, 1000, 64, 140}, {6, 3, 24, 19, 200, 100, 118}, {4, 1, 256, 2, 37, 16, 17},
-      {2, 1, 33, 65, 3, 0, 0},     {2, 1, 72, 33, 95, 50, 82}};
+      {2, 1, 33, 65, 3, 0, 0},     {2, 1, 72, 33, 95, 50, 82},
+      // GQA groups over several query blocks (a 2-query tail block takes the row path).
+      {14, 2, 64, 130, 200, 0, 0}, {4, 1, 256, 100, 700, 512, 768}};
   for (KvType type : {KvType::kF32, KvType::kF16, KvType::kInt8}) {
     for (const Case& c : cases) {
       const int64_t D = c.D, slots = c.ring > 0 ? c.ring : c.pos0 + c.n_q + 2;

@@ -96,24 +96,39 @@ void attention(const float* q, int64_t ldq, int64_t n_q, int64_t pos0, const KvV
   const fimpl::FloatKernels& fk = fimpl::active();
   const int64_t group = d.n_head / d.n_head_kv;
   // Calls of up to kAttnRowQueries queries go row by row (each row bit-identical to the same
-  // query evaluated alone: speculative verification relies on it); else blocks of attn_bq.
-  const int64_t bq = n_q <= kAttnRowQueries ? 1 : fk.attn_bq;
+  // query evaluated alone: speculative verification relies on it), one task per (query,
+  // head); else blocks of attn_bq queries, one task per (block, kv head, share of its heads).
+  const bool rows = n_q <= kAttnRowQueries;
+  const int64_t bq = rows ? 1 : fk.attn_bq;
   const int64_t nb = (n_q + bq - 1) / bq;
-  const int64_t max_keys = d.window > 0 ? std::min(d.window, pos0 + n_q) : pos0 + n_q;
-  const int64_t per = (fk.attn_scratch_floats(d.head_dim, max_keys) + 15) / 16 * 16;
   const int64_t threads = pool ? pool->size() : 1;
-  octet::detail::AlignedVector<float> scratch(static_cast<size_t>(per * threads));
+  // Heads per task: the whole GQA group, so each K/V tile is converted once for all the
+  // heads that read it, unless that leaves fewer than two tasks per thread; then the group is
+  // split (into a divisor of it) until there are.
+  int64_t hpt = rows ? 1 : group;
+  while (hpt > 1 && nb * d.n_head_kv * (group / hpt) < 2 * threads) {
+    int64_t next = hpt - 1;
+    while (group % next != 0) --next;
+    hpt = next;
+  }
+  const int64_t splits = group / hpt, units = d.n_head_kv * splits;
+  const int64_t max_keys = d.window > 0 ? std::min(d.window, pos0 + n_q) : pos0 + n_q;
+  const int64_t per = (fk.attn_scratch_floats(d.head_dim, max_keys, hpt) + 15) / 16 * 16;
+  // Scratch kept per calling thread and only grown: a fresh vector per call (one per layer
+  // and chunk) zero-filled up to a few MiB each time.
+  thread_local octet::detail::AlignedVector<float> scratch;
+  if (scratch.size() < static_cast<size_t>(per * threads)) scratch.resize(static_cast<size_t>(per * threads));
+  float* const sbuf = scratch.data();  // the workers must use the caller's buffer, not theirs
   // Causal blocks get costlier with position: a zig-zag order (0, nb-1, 1, nb-2, ..) gives
-  // each thread's contiguous range a balanced mix. Heads are innermost so the heads sharing a
-  // kv head (GQA) tend to run back to back on one thread, K/V still in cache.
-  parallel_for(pool, nb * d.n_head, 1, [&](int64_t b, int64_t e, int tid) {
-    const fimpl::AttnScratch sc{scratch.data() + tid * per, per};
+  // each thread's contiguous range a balanced mix. Head units are innermost.
+  parallel_for(pool, nb * units, 1, [&](int64_t b, int64_t e, int tid) {
+    const fimpl::AttnScratch sc{sbuf + tid * per, per};
     for (int64_t t = b; t < e; ++t) {
-      const int64_t s = t / d.n_head, h = t % d.n_head;
+      const int64_t s = t / units, u = t % units;
       const int64_t blk = s % 2 == 0 ? s / 2 : nb - 1 - s / 2;
-      const int64_t hk = h / group;
+      const int64_t hk = u / splits, h0 = hk * group + (u % splits) * hpt;
       const fimpl::AttnTask task{q, ldq, pos0, head_of(k, hk, d.head_dim),
-                                 head_of(v, hk, d.head_dim), &d, out, ldo, h,
+                                 head_of(v, hk, d.head_dim), &d, out, ldo, h0, h0 + hpt,
                                  blk * bq, std::min(n_q, (blk + 1) * bq)};
       fk.attn(task, sc);
     }

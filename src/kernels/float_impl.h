@@ -18,7 +18,9 @@ inline int64_t imax(int64_t a, int64_t b) { return a > b ? a : b; }
 // exp(x) to ~2 ulp over the whole float range: Cody–Waite reduction x = n·ln2 + r,
 // |r| <= ln2/2, Taylor to degree 7 (truncation < 5e-9 relative), then ·2^n applied as two
 // factors 2^floor(n/2)·2^(n-floor(n/2)) so results down to the denormal range and overflow to
-// +inf come out right. Input clamped to [-104, 88.8] (beyond: 0 / inf). NaN propagates.
+// +inf come out right (or one vscalefps where the ISA has it: p·2^n rounded once, which is
+// what the two exact power-of-two products give too). Input clamped to [-104, 88.8]
+// (beyond: 0 / inf). NaN propagates.
 template <class S>
 inline typename S::V vexp(typename S::V x) {
   using V = typename S::V;
@@ -34,9 +36,13 @@ inline typename S::V vexp(typename S::V x) {
   p = S::fmadd(p, r, S::set1(0.5f));
   p = S::fmadd(p, r, S::set1(1.f));
   p = S::fmadd(p, r, S::set1(1.f));
-  const V n1 = S::floor(S::mul(n, S::set1(0.5f)));
-  const V n2 = S::sub(n, n1);
-  return S::mul(S::mul(p, S::pow2i(n1)), S::pow2i(n2));
+  if constexpr (requires { S::scalef(p, n); }) {
+    return S::scalef(p, n);  // p·2^n in one rounding (AVX-512 vscalefps): same result
+  } else {
+    const V n1 = S::floor(S::mul(n, S::set1(0.5f)));
+    const V n2 = S::sub(n, n1);
+    return S::mul(S::mul(p, S::pow2i(n1)), S::pow2i(n2));
+  }
 }
 
 // 1 / (1 + exp(-x)) from e = exp(-|x|), which never overflows: for x < 0 it is e / (1 + e),
@@ -364,16 +370,16 @@ constexpr int64_t kBK = 32;
 
 inline int64_t round_up(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
 
-// Floats at the end of a task's scratch for one converted K tile and one V tile.
+// Floats at the end of a task's scratch for one converted K tile and one V tile (row path).
 inline int64_t kv_tile_floats(int64_t D) { return 2 * kBK * round_up(D, 16); }
-
-template <class S>
-int64_t attn_scratch_floats(int64_t D, int64_t n_keys) {
-  const int64_t bqp = round_up(S::kBQ, S::W), dp = round_up(D, S::W);
-  const int64_t blocked = D * bqp + S::kBQ * dp + kBK * bqp + 3 * bqp;
-  const int64_t rows = round_up(n_keys, 16) + dp;
-  return imax(blocked, rows) + 16 + kv_tile_floats(D);
+// Keys per super-tile of the block path: a multiple of kBK, about 128 KiB of floats per K
+// or V buffer (512 keys at head dim 64, 128 at 256), at most kMaxSuperTiles tiles.
+constexpr int64_t kMaxSuperTiles = 16;
+inline int64_t kv_super_keys(int64_t D) {
+  const int64_t n = 32768 / D / kBK * kBK;
+  return n < kBK ? kBK : n > kMaxSuperTiles * kBK ? kMaxSuperTiles * kBK : n;
 }
+
 
 // Rows of positions [j0, j0+n) (n <= kBK) of one kv head as floats [n][D]: a pointer into
 // the cache itself for F32 rows that do not wrap the ring, else converted into buf
@@ -452,9 +458,10 @@ void attn_scores_tile(int64_t bk, int nq, const float* k, int64_t D, const float
 }
 
 // O rows [q0, q0+RM) (stride dp), CV vectors from column c0: += Σ_j P^T[j][q]·V[j].
-template <class S, int RM, int CV>
-void attn_pv(const float* pt, int64_t bqp, int64_t q0, const float* v, int64_t D, int64_t bk,
-             int64_t c0, float* o, int64_t dp) {
+// FULL: all CV vectors lie inside D (no masked loads; the check stays out of the key loop).
+template <class S, int RM, int CV, bool FULL>
+void attn_pv_k(const float* pt, int64_t bqp, int64_t q0, const float* v, int64_t D, int64_t bk,
+               int64_t c0, float* o, int64_t dp) {
   using V = typename S::V;
   constexpr int W = S::W;
   V acc[RM][CV];
@@ -467,7 +474,10 @@ void attn_pv(const float* pt, int64_t bqp, int64_t q0, const float* v, int64_t D
 #pragma GCC unroll 16
     for (int c = 0; c < CV; ++c) {
       const int64_t col = c0 + c * W;
-      vv[c] = col + W <= D ? S::load_u(v + j * D + col) : S::loadn(v + j * D + col, static_cast<int>(D - col));
+      if constexpr (FULL)
+        vv[c] = S::load_u(v + j * D + col);
+      else
+        vv[c] = col + W <= D ? S::load_u(v + j * D + col) : S::loadn(v + j * D + col, static_cast<int>(D - col));
     }
 #pragma GCC unroll 16
     for (int r = 0; r < RM; ++r) {
@@ -482,6 +492,13 @@ void attn_pv(const float* pt, int64_t bqp, int64_t q0, const float* v, int64_t D
     for (int c = 0; c < CV; ++c) S::store(o + (q0 + r) * dp + c0 + c * W, acc[r][c]);
 }
 
+template <class S, int RM, int CV>
+void attn_pv(const float* pt, int64_t bqp, int64_t q0, const float* v, int64_t D, int64_t bk,
+             int64_t c0, float* o, int64_t dp) {
+  if (c0 + CV * S::W <= D) attn_pv_k<S, RM, CV, true>(pt, bqp, q0, v, D, bk, c0, o, dp);
+  else attn_pv_k<S, RM, CV, false>(pt, bqp, q0, v, D, bk, c0, o, dp);
+}
+
 template <class S, int RM>
 void attn_pv_rows(int rm, const float* pt, int64_t bqp, int64_t q0, const float* v, int64_t D,
                   int64_t bk, float* o, int64_t dp) {
@@ -494,77 +511,171 @@ void attn_pv_rows(int rm, const float* pt, int64_t bqp, int64_t q0, const float*
   for (; c0 < dp; c0 += S::W) attn_pv<S, RM, 1>(pt, bqp, q0, v, D, bk, c0, o, dp);
 }
 
+// Per-head state of a block task: Qt [D][kBQ'] (scaled, transposed), O [kBQ][dp], and the
+// running max / sum / rescale factor of each query (kBQ' = kBQ rounded up to W).
+template <class S>
+int64_t attn_head_floats(int64_t D) {
+  const int64_t bqp = round_up(S::kBQ, S::W), dp = round_up(D, S::W);
+  return D * bqp + S::kBQ * dp + 3 * bqp;
+}
+
+// Queries [i0, i1) of heads [h0, h1), which share one kv head (GQA): each K/V tile is
+// converted to float once and used by all of them while it is in L1. The arithmetic of each
+// (head, query) is the same as for a single head: grouping changes no result.
 template <class S>
 void attn_block(const AttnTask& t, const AttnScratch& sc) {
   using V = typename S::V;
   constexpr int W = S::W;
   const AttentionDims& d = *t.d;
-  const int64_t D = d.head_dim, nq = t.i1 - t.i0;
-  const int64_t bqp = round_up(nq, W), dp = round_up(D, W);
+  const int64_t D = d.head_dim, nq = t.i1 - t.i0, G = t.h1 - t.h0;
+  const int64_t bqp = round_up(nq, W), dp = round_up(D, W), bqmax = round_up(S::kBQ, W);
   const int nqv = static_cast<int>(bqp / W);
-  float* qt = sc.buf;                      // [D][bqp]
-  float* o = qt + D * S::kBQ;              // [nq][dp]  (kBQ ≥ bqp)
-  float* st = o + S::kBQ * dp;             // [kBK][bqp]
-  float* mrow = st + kBK * round_up(S::kBQ, W);
-  float* lrow = mrow + round_up(S::kBQ, W);
-  float* corr = lrow + round_up(S::kBQ, W);
-  for (int64_t dd = 0; dd < D; ++dd)
-    for (int64_t i = 0; i < bqp; ++i)
-      qt[dd * bqp + i] = i < nq ? t.q[(t.i0 + i) * t.ldq + t.h * D + dd] * d.scale : 0.f;
-  for (int64_t i = 0; i < nq * dp; ++i) o[i] = 0.f;
-  for (int64_t i = 0; i < bqp; ++i) {
-    mrow[i] = -3.0e38f;  // finite: exp(m_old - m_new) stays defined for all-masked rows
-    lrow[i] = 0.f;
+  const int64_t hf = attn_head_floats<S>(D);
+  float* st = sc.buf;                      // [kBK][bqp] scores / probabilities of one head
+  float* hbase = st + kBK * bqmax;         // G × head state
+  for (int64_t g = 0; g < G; ++g) {
+    float* qt = hbase + g * hf;            // [D][bqp]
+    float* o = qt + D * bqmax;             // [nq][dp]
+    float* mrow = o + S::kBQ * dp;
+    float* lrow = mrow + bqmax;
+    // Qt = (Q·scale)^T, zero past nq: W×W block transposes where the ISA has one.
+    const float* qh = t.q + t.i0 * t.ldq + (t.h0 + g) * D;
+    int64_t nqf = 0, Df = 0;
+    if constexpr (requires { S::transpose(qh, t.ldq, qt, bqp); }) {
+      nqf = nq / W * W;
+      Df = D / W * W;
+      for (int64_t dd = 0; dd < Df; dd += W)
+        for (int64_t i = 0; i < nqf; i += W) S::transpose(qh + i * t.ldq + dd, t.ldq, qt + dd * bqp + i, bqp);
+    }
+    for (int64_t dd = 0; dd < D; ++dd)
+      for (int64_t i = dd < Df ? nqf : 0; i < bqp; ++i)
+        qt[dd * bqp + i] = i < nq ? qh[i * t.ldq + dd] : 0.f;
+    const V sv = S::set1(d.scale);
+    for (int64_t i = 0; i < D * bqp; i += W) S::store(qt + i, S::mul(S::load(qt + i), sv));
+    for (int64_t i = 0; i < nq * dp; ++i) o[i] = 0.f;
+    for (int64_t i = 0; i < bqp; ++i) {
+      mrow[i] = -3.0e38f;  // finite: exp(m_old - m_new) stays defined for all-masked rows
+      lrow[i] = 0.f;
+    }
   }
   const int64_t p_lo = t.pos0 + t.i0, p_hi = t.pos0 + t.i1 - 1;  // query positions
   const int64_t jlo = d.window > 0 ? imax(0, p_lo - d.window + 1) : 0, jhi = p_hi + 1;
   const V ninf = S::set1(-__builtin_inff());
-  float* ktile = sc.buf + sc.n - kv_tile_floats(D);
-  float* vtile = ktile + kBK * round_up(D, 16);
-  for (int64_t j0 = jlo; j0 < jhi; j0 += kBK) {
-    const int64_t bk = imin(kBK, jhi - j0);
-    attn_scores_tile<S, S::kNQ>(bk, nqv, kv_rows<S>(t.k, D, j0, bk, ktile), D, qt, bqp, st);
-    // Mask only where the tile can cross a query's causal edge or window edge.
-    const bool need_mask = j0 + bk - 1 > p_lo || (d.window > 0 && j0 <= p_hi - d.window);
-    for (int v = 0; v < nqv; ++v) {
-      const V pos = S::add(S::set1(static_cast<float>(p_lo + v * W)), S::iota());
-      const V pw = S::sub(pos, S::set1(static_cast<float>(d.window)));
-      V mx = S::load(mrow + v * W);
-      const V mold = mx;
-      for (int64_t j = 0; j < bk; ++j) {
-        V s = S::load(st + j * bqp + v * W);
-        if (d.softcap > 0.f)
-          s = S::mul(S::set1(d.softcap), vtanh<S>(S::mul(s, S::set1(1.f / d.softcap))));
-        if (need_mask) {
-          const V jv = S::set1(static_cast<float>(j0 + j));
-          s = S::sel_le(jv, pos, s, ninf);
-          if (d.window > 0) s = S::sel_le(jv, pw, ninf, s);
-        }
-        S::store(st + j * bqp + v * W, s);
-        mx = S::max(mx, s);
-      }
-      const V c = vexp<S>(S::sub(mold, mx));
-      V l = S::mul(S::load(lrow + v * W), c);
-      for (int64_t j = 0; j < bk; ++j) {
-        const V p = vexp<S>(S::sub(S::load(st + j * bqp + v * W), mx));
-        S::store(st + j * bqp + v * W, p);
-        l = S::add(l, p);
-      }
-      S::store(mrow + v * W, mx);
-      S::store(lrow + v * W, l);
-      S::store(corr + v * W, c);
+  // Keys go in super-tiles of ns keys, converted to float once (kbuf/vbuf, L2-sized); each
+  // head then runs the super-tile's kBK-key tiles back to back, so its Qt and O stay in L1
+  // while K/V stream from L2 (heads outermost per tile would stream every head's Qt and O
+  // through L2 once per tile). Tiles and their order per head are the same as without
+  // super-tiles.
+  const int64_t ns = kv_super_keys(D);
+  float* kbuf = hbase + G * hf;
+  float* vbuf = kbuf + ns * D;
+  const float* kts[kMaxSuperTiles];
+  const float* vts[kMaxSuperTiles];
+  for (int64_t J0 = jlo; J0 < jhi; J0 += ns) {
+    const int64_t J1 = imin(jhi, J0 + ns);
+    for (int64_t j0 = J0; j0 < J1; j0 += kBK) {
+      const int64_t bk = imin(kBK, J1 - j0), ti = (j0 - J0) / kBK;
+      kts[ti] = kv_rows<S>(t.k, D, j0, bk, kbuf + (j0 - J0) * D);
+      vts[ti] = kv_rows<S>(t.v, D, j0, bk, vbuf + (j0 - J0) * D);
     }
-    for (int64_t i = 0; i < nq; ++i)
-      if (corr[i] != 1.f) scale<S>(o + i * dp, corr[i], dp);
-    for (int64_t i = 0; i < nq; i += S::kPVR)
-      attn_pv_rows<S, S::kPVR>(static_cast<int>(imin(S::kPVR, nq - i)), st, bqp, i,
-                               kv_rows<S>(t.v, D, j0, bk, vtile), D, bk, o, dp);
+    for (int64_t g = 0; g < G; ++g) {
+      for (int64_t j0 = J0; j0 < J1; j0 += kBK) {
+        const int64_t bk = imin(kBK, J1 - j0);
+        const float* kt = kts[(j0 - J0) / kBK];
+        const float* vt = vts[(j0 - J0) / kBK];
+        // Mask only where the tile can cross a query's causal edge or window edge.
+        const bool need_mask = j0 + bk - 1 > p_lo || (d.window > 0 && j0 <= p_hi - d.window);
+        // Query vectors [v_lo, v_hi) see some key of the tile (a vector whose last query
+        // comes before j0, or whose first query's window ends after the tile, sees none: its
+        // scores would all be masked, p = 0, max and sum unchanged), and of their rows those
+        // in [r_lo, r_hi) are real queries. On the diagonal this skips up to half the tile.
+        int v_lo = 0, v_hi = nqv;
+        while (v_lo < nqv && p_lo + (v_lo + 1) * W - 1 < j0) ++v_lo;
+        if (d.window > 0)
+          while (v_hi > v_lo && j0 + bk - 1 <= p_lo + (v_hi - 1) * W - d.window) --v_hi;
+        const int64_t r_lo = v_lo * W, r_hi = imin(nq, v_hi * W);
+        if (r_lo >= r_hi) continue;
+        float* qt = hbase + g * hf;
+        float* o = qt + D * bqmax;
+        float* mrow = o + S::kBQ * dp;
+        float* lrow = mrow + bqmax;
+        float* corr = lrow + bqmax;
+        attn_scores_tile<S, S::kNQ>(bk, v_hi - v_lo, kt, D, qt + r_lo, bqp, st + r_lo);
+        for (int v = v_lo; v < v_hi; ++v) {
+          const V pos = S::add(S::set1(static_cast<float>(p_lo + v * W)), S::iota());
+          const V pw = S::sub(pos, S::set1(static_cast<float>(d.window)));
+          const V mold = S::load(mrow + v * W);
+          V mx = mold;
+          if (!need_mask && !(d.softcap > 0.f)) {
+            // Scores stay as they are: only the max, over two chains (max is exact, so the
+            // order does not matter; one chain would be bound by its latency).
+            V mx1 = mold;
+            int64_t j = 0;
+            for (; j + 2 <= bk; j += 2) {
+              mx = S::max(mx, S::load(st + j * bqp + v * W));
+              mx1 = S::max(mx1, S::load(st + (j + 1) * bqp + v * W));
+            }
+            if (j < bk) mx = S::max(mx, S::load(st + j * bqp + v * W));
+            mx = S::max(mx, mx1);
+          } else {
+            for (int64_t j = 0; j < bk; ++j) {
+              V s = S::load(st + j * bqp + v * W);
+              if (d.softcap > 0.f)
+                s = S::mul(S::set1(d.softcap), vtanh<S>(S::mul(s, S::set1(1.f / d.softcap))));
+              if (need_mask) {
+                const V jv = S::set1(static_cast<float>(j0 + j));
+                s = S::sel_le(jv, pos, s, ninf);
+                if (d.window > 0) s = S::sel_le(jv, pw, ninf, s);
+              }
+              S::store(st + j * bqp + v * W, s);
+              mx = S::max(mx, s);
+            }
+          }
+          const V c = vexp<S>(S::sub(mold, mx));
+          V l = S::mul(S::load(lrow + v * W), c);
+          for (int64_t j = 0; j < bk; ++j) {
+            const V p = vexp<S>(S::sub(S::load(st + j * bqp + v * W), mx));
+            S::store(st + j * bqp + v * W, p);
+            l = S::add(l, p);
+          }
+          S::store(mrow + v * W, mx);
+          S::store(lrow + v * W, l);
+          S::store(corr + v * W, c);
+        }
+        for (int64_t i = r_lo; i < r_hi; ++i)
+          if (corr[i] != 1.f) scale<S>(o + i * dp, corr[i], dp);
+        // Each row group only over the keys its queries can see (the rest have p = 0).
+        for (int64_t i = r_lo; i < r_hi; i += S::kPVR) {
+          const int rm = static_cast<int>(imin(S::kPVR, r_hi - i));
+          const int64_t jb = d.window > 0 ? imax(0, p_lo + i - d.window + 1 - j0) : 0;
+          const int64_t je = imin(bk, p_lo + i + rm - j0);
+          if (jb < je)
+            attn_pv_rows<S, S::kPVR>(rm, st + jb * bqp, bqp, i, vt + jb * D, D, je - jb, o, dp);
+        }
+      }
+    }
   }
-  for (int64_t i = 0; i < nq; ++i) {
-    const float inv = 1.f / lrow[i];
-    float* dst = t.out + (t.i0 + i) * t.ldo + t.h * D;
-    for (int64_t dd = 0; dd < D; ++dd) dst[dd] = o[i * dp + dd] * inv;
+  for (int64_t g = 0; g < G; ++g) {
+    const float* o = hbase + g * hf + D * bqmax;
+    const float* lrow = o + S::kBQ * dp + bqmax;
+    for (int64_t i = 0; i < nq; ++i) {
+      const V inv = S::set1(1.f / lrow[i]);
+      float* dst = t.out + (t.i0 + i) * t.ldo + (t.h0 + g) * D;
+      int64_t dd = 0;
+      for (; dd + W <= D; dd += W) S::store_u(dst + dd, S::mul(S::load(o + i * dp + dd), inv));
+      if (dd < D) S::storen(dst + dd, S::mul(S::load(o + i * dp + dd), inv), static_cast<int>(D - dd));
+    }
   }
+}
+
+// Scratch of one task: the block path's score tile + `heads` head states, or the row path's
+// scores and output row; then the converted K and V tiles.
+template <class S>
+int64_t attn_scratch_floats(int64_t D, int64_t n_keys, int64_t heads) {
+  const int64_t blocked = kBK * round_up(S::kBQ, S::W) + heads * attn_head_floats<S>(D) +
+                          2 * kv_super_keys(D) * D;
+  const int64_t rows = round_up(n_keys, 16) + round_up(D, S::W) + 16 + kv_tile_floats(D);
+  return imax(blocked, rows);
 }
 
 // One query row against all its keys: scores into a buffer (K in tiles of kBK rows),
@@ -580,7 +691,7 @@ void attn_row(const AttnTask& t, int64_t i, const AttnScratch& sc) {
   float* o = s + round_up(n, 16);
   float* ktile = sc.buf + sc.n - kv_tile_floats(D);
   float* vtile = ktile + kBK * round_up(D, 16);
-  const float* q = t.q + i * t.ldq + t.h * D;
+  const float* q = t.q + i * t.ldq + t.h0 * D;
   for (int64_t j0 = 0; j0 < n; j0 += kBK) {
     const int64_t bk = imin(kBK, n - j0);
     const float* k = kv_rows<S>(t.k, D, jlo + j0, bk, ktile);
@@ -621,14 +732,19 @@ void attn_row(const AttnTask& t, int64_t i, const AttnScratch& sc) {
       for (int c = 0; c < cv; ++c) S::store(o + c0 + c * W, acc[c]);
     }
   }
-  float* dst = t.out + i * t.ldo + t.h * D;
+  float* dst = t.out + i * t.ldo + t.h0 * D;
   for (int64_t dd = 0; dd < D; ++dd) dst[dd] = o[dd];
 }
 
 template <class S>
 void attn(const AttnTask& t, const AttnScratch& sc) {
   if (t.i1 - t.i0 < 3) {
-    for (int64_t i = t.i0; i < t.i1; ++i) attn_row<S>(t, i, sc);
+    for (int64_t h = t.h0; h < t.h1; ++h) {
+      AttnTask th = t;
+      th.h0 = h;
+      th.h1 = h + 1;
+      for (int64_t i = t.i0; i < t.i1; ++i) attn_row<S>(th, i, sc);
+    }
   } else {
     attn_block<S>(t, sc);
   }

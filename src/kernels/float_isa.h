@@ -20,7 +20,8 @@ struct KvHead {
   int64_t ring;        // 0: position = slot; else slot = position % ring
 };
 
-// One attention work item: queries [i0, i1) of head h.
+// One attention work item: queries [i0, i1) of heads [h0, h1), which all read the same kv
+// head (a GQA group or part of one).
 struct AttnTask {
   const float* q;
   int64_t ldq;
@@ -29,7 +30,7 @@ struct AttnTask {
   const AttentionDims* d;
   float* out;
   int64_t ldo;
-  int64_t h, i0, i1;
+  int64_t h0, h1, i0, i1;
 };
 // Per-thread scratch for attention, sized by attn_scratch_floats().
 struct AttnScratch {
@@ -55,8 +56,8 @@ struct FloatKernels {
   void (*rope_table)(float*, int64_t, const float*, const float*, RopeMode);
   void (*attn)(const AttnTask&, const AttnScratch&);
   int64_t attn_bq;  // queries per attention block
-  // Floats of scratch one attention task needs (head_dim, keys it may see).
-  int64_t (*attn_scratch_floats)(int64_t head_dim, int64_t n_keys);
+  // Floats of scratch one attention task needs (head_dim, keys it may see, heads per task).
+  int64_t (*attn_scratch_floats)(int64_t head_dim, int64_t n_keys, int64_t heads);
   double (*fma_loop)(int64_t iters);  // returns flops done
 };
 
