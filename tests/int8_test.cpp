@@ -11,6 +11,7 @@
 #include <random>
 #include <vector>
 
+#include "kernels/int8_kernels.h"
 #include "octet/int8.h"
 
 namespace octet {
@@ -367,6 +368,37 @@ TEST(Int8Weights, ShadowRowsMatchScalarDefinition) {
         ASSERT_EQ(y[j], want[j]) << "n=" << n << " rows " << m0 << ".." << m1 << " panels "
                                  << p0 << ".." << p1 << " at " << j;
     }
+  }
+}
+
+TEST(Int8Weights, QuantiseMatchesScalarDefinition) {
+  // Per-channel scale amax/127 and quantize_one for every element (the vectorised load-time
+  // path, also on 2 threads), odd K (tail groups), an all-zero row, and the index of the first
+  // non-finite value in the error.
+  std::mt19937 rng(23);
+  ThreadPool pool(2);
+  for (int64_t k : {1, 3, 17, 64, 259}) {
+    const int64_t n = 70;
+    std::vector<float> w = random_f(rng, n * k, -3.0f, 3.0f);
+    std::fill_n(w.begin() + 5 * k, k, 0.0f);
+    for (ThreadPool* p : {static_cast<ThreadPool*>(nullptr), &pool}) {
+      auto q = Int8Weights::quantize(w.data(), n, k, 0, p);
+      ASSERT_TRUE(q.ok()) << q.error();
+      for (int64_t j = 0; j < n; ++j) {
+        float amax = 0;
+        for (int64_t i = 0; i < k; ++i) amax = std::max(amax, std::fabs(w[j * k + i]));
+        ASSERT_EQ(q->scale(j), amax / 127.0f) << j;
+        const float inv = amax > 0 ? 127.0f / amax : 0.0f;
+        for (int64_t i = 0; i < k; ++i)
+          ASSERT_EQ(q->at(j, i), kernels::int8::quantize_one(w[j * k + i], inv)) << j << "," << i;
+      }
+    }
+    std::vector<float> bad = w;
+    bad[(n - 1) * k + k / 2] = INFINITY;
+    auto e = Int8Weights::quantize(bad.data(), n, k, 0, &pool);
+    ASSERT_FALSE(e.ok());
+    EXPECT_NE(e.error().find("[" + std::to_string(n - 1) + ", " + std::to_string(k / 2) + "]"),
+              std::string::npos) << e.error();
   }
 }
 

@@ -66,11 +66,14 @@ class Int8Weights {
  public:
   Int8Weights() = default;
   // W row-major [N, K] with row stride ldw (0: K).
-  static Expected<Int8Weights> quantize(const float* w, int64_t n, int64_t k, int64_t ldw = 0);
+  // Rows are quantised in parallel on `pool` when given.
+  static Expected<Int8Weights> quantize(const float* w, int64_t n, int64_t k, int64_t ldw = 0,
+                                        ThreadPool* pool = nullptr);
   // Same, reading W in blocks of rows from `fill(row0, nrows, dst)` so a large matrix (an LM
   // head) never exists in float all at once.
   static Expected<Int8Weights> quantize_rows(
-      int64_t n, int64_t k, const std::function<Status(int64_t, int64_t, float*)>& fill);
+      int64_t n, int64_t k, const std::function<Status(int64_t, int64_t, float*)>& fill,
+      ThreadPool* pool = nullptr);
   // Already-quantised weights q [N, K] (row-major) with scales [N]; q must be in [-127, 127].
   static Expected<Int8Weights> from_int8(const int8_t* q, const float* scales, int64_t n,
                                          int64_t k);
@@ -106,6 +109,8 @@ class Int8Weights {
   static Int8Weights alloc(int64_t n, int64_t k);
   int64_t group_stride(int64_t n) const;  // bytes between q_w[n, 4g] and q_w[n, 4g + 4]
   void finish();  // column sums
+  Status quantize_row(const float* row, int64_t j);  // row j of W into scales_/packed_
+  Status quantize_block(const float* w, int64_t ldw, int64_t r0, int64_t rows, ThreadPool* pool);
   int64_t n_ = 0, k_ = 0, k4_ = 0, panels_ = 0;
   detail::AlignedVector<int8_t> packed_;
   std::vector<float> scales_;
@@ -202,7 +207,7 @@ class Int8Linear {
   Int8Linear() = default;
   // W [N, K] row-major; bias [N] or null.
   static Expected<Int8Linear> from_float(const float* w, int64_t n, int64_t k,
-                                         const float* bias = nullptr);
+                                         const float* bias = nullptr, ThreadPool* pool = nullptr);
   static Expected<Int8Linear> from_weights(Int8Weights w, std::vector<float> bias = {});
 
   int64_t n() const { return w_.n(); }

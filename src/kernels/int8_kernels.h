@@ -81,6 +81,14 @@ void shadow_rows_ref(const WView& w, const ShadowEntry* e, const int32_t* row_be
 void shadow_rows_avx512(const WView& w, const ShadowEntry* e, const int32_t* row_begin,
                         int64_t m0, int64_t m1, int64_t p0, int64_t p1, float* y, int64_t ldy);
 
+// Weight quantisation at load, one row of W (k floats): the first index whose value is not
+// finite, or -1, and max_k |w[k]| (weight_row_check); then q = quantize_one(w[i], inv) stored
+// at dst[(i / 4)·stride + i % 4] (the packed layout of one channel, weight_row_quant).
+int64_t weight_row_check_ref(const float* w, int64_t k, float* amax);
+int64_t weight_row_check_avx512(const float* w, int64_t k, float* amax);
+void weight_row_quant_ref(const float* w, int64_t k, float inv, int8_t* dst, int64_t stride);
+void weight_row_quant_avx512(const float* w, int64_t k, float inv, int8_t* dst, int64_t stride);
+
 // Peak-throughput probe (AVX-512 VNNI CPUs only): `iters` rounds of 24 independent vpdpbusd
 // (enough to cover 5-cycle latency × 2 ports), returns the multiply-adds done (64 each).
 // Benchmarks time it to get the machine's int8 roof.

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <mutex>
 #include <numeric>
 #include <string>
 
@@ -86,14 +87,6 @@ int64_t Int8Weights::packed_index(int64_t n, int64_t k) const {
   return first * k4_ * 64 + (k / 4) * width * 64 + (p - first) * 64 + (n % 16) * 4 + k % 4;
 }
 
-namespace {
-// Writes row n of q_w without a packed_index per element: within a row, k advances by whole
-// 4-byte groups whose stride is the block's width × 64.
-template <class F>
-void store_row(int8_t* packed, int64_t base, int64_t stride, int64_t k, F value) {
-  for (int64_t i = 0; i < k; ++i) packed[base + (i >> 2) * stride + (i & 3)] = value(i);
-}
-}  // namespace
 
 int64_t Int8Weights::group_stride(int64_t n) const {
   const int64_t p = n / 16, first = p / kInt8PanelsPerBlock * kInt8PanelsPerBlock;
@@ -113,32 +106,56 @@ void Int8Weights::finish() {
   for (size_t n = 0; n < colsum_.size(); ++n) corr_[n] = 128 * colsum_[n];
 }
 
-Expected<Int8Weights> Int8Weights::quantize(const float* w, int64_t n, int64_t k, int64_t ldw) {
+Status Int8Weights::quantize_row(const float* row, int64_t j) {
+  static const bool avx512 = cpu_features().has_avx512();
+  float amax = 0;
+  const int64_t bad = avx512 ? kernels::int8::weight_row_check_avx512(row, k_, &amax)
+                             : kernels::int8::weight_row_check_ref(row, k_, &amax);
+  if (bad >= 0)
+    return Status::Error("int8 weights: non-finite value at [" + std::to_string(j) + ", " +
+                         std::to_string(bad) + "]");
+  const float inv = amax > 0 ? 127.0f / amax : 0.0f;
+  scales_[j] = amax / 127.0f;
+  int8_t* dst = packed_.data() + packed_index(j, 0);
+  if (avx512)
+    kernels::int8::weight_row_quant_avx512(row, k_, inv, dst, group_stride(j));
+  else
+    kernels::int8::weight_row_quant_ref(row, k_, inv, dst, group_stride(j));
+  return Status::Ok();
+}
+
+Status Int8Weights::quantize_block(const float* w, int64_t ldw, int64_t r0, int64_t rows,
+                                   ThreadPool* pool) {
+  // Rows are independent (disjoint bytes of the packed buffer); the first error wins.
+  std::mutex mu;
+  Status first = Status::Ok();
+  parallel_for(pool, rows, 64, [&](int64_t b, int64_t e, int) {
+    for (int64_t j = b; j < e; ++j) {
+      Status st = quantize_row(w + j * ldw, r0 + j);
+      if (!st.ok()) {
+        std::lock_guard<std::mutex> lk(mu);
+        if (first.ok()) first = st;
+        return;
+      }
+    }
+  });
+  return first;
+}
+
+Expected<Int8Weights> Int8Weights::quantize(const float* w, int64_t n, int64_t k, int64_t ldw,
+                                            ThreadPool* pool) {
   if (ldw == 0) ldw = k;
   if (n < 1 || k < 1 || k > kInt8MaxK || ldw < k || !w)
     return Status::Error("int8 weights: bad shape " + dims(n, k));
   Int8Weights out = alloc(n, k);
-  for (int64_t j = 0; j < n; ++j) {
-    const float* row = w + j * ldw;
-    float amax = 0;
-    for (int64_t i = 0; i < k; ++i) {
-      if (!std::isfinite(row[i]))
-        return Status::Error("int8 weights: non-finite value at [" + std::to_string(j) + ", " +
-                             std::to_string(i) + "]");
-      amax = std::max(amax, std::fabs(row[i]));
-    }
-    const float inv = amax > 0 ? 127.0f / amax : 0.0f;
-    out.scales_[j] = amax / 127.0f;
-    store_row(out.packed_.data(), out.packed_index(j, 0), out.group_stride(j), k, [&](int64_t i) {
-      return static_cast<int8_t>(kernels::int8::quantize_one(row[i], inv));
-    });
-  }
+  OCTET_RETURN_IF_ERROR(out.quantize_block(w, ldw, 0, n, pool));
   out.finish();
   return out;
 }
 
 Expected<Int8Weights> Int8Weights::quantize_rows(
-    int64_t n, int64_t k, const std::function<Status(int64_t, int64_t, float*)>& fill) {
+    int64_t n, int64_t k, const std::function<Status(int64_t, int64_t, float*)>& fill,
+    ThreadPool* pool) {
   if (n < 1 || k < 1 || k > kInt8MaxK) return Status::Error("int8 weights: bad shape " + dims(n, k));
   constexpr int64_t kRows = 1024;
   Int8Weights out = alloc(n, k);
@@ -146,20 +163,7 @@ Expected<Int8Weights> Int8Weights::quantize_rows(
   for (int64_t r0 = 0; r0 < n; r0 += kRows) {
     const int64_t rows = std::min(kRows, n - r0);
     OCTET_RETURN_IF_ERROR(fill(r0, rows, buf.data()));
-    for (int64_t j = 0; j < rows; ++j) {
-      const float* row = buf.data() + j * k;
-      float amax = 0;
-      for (int64_t i = 0; i < k; ++i) {
-        if (!std::isfinite(row[i]))
-          return Status::Error("int8 weights: non-finite value at [" + std::to_string(r0 + j) +
-                               ", " + std::to_string(i) + "]");
-        amax = std::max(amax, std::fabs(row[i]));
-      }
-      const float inv = amax > 0 ? 127.0f / amax : 0.0f;
-      out.scales_[r0 + j] = amax / 127.0f;
-      store_row(out.packed_.data(), out.packed_index(r0 + j, 0), out.group_stride(r0 + j), k,
-                [&](int64_t i) { return static_cast<int8_t>(kernels::int8::quantize_one(row[i], inv)); });
-    }
+    OCTET_RETURN_IF_ERROR(out.quantize_block(buf.data(), k, r0, rows, pool));
   }
   out.finish();
   return out;
@@ -391,8 +395,8 @@ void add_outlier_products(const OutlierList& outliers,
 // ---------------------------------------------------------------------------- Int8Linear
 
 Expected<Int8Linear> Int8Linear::from_float(const float* w, int64_t n, int64_t k,
-                                            const float* bias) {
-  OCTET_ASSIGN_OR_RETURN(Int8Weights q, Int8Weights::quantize(w, n, k));
+                                            const float* bias, ThreadPool* pool) {
+  OCTET_ASSIGN_OR_RETURN(Int8Weights q, Int8Weights::quantize(w, n, k, 0, pool));
   return from_weights(std::move(q), bias ? std::vector<float>(bias, bias + n)
                                          : std::vector<float>());
 }

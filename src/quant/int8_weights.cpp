@@ -163,7 +163,7 @@ Expected<std::shared_ptr<const Weights>> Weights::build_int8(const Model& m,
     }
     if (const char* e = std::getenv("OCTET_INT8_FLOAT_SLOTS"); e && std::strstr(e, slot_name(slot)))
       return std::unique_ptr<Linear>(std::make_unique<LinearF32>(buf.data(), n, k));
-    OCTET_ASSIGN_OR_RETURN(Int8Linear lin, Int8Linear::from_float(buf.data(), n, k));
+    OCTET_ASSIGN_OR_RETURN(Int8Linear lin, Int8Linear::from_float(buf.data(), n, k, nullptr, pool));
     const size_t idx = static_cast<size_t>(il * kSlots + static_cast<int>(slot));
     return std::unique_ptr<Linear>(std::make_unique<Int8ShadowLinear>(
         std::move(lin), calib.at(il, slot), shadow[idx], buf.data(), opt.hot_float));
@@ -203,9 +203,8 @@ Expected<std::shared_ptr<const Weights>> Weights::build_int8(const Model& m,
         if (st.ok() && m.file().is_mapped())
           release_file_pages(out_t->data + static_cast<size_t>(r0) * rb, static_cast<size_t>(rows) * rb);
         return st;
-      }));
+      }, pool));
   OCTET_ASSIGN_OR_RETURN(Int8Linear head, Int8Linear::from_weights(std::move(hq), {}));
-  (void)pool;
   return std::shared_ptr<const Weights>(std::make_shared<Weights>(
       ComputeMode::kInt8, std::move(layers), std::make_unique<Int8DynamicLinear>(std::move(head)),
       std::move(out_norm)));

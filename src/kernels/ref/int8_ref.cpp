@@ -85,6 +85,21 @@ void shadow_rows_ref(const WView& w, const ShadowEntry* e, const int32_t* row_be
   }
 }
 
+int64_t weight_row_check_ref(const float* w, int64_t k, float* amax) {
+  float m = 0;
+  for (int64_t i = 0; i < k; ++i) {
+    if (!std::isfinite(w[i])) return i;
+    m = std::max(m, std::fabs(w[i]));
+  }
+  *amax = m;
+  return -1;
+}
+
+void weight_row_quant_ref(const float* w, int64_t k, float inv, int8_t* dst, int64_t stride) {
+  for (int64_t i = 0; i < k; ++i)
+    dst[(i >> 2) * stride + (i & 3)] = static_cast<int8_t>(quantize_one(w[i], inv));
+}
+
 const Kernels& kernels_ref() {
   static const Kernels k{gemm_ref, quant_ref, absmax_ref, 0, 1, 0, 1};
   return k;

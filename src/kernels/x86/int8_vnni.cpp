@@ -435,6 +435,38 @@ void shadow_rows_avx512(const WView& w, const ShadowEntry* e, const int32_t* row
   }
 }
 
+int64_t weight_row_check_avx512(const float* w, int64_t k, float* amax) {
+  __m512 m = _mm512_setzero_ps();
+  for (int64_t j = 0; j < k; j += 16) {
+    const __mmask16 mk = k - j >= 16 ? 0xffff : static_cast<__mmask16>((1u << (k - j)) - 1);
+    const __m512 v = _mm512_maskz_loadu_ps(mk, w + j);
+    // QNaN 0x01, +Inf 0x08, -Inf 0x10, SNaN 0x80.
+    if (const __mmask16 bad = _mm512_mask_fpclass_ps_mask(mk, v, 0x99))
+      return j + __builtin_ctz(bad);
+    m = _mm512_max_ps(_mm512_abs_ps(v), m);
+  }
+  *amax = _mm512_reduce_max_ps(m);
+  return -1;
+}
+
+void weight_row_quant_avx512(const float* w, int64_t k, float inv, int8_t* dst, int64_t stride) {
+  const __m512 vinv = _mm512_set1_ps(inv);
+  const __m512 hi = _mm512_set1_ps(127.0f), lo = _mm512_set1_ps(-127.0f);
+  for (int64_t j = 0; j < k; j += 16) {
+    const __mmask16 m = k - j >= 16 ? 0xffff : static_cast<__mmask16>((1u << (k - j)) - 1);
+    // As quantize_one: scale, clamp, round half to even.
+    const __m512 t = _mm512_max_ps(_mm512_min_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, w + j), vinv), hi), lo);
+    const __m512i q = _mm512_cvt_roundps_epi32(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    alignas(16) int32_t g4[4];
+    _mm_store_si128(reinterpret_cast<__m128i*>(g4), _mm512_cvtepi32_epi8(q));
+    const int64_t g = j / 4, ng = std::min<int64_t>(4, (k - j + 3) / 4);
+    for (int64_t l = 0; l < ng; ++l) {
+      const int64_t valid = std::min<int64_t>(4, k - j - 4 * l);
+      std::memcpy(dst + (g + l) * stride, &g4[l], static_cast<size_t>(valid));
+    }
+  }
+}
+
 uint64_t vnni_peak_loop(int64_t iters) {
   // 24 accumulators (zmm0-23) in fixed registers: the compiler cannot spill or merge them.
   int64_t n = std::max<int64_t>(1, iters);
