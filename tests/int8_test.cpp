@@ -331,14 +331,21 @@ TEST(Int8Weights, ShadowRowsMatchScalarDefinition) {
     auto w = Int8Weights::from_int8(qw.data(), sw.data(), n, k);
     ASSERT_TRUE(w.ok());
     const int64_t P = w->panels(), M = 9, ldy = n + 3;
-    const std::vector<float> hot = random_f(rng, 3 * n, -1.0f, 1.0f);  // 3 float columns
+    // 3 float columns, panel-major ([panel][column][16], lanes past N zero as the model
+    // builds them): hot value of column c at output nn = hot[(nn/16)·48 + c·16 + nn%16].
+    const int64_t hot_stride = 3 * 16;
+    std::vector<float> hot = random_f(rng, P * hot_stride, -1.0f, 1.0f);
+    for (int64_t p = 0; p < P; ++p)
+      for (int64_t c = 0; c < 3; ++c)
+        for (int64_t l = 0; l < 16; ++l)
+          if (p * 16 + l >= n) hot[p * hot_stride + c * 16 + l] = 0.0f;
     std::vector<ShadowEntry> ents;
     std::vector<int32_t> row_begin(M + 1, 0);
     std::uniform_int_distribution<int> ncount(0, 12), col(0, static_cast<int>(k) - 1), h(0, 3);
     for (int64_t r = 0; r < M; ++r) {
       for (int c = r == 4 ? 0 : ncount(rng); c > 0; --c) {
         const int hh = h(rng);  // 3: cold
-        ents.push_back({hh < 3 ? hot.data() + hh * n : nullptr, col(rng),
+        ents.push_back({hh < 3 ? hot.data() + hh * 16 : nullptr, col(rng),
                         random_f(rng, 1, -30.0f, 30.0f)[0]});
       }
       row_begin[r + 1] = static_cast<int32_t>(ents.size());
@@ -355,7 +362,7 @@ TEST(Int8Weights, ShadowRowsMatchScalarDefinition) {
           for (int32_t t = row_begin[r]; t < row_begin[r + 1]; ++t) {
             const ShadowEntry& e = ents[t];
             if (e.hot)
-              hs = std::fma(e.residual, e.hot[nn], hs);
+              hs = std::fma(e.residual, e.hot[(nn / 16) * hot_stride + nn % 16], hs);
             else
               cs = std::fma(e.residual, static_cast<float>(qw[nn * k + e.col]), cs);
           }
@@ -363,7 +370,8 @@ TEST(Int8Weights, ShadowRowsMatchScalarDefinition) {
           o = std::fma(cs, sw[nn], o + hs);
         }
       }
-      w->shadow_rows(ents.data(), row_begin.data(), m0, m1, p0, p1, y.data(), ldy);
+      w->shadow_rows(ents.data(), row_begin.data(), m0, m1, p0, p1, hot.data(), hot_stride,
+                     y.data(), ldy);
       for (int64_t j = 0; j < M * ldy; ++j)
         ASSERT_EQ(y[j], want[j]) << "n=" << n << " rows " << m0 << ".." << m1 << " panels "
                                  << p0 << ".." << p1 << " at " << j;

@@ -47,10 +47,13 @@ inline constexpr int64_t kInt8MaxK = int64_t{1} << 16;
 
 // One outlier of the shadow path, as the kernel reads it.
 struct ShadowEntry {
-  const float* hot;  // float column of W for input channel col ([N] floats), or null: the
-                     // int8 weights' column, read in place
+  // Float weights of input channel col, or null (the int8 weights' column, read in place).
+  // Panel-major: output n of the channel is hot[(n / 16)·hot_stride + n % 16], hot_stride
+  // being given with the call (all hot channels' 16 floats of panel p lie side by side, so the
+  // part a block of outputs needs is one contiguous range).
+  const float* hot;
   int32_t col;
-  float residual;    // x − clip(x)
+  float residual;  // x − clip(x)
 };
 
 // ---- Weights: W [N, K] quantised per output channel and packed once for the GEMM kernels.
@@ -92,9 +95,11 @@ class Int8Weights {
   void dequant_column_panels(int64_t k, int64_t p0, int64_t p1, float* out) const;
   // The shadow path for activation rows [m0, m1) and output panels [p0, p1), row r's
   // outliers being e[row_begin[r] .. row_begin[r+1]) (exact formula: kernels/int8_kernels.h,
-  // shadow_rows_ref): y[r, n] += Σ a·hot[n] + s_w[n]·Σ a·q_w[n, col].
+  // shadow_rows_ref): y[r, n] += Σ a·hot(n) + s_w[n]·Σ a·q_w[n, col]. The hot columns live in
+  // [hot_base, hot_base + panels·hot_stride) (prefetched per block), see ShadowEntry.
   void shadow_rows(const ShadowEntry* e, const int32_t* row_begin, int64_t m0, int64_t m1,
-                   int64_t p0, int64_t p1, float* y, int64_t ldy) const;
+                   int64_t p0, int64_t p1, const float* hot_base, int64_t hot_stride, float* y,
+                   int64_t ldy) const;
   size_t bytes() const { return packed_.size() + 8 * scales_.size(); }
 
   // Kernel view (layout above).

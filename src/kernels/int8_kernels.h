@@ -72,14 +72,17 @@ void dequant_column_ref(const WView& w, int64_t k, int64_t p0, int64_t p1, float
 void dequant_column_avx512(const WView& w, int64_t k, int64_t p0, int64_t p1, float* out);
 // Shadow path for activation rows [m0, m1), row r's outliers being e[row_begin[r] ..
 // row_begin[r+1]) in order, and each output n in [16·p0, min(16·p1, N)):
-//   h = Σ a·hot[n]       over entries with a float column (fma chain from 0)
+//   h = Σ a·hot[(n/16)·hot_stride + n%16]  over entries with float weights (fma chain from 0)
 //   c = Σ a·q_w[n, col]  over the others, int8 weights read in place (fma chain from 0)
 //   y[r, n] = fma(c, s_w[n], y[r, n] + h)
 // The sums stay in registers across a row's outliers: y is read and written once per row.
+// Hot weights: panel p of every hot channel in [hot_base + p·hot_stride, + hot_stride).
 void shadow_rows_ref(const WView& w, const ShadowEntry* e, const int32_t* row_begin, int64_t m0,
-                     int64_t m1, int64_t p0, int64_t p1, float* y, int64_t ldy);
+                     int64_t m1, int64_t p0, int64_t p1, const float* hot_base,
+                     int64_t hot_stride, float* y, int64_t ldy);
 void shadow_rows_avx512(const WView& w, const ShadowEntry* e, const int32_t* row_begin,
-                        int64_t m0, int64_t m1, int64_t p0, int64_t p1, float* y, int64_t ldy);
+                        int64_t m0, int64_t m1, int64_t p0, int64_t p1, const float* hot_base,
+                        int64_t hot_stride, float* y, int64_t ldy);
 
 // Weight quantisation at load, one row of W (k floats): the first index whose value is not
 // finite, or -1, and max_k |w[k]| (weight_row_check); then q = quantize_one(w[i], inv) stored

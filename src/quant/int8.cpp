@@ -209,13 +209,15 @@ void Int8Weights::dequant_column_panels(int64_t k, int64_t p0, int64_t p1, float
 }
 
 void Int8Weights::shadow_rows(const ShadowEntry* e, const int32_t* row_begin, int64_t m0,
-                              int64_t m1, int64_t p0, int64_t p1, float* y, int64_t ldy) const {
+                              int64_t m1, int64_t p0, int64_t p1, const float* hot_base,
+                              int64_t hot_stride, float* y, int64_t ldy) const {
   static const bool avx512 = cpu_features().has_avx512();
   const WView wv{packed(), n_, k4_, panels_, scales(), shift_correction()};
   if (avx512)
-    kernels::int8::shadow_rows_avx512(wv, e, row_begin, m0, m1, p0, p1, y, ldy);
+    kernels::int8::shadow_rows_avx512(wv, e, row_begin, m0, m1, p0, p1, hot_base, hot_stride, y,
+                                      ldy);
   else
-    kernels::int8::shadow_rows_ref(wv, e, row_begin, m0, m1, p0, p1, y, ldy);
+    kernels::int8::shadow_rows_ref(wv, e, row_begin, m0, m1, p0, p1, hot_base, hot_stride, y, ldy);
 }
 
 void Int8Weights::dequant_column(int64_t k, float* out) const {

@@ -34,13 +34,18 @@ class Int8ShadowLinear final : public Linear {
         shadow_(shadow) {
     const int64_t N = lin_.n(), K = lin_.k();
     if (shadow_ && hot_float && !c.hot.empty()) {
+      // Panel-major (see ShadowEntry): [panel][hot channel][16 lanes], lanes past N zero.
       hot_index_.assign(static_cast<size_t>(K), -1);
-      hot_cols_.resize(c.hot.size() * static_cast<size_t>(N));
+      hot_stride_ = static_cast<int64_t>(c.hot.size()) * 16;
+      const int64_t panels = (N + 15) / 16;
+      hot_cols_.assign(static_cast<size_t>(panels * hot_stride_), 0.0f);
       for (size_t h = 0; h < c.hot.size(); ++h) {
         const int32_t k = c.hot[h];
         if (k < 0 || k >= K) continue;
         hot_index_[k] = static_cast<int32_t>(h);
-        for (int64_t n = 0; n < N; ++n) hot_cols_[h * N + n] = w_f32[n * K + k];
+        for (int64_t n = 0; n < N; ++n)
+          hot_cols_[(n / 16) * hot_stride_ + static_cast<int64_t>(h) * 16 + n % 16] =
+              w_f32[n * K + k];
       }
     }
   }
@@ -68,7 +73,6 @@ class Int8ShadowLinear final : public Linear {
     // Each outlier as the kernel reads it (with its float column when the channel is hot),
     // indexed by row; the corrections run on each block of the GEMM's output as it is
     // finished, while that block is still in cache. Per-thread scratch, no allocation once warm.
-    const int64_t N = n();
     std::vector<ShadowEntry>& ents = tl<std::vector<ShadowEntry>>();
     std::vector<int32_t>& row_begin = tl<std::vector<int32_t>>();
     ents.resize(ol->size());
@@ -76,14 +80,15 @@ class Int8ShadowLinear final : public Linear {
     for (size_t i = 0; i < ol->size(); ++i) {
       const Outlier& o = (*ol)[i];
       const int32_t h = hot_index_.empty() ? -1 : hot_index_[o.col];
-      ents[i] = {h >= 0 ? hot_cols_.data() + static_cast<size_t>(h) * N : nullptr, o.col,
+      ents[i] = {h >= 0 ? hot_cols_.data() + static_cast<size_t>(h) * 16 : nullptr, o.col,
                  o.residual};
       ++row_begin[o.row + 1];
     }
     for (int64_t r = 0; r < m; ++r) row_begin[r + 1] += row_begin[r];  // list is row-major
     const Int8Weights& w = lin_.weights();
     const GemmAfter shadow = [&](int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
-      w.shadow_rows(ents.data(), row_begin.data(), m0, m1, p0, p1, y, ldy);
+      w.shadow_rows(ents.data(), row_begin.data(), m0, m1, p0, p1,
+                    hot_cols_.empty() ? nullptr : hot_cols_.data(), hot_stride_, y, ldy);
     };
     st = gemm_int8(s->act, w, y, ldy, lin_.bias(), false, pool, &shadow);
     (void)st;
@@ -94,7 +99,8 @@ class Int8ShadowLinear final : public Linear {
   float scale_;
   bool shadow_;
   std::vector<int32_t> hot_index_;  // K entries: index into hot_cols_, or -1
-  std::vector<float> hot_cols_;     // [n_hot][N]
+  std::vector<float> hot_cols_;     // [panels][n_hot][16] (see ShadowEntry)
+  int64_t hot_stride_ = 0;          // n_hot·16
 };
 
 // The LM head: int8 weights, activations quantised per row (no calibration needed).

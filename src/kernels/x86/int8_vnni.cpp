@@ -334,6 +334,7 @@ struct ShadowCols {
   const int8_t* base[NP];  // panel j's first group
   int64_t step[NP];        // bytes per group in panel j's column block
   __m512 sw[NP];           // weight scales
+  int64_t hot_off[NP];     // floats from a ShadowEntry's hot pointer to panel j
   int64_t n0;              // first output
   __mmask16 last;          // valid lanes of the last panel
 };
@@ -344,13 +345,10 @@ inline __attribute__((always_inline)) void shadow_add(const ShadowEntry& en,
                                                       __m512 (&c)[NP]) {
   const __m512 a = _mm512_set1_ps(en.residual);
   if (en.hot) {
-    const float* hc = en.hot + w.n0;
+    // Padded panels: lanes past N hold 0.
 #pragma GCC unroll 8
-    for (int j = 0; j < NP; ++j) {
-      const __m512 v =
-          j == NP - 1 ? _mm512_maskz_loadu_ps(w.last, hc + 16 * j) : _mm512_loadu_ps(hc + 16 * j);
-      h[j] = _mm512_fmadd_ps(a, v, h[j]);
-    }
+    for (int j = 0; j < NP; ++j)
+      h[j] = _mm512_fmadd_ps(a, _mm512_loadu_ps(en.hot + w.hot_off[j]), h[j]);
   } else {
     // Byte col % 4 of each 32-bit lane, sign-extended (as dequant_column_avx512).
     const uint32_t col = static_cast<uint32_t>(en.col);
@@ -365,12 +363,27 @@ inline __attribute__((always_inline)) void shadow_add(const ShadowEntry& en,
   }
 }
 
-// NP ≤ 8 panels of output for R rows at a time: 2·NP·R accumulators (float-column and
-// int8-column sums). R rows interleave their outliers so that narrow blocks still have enough
-// independent FMA chains to hide the FMA latency; each row keeps its own summation order.
-template <int NP, int R>
+template <int NP>
+inline __attribute__((always_inline)) void shadow_store(float* yr, const ShadowCols<NP>& w,
+                                                        const __m512 (&h)[NP],
+                                                        const __m512 (&c)[NP]) {
+#pragma GCC unroll 8
+  for (int j = 0; j < NP; ++j) {
+    const __mmask16 m = j == NP - 1 ? w.last : static_cast<__mmask16>(0xffff);
+    const __m512 yv = _mm512_add_ps(_mm512_maskz_loadu_ps(m, yr + 16 * j), h[j]);
+    _mm512_mask_storeu_ps(yr + 16 * j, m, _mm512_fmadd_ps(c[j], w.sw[j], yv));
+  }
+}
+
+// NP ≤ 8 panels of output: 2·NP accumulators per row (float-column and int8-column sums).
+// With NP ≤ 4, two rows go in lockstep (each in its own order) so that narrow blocks still
+// have enough independent FMA chains to hide the FMA latency; all accumulators are named
+// arrays with constant indices, so they stay in registers.
+template <int NP>
 void shadow_block(const WView& wv, const ShadowEntry* e, const int32_t* row_begin, int64_t m0,
-                  int64_t m1, int64_t p0, float* y, int64_t ldy) {
+                  int64_t m1, int64_t p0, const float* hot_base, int64_t hot_stride, float* y,
+                  int64_t ldy) {
+  constexpr bool kPair = NP <= 4;
   ShadowCols<NP> w;
   w.n0 = p0 * 16;
   const int64_t tail = std::min<int64_t>(16, wv.n - (p0 + NP - 1) * 16);  // lanes in the last
@@ -380,39 +393,43 @@ void shadow_block(const WView& wv, const ShadowEntry* e, const int32_t* row_begi
     w.base[j] = wv.panel(p0 + j);
     w.step[j] = wv.step(p0 + j);
     w.sw[j] = _mm512_loadu_ps(wv.scale + w.n0 + 16 * j);  // scales are padded to whole panels
+    w.hot_off[j] = (p0 + j) * hot_stride;
   }
-  for (int64_t r = m0; r < m1;) {
-    int64_t rows[R];
-    int32_t t[R], end[R];
-    int n = 0;
-    for (; r < m1 && n < R; ++r)
-      if (row_begin[r] != row_begin[r + 1]) rows[n++] = r;
-    if (n == 0) break;
-    __m512 h[R][NP], c[R][NP];
-#pragma GCC unroll 4
-    for (int i = 0; i < R; ++i) {
-      t[i] = i < n ? row_begin[rows[i]] : 0;
-      end[i] = i < n ? row_begin[rows[i] + 1] : 0;
+  // The block's hot weights are one contiguous range, touched in random order by the rows'
+  // outliers: start fetching it into L2 now (the first touch of each line would stall).
+  if (hot_base)
+    for (int64_t off = 0; off < NP * hot_stride; off += 16)
+      _mm_prefetch(reinterpret_cast<const char*>(hot_base + p0 * hot_stride + off), _MM_HINT_T1);
+  auto next_row = [&](int64_t r) {
+    while (r < m1 && row_begin[r] == row_begin[r + 1]) ++r;
+    return r;
+  };
+  for (int64_t r = next_row(m0); r < m1;) {
+    __m512 ha[NP], ca[NP];
 #pragma GCC unroll 8
-      for (int j = 0; j < NP; ++j) h[i][j] = c[i][j] = _mm512_setzero_ps();
-    }
-    for (bool more = true; more;) {
-      more = false;
-#pragma GCC unroll 4
-      for (int i = 0; i < R; ++i)
-        if (t[i] < end[i]) {
-          shadow_add(e[t[i]++], w, h[i], c[i]);
-          more = true;
-        }
-    }
-    for (int i = 0; i < n; ++i) {
-      float* yr = y + rows[i] * ldy + w.n0;
+    for (int j = 0; j < NP; ++j) ha[j] = ca[j] = _mm512_setzero_ps();
+    int32_t ta = row_begin[r];
+    const int32_t ea = row_begin[r + 1];
+    const int64_t rb = kPair ? next_row(r + 1) : m1;
+    if (kPair && rb < m1) {
+      __m512 hb[NP], cb[NP];
 #pragma GCC unroll 8
-      for (int j = 0; j < NP; ++j) {
-        const __mmask16 m = j == NP - 1 ? w.last : static_cast<__mmask16>(0xffff);
-        const __m512 yv = _mm512_add_ps(_mm512_maskz_loadu_ps(m, yr + 16 * j), h[i][j]);
-        _mm512_mask_storeu_ps(yr + 16 * j, m, _mm512_fmadd_ps(c[i][j], w.sw[j], yv));
+      for (int j = 0; j < NP; ++j) hb[j] = cb[j] = _mm512_setzero_ps();
+      int32_t tb = row_begin[rb];
+      const int32_t eb = row_begin[rb + 1];
+      for (; ta < ea && tb < eb; ++ta, ++tb) {
+        shadow_add(e[ta], w, ha, ca);
+        shadow_add(e[tb], w, hb, cb);
       }
+      for (; tb < eb; ++tb) shadow_add(e[tb], w, hb, cb);
+      for (; ta < ea; ++ta) shadow_add(e[ta], w, ha, ca);
+      shadow_store(y + r * ldy + w.n0, w, ha, ca);
+      shadow_store(y + rb * ldy + w.n0, w, hb, cb);
+      r = next_row(rb + 1);
+    } else {
+      for (; ta < ea; ++ta) shadow_add(e[ta], w, ha, ca);
+      shadow_store(y + r * ldy + w.n0, w, ha, ca);
+      r = next_row(r + 1);
     }
   }
 }
@@ -420,18 +437,19 @@ void shadow_block(const WView& wv, const ShadowEntry* e, const int32_t* row_begi
 }  // namespace
 
 void shadow_rows_avx512(const WView& w, const ShadowEntry* e, const int32_t* row_begin,
-                        int64_t m0, int64_t m1, int64_t p0, int64_t p1, float* y, int64_t ldy) {
+                        int64_t m0, int64_t m1, int64_t p0, int64_t p1, const float* hot_base,
+                        int64_t hot_stride, float* y, int64_t ldy) {
   using Fn = void (*)(const WView&, const ShadowEntry*, const int32_t*, int64_t, int64_t, int64_t,
-                      float*, int64_t);
-  static constexpr Fn kBlock[8] = {shadow_block<1, 4>, shadow_block<2, 4>, shadow_block<3, 2>,
-                                   shadow_block<4, 2>, shadow_block<5, 1>, shadow_block<6, 1>,
-                                   shadow_block<7, 1>, shadow_block<8, 1>};
+                      const float*, int64_t, float*, int64_t);
+  static constexpr Fn kBlock[8] = {shadow_block<1>, shadow_block<2>, shadow_block<3>,
+                                   shadow_block<4>, shadow_block<5>, shadow_block<6>,
+                                   shadow_block<7>, shadow_block<8>};
   // Blocks of ≤ 8 panels (128 outputs), ≤ 16 accumulators.
   for (int64_t p = p0; p < p1; p += 8) {
     const int64_t np = std::min<int64_t>(8, p1 - p);
     if (p * 16 >= w.n) break;
     const int64_t used = std::min<int64_t>(np, (w.n - p * 16 + 15) / 16);
-    kBlock[used - 1](w, e, row_begin, m0, m1, p, y, ldy);
+    kBlock[used - 1](w, e, row_begin, m0, m1, p, hot_base, hot_stride, y, ldy);
   }
 }
 
