@@ -4,7 +4,7 @@
 # Usage: scripts/sched_measure.sh MODEL NAME [PROMPTS]   (writes docs/sched/NAME-*.{json,jsonl,png})
 # Env: REPS (rounds of --compare-sched, default 3), PROFILE_PROMPTS (prompts the profile is
 # fitted on, default the same as PROMPTS), EXTRA (more octet flags, e.g. "--calib FILE"),
-# KEEP_PROFILE=1 (reuse an existing profile), NO_TRACES=1 (skip the Gantt PNGs).
+# PROFILE_REPS (runs per configuration for the fit, default 3), KEEP_PROFILE=1 (reuse an existing profile), NO_TRACES=1 (skip the Gantt PNGs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODEL=$1; NAME=$2; PROMPTS=${3:-256,512,1024,2048}
@@ -17,6 +17,7 @@ PROF=$OUT/profile-$NAME.json
 if [ -z "${KEEP_PROFILE:-}" ] || [ ! -f "$PROF" ]; then
   # shellcheck disable=SC2086
   "$OCTET" bench -m "$MODEL" $EXTRA --profile "$PROF" --prompts "${PROFILE_PROMPTS:-$PROMPTS}" \
+    --reps "${PROFILE_REPS:-3}" \
     | tee "$OUT/$NAME-profile.txt"
 fi
 # 2. Measured vs predicted, every configuration, round robin in one process (best of --reps).
