@@ -132,7 +132,7 @@ class Policy {
 std::unique_ptr<Policy> make_policy(PolicyKind k, const Graph& g, const std::vector<int>& where,
                                     const std::vector<double>& costs, double dispatch_ms = 0,
                                     double handoff_ms = 0);
-// kOoo's plan: the candidate policy (kGreedy, kCritical or kInOrder, ties in that order) with
+// kOoo's plan: the candidate policy (kInOrder, kGreedy or kCritical, ties in that order) with
 // the smallest simulated makespan; `predicted` (optional) gets each candidate's makespan.
 PolicyKind plan_ooo(const Graph& g, const std::vector<int>& where,
                     const std::vector<double>& costs, double dispatch_ms, double handoff_ms,

@@ -359,10 +359,12 @@ PolicyKind plan_ooo(const Graph& g, const std::vector<int>& where,
   for (int w : where) np = std::max(np, size_t(w) + 1);
   std::vector<double> dur(costs);
   for (double& d : dur) d += dispatch_ms;
-  PolicyKind best = PolicyKind::kGreedy;
+  PolicyKind best = PolicyKind::kInOrder;
   double best_ms = std::numeric_limits<double>::infinity();
   if (predicted) predicted->clear();
-  for (PolicyKind c : {PolicyKind::kGreedy, PolicyKind::kCritical, PolicyKind::kInOrder}) {
+  // In-order first: an out-of-order candidate must be predicted strictly faster to replace it
+  // (with one chunk, or two, they often tie: then the plain pipeline runs).
+  for (PolicyKind c : {PolicyKind::kInOrder, PolicyKind::kGreedy, PolicyKind::kCritical}) {
     auto pol = make_policy(c, g, where, costs);
     const double ms = simulate_policy(g, where, np, dur, handoff_ms, *pol).makespan_ms;
     if (predicted) predicted->push_back({c, ms});

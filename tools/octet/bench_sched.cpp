@@ -40,7 +40,7 @@ void SchedBenchFlags::add_to(CLI::App* cmd) {
   cmd->add_option("--reps", reps,
                   "prefills per measurement, fastest kept: per prompt and engine in bench (the "
                   "first is the cold TTFT; default 1), per configuration for --compare-sched "
-                  "(default 2)")
+                  "and --profile (default 2)")
       ->check(CLI::Range(1, 100));
   cmd->add_flag("--retune", retune, "re-measure the default processors/policy for this machine");
 }
@@ -301,7 +301,8 @@ void run_sched_profile(const SchedBenchFlags& f, const EngineFlags& engine,
   prof.source = "octet bench --profile, model " + resolve_model(engine.model) + ", chunk " +
                 std::to_string(engine.chunk) + ", prompts";
   for (int64_t n : prompts) prof.source += " " + std::to_string(n);
-  prof.notes = "Fitted by least squares from measured subgraph times; int8/float classes "
+  prof.notes = "Fitted by least squares from measured subgraph times (each subgraph's minimum "
+               "over --reps runs); int8/float classes "
                "pooled over sequential, inorder, greedy and critical runs on " + split_procs(threads) +
                " (so they include the two processors' contention), shared:N from sequential "
                "runs. dispatch_ms: mean gap between subgraphs on one processor; handoff_ms: "
@@ -309,7 +310,8 @@ void run_sched_profile(const SchedBenchFlags& f, const EngineFlags& engine,
   struct Run {
     Config c;
     Graph g;
-    std::vector<Slice> s;
+    std::vector<Slice> s;    // the fastest run's trace
+    std::vector<Slice> fit;  // the same slices, each as long as its fastest run
     double ms;
   };
   std::vector<Run> runs;
@@ -323,11 +325,30 @@ void run_sched_profile(const SchedBenchFlags& f, const EngineFlags& engine,
       const bool shared = procs.rfind("shared", 0) == 0;
       for (const char* pol : {"sequential", "inorder", "greedy", "critical"}) {
         if (shared && std::string(pol) != "sequential") continue;
+        // --reps runs (default 2): the run with the shortest prefill is kept for the gaps and
+        // the self-check, and every subgraph's duration is its minimum over the runs (the
+        // same DAG, so node ids match), which filters the other jobs' interruptions out of
+        // the fit on a shared machine.
         Run r;
         r.c = {pol, procs};
-        r.ms = timed_prefill(*eng, r.c, ids, f.arenas, !f.no_pin, &r.s, &r.g);
-        std::fprintf(stderr, "octet: profile %5lld tokens %-10s %-16s %8.1f ms\n",
-                     static_cast<long long>(n), pol, procs.c_str(), r.ms);
+        r.ms = 1e300;
+        std::vector<double> min_dur;
+        for (int rep = 0; rep < f.compare_reps(); ++rep) {
+          Run t;
+          t.ms = timed_prefill(*eng, r.c, ids, f.arenas, !f.no_pin, &t.s, &t.g);
+          if (min_dur.empty()) min_dur.assign(t.g.size(), 1e300);
+          for (const Slice& x : t.s)
+            min_dur[x.node] = std::min(min_dur[x.node], x.end_ms - x.start_ms);
+          if (t.ms < r.ms) {
+            r.ms = t.ms;
+            r.g = std::move(t.g);
+            r.s = std::move(t.s);
+          }
+        }
+        r.fit = r.s;
+        for (Slice& x : r.fit) x.end_ms = x.start_ms + min_dur[x.node];
+        std::fprintf(stderr, "octet: profile %5lld tokens %-10s %-16s %8.1f ms (best of %d)\n",
+                     static_cast<long long>(n), pol, procs.c_str(), r.ms, f.compare_reps());
         runs.push_back(std::move(r));
       }
     }
@@ -341,7 +362,7 @@ void run_sched_profile(const SchedBenchFlags& f, const EngineFlags& engine,
       if (r.c.processors != procs || (seq_only && r.c.policy != "sequential")) continue;
       const int32_t off = static_cast<int32_t>(all.nodes.size());
       for (const Node& n : r.g.nodes) all.nodes.push_back(n);
-      for (const Slice& x : r.s)
+      for (const Slice& x : r.fit)
         if (x.proc == proc) s.push_back({x.node + off, proc, x.start_ms, x.end_ms});
     }
     return fit_costs(all, s, proc);
