@@ -123,7 +123,7 @@ Status Session::eval_scheduled(std::span<const Token> toks, bool all_logits,
   const Profile proxy = proxy_profile();
   const Profile& prof = opt.profile ? *opt.profile : proxy;
   const std::vector<double> costs = node_costs(g, opt.procs, where, prof);
-  // ooo plans here, before any thread starts (a few simulations of the DAG: well under 1 ms).
+  // ooo plans here, before any thread starts (three simulations of the DAG: ~1 ms at most).
   const PolicyKind ran = opt.policy == PolicyKind::kOoo
                              ? plan_ooo(g, where, costs, prof.dispatch_ms, prof.handoff_ms)
                              : opt.policy;
