@@ -108,9 +108,13 @@ struct Slice {
 ProcessorCost fit_costs(const Graph& g, const std::vector<Slice>& s, int proc);
 
 // ---- Policies ----------------------------------------------------------------------------
+// kGreedy is the paper's C(g) greedy as the issue states it. kOoo, the default out-of-order
+// policy, plans with the simulator: it simulates kGreedy, kCritical and kInOrder on the same
+// DAG with the profiled costs and runs whichever predicts the shortest makespan, so it is
+// never predicted slower than the in-order pipeline (the greedy alone can be: docs/scheduler.md).
 // kCritical is not from the paper: classic list scheduling by longest remaining path (the
-// "upward rank" of HEFT) with the same profiled costs, kept as a yardstick for the greedy.
-enum class PolicyKind { kSequential, kInOrder, kOoo, kCritical };
+// "upward rank" of HEFT) with the same profiled costs.
+enum class PolicyKind { kSequential, kInOrder, kOoo, kCritical, kGreedy };
 Expected<PolicyKind> parse_policy(const std::string& s);
 const char* policy_name(PolicyKind p);
 
@@ -123,9 +127,16 @@ class Policy {
   virtual void started(int32_t) {}
   virtual void finished(int32_t) {}
 };
-// costs: node_costs(); done_preds lets the greedy see which successors a node would release.
+// costs: node_costs(); dispatch_ms / handoff_ms: the profile's overheads (kOoo's planning
+// simulations use them).
 std::unique_ptr<Policy> make_policy(PolicyKind k, const Graph& g, const std::vector<int>& where,
-                                    const std::vector<double>& costs);
+                                    const std::vector<double>& costs, double dispatch_ms = 0,
+                                    double handoff_ms = 0);
+// kOoo's plan: the candidate policy (kInOrder, kGreedy or kCritical, ties in that order) with
+// the smallest simulated makespan; `predicted` (optional) gets each candidate's makespan.
+PolicyKind plan_ooo(const Graph& g, const std::vector<int>& where,
+                    const std::vector<double>& costs, double dispatch_ms, double handoff_ms,
+                    std::vector<std::pair<PolicyKind, double>>* predicted = nullptr);
 
 // ---- Simulator ----------------------------------------------------------------------------
 struct SimResult {
@@ -138,6 +149,10 @@ struct SimResult {
 // predecessor on another processor ends (a latency, hidden when the processor is busy).
 SimResult simulate(const Graph& g, const std::vector<ProcessorSpec>& procs, const Profile& prof,
                    PolicyKind pk);
+// The same simulation with explicit node durations (cost + dispatch), processor assignment,
+// hand-off latency and a policy object (used by kOoo's planner).
+SimResult simulate_policy(const Graph& g, const std::vector<int>& where, size_t n_procs,
+                          const std::vector<double>& dur, double handoff_ms, Policy& policy);
 // Branch and bound over active schedules (optimal makespan for these durations); gives up
 // after max_nodes search nodes and returns the best found (*exact = false).
 SimResult optimum(const Graph& g, const std::vector<ProcessorSpec>& procs, const Profile& prof,
@@ -166,6 +181,7 @@ struct RunOptions {
   bool pin = true;
   std::vector<Slice>* trace = nullptr;  // filled with every node's processor and times
   Graph* graph_out = nullptr;           // the DAG that ran (for reports)
+  PolicyKind* ran = nullptr;            // the policy that ran (for kOoo: its plan)
 };
 
 }  // namespace octet::sched

@@ -121,9 +121,14 @@ Status Session::eval_scheduled(std::span<const Token> toks, bool all_logits,
   Graph g = build_graph(hp_, n_tok, n_past_, go);
   const std::vector<int> where = assign(g, opt.procs);
   const Profile proxy = proxy_profile();
-  const std::vector<double> costs =
-      node_costs(g, opt.procs, where, opt.profile ? *opt.profile : proxy);
-  auto policy = make_policy(opt.policy, g, where, costs);
+  const Profile& prof = opt.profile ? *opt.profile : proxy;
+  const std::vector<double> costs = node_costs(g, opt.procs, where, prof);
+  // ooo plans here, before any thread starts (three simulations of the DAG: ~1 ms at most).
+  const PolicyKind ran = opt.policy == PolicyKind::kOoo
+                             ? plan_ooo(g, where, costs, prof.dispatch_ms, prof.handoff_ms)
+                             : opt.policy;
+  if (opt.ran) *opt.ran = ran;
+  auto policy = make_policy(ran, g, where, costs);
   if (logits) logits->assign(static_cast<size_t>((all_logits ? n_tok : 1) * hp_.n_vocab), 0.f);
 
   const size_t P = opt.procs.size(), N = g.size();

@@ -186,7 +186,9 @@ Expected<PolicyKind> parse_policy(const std::string& s) {
   if (s == "inorder") return PolicyKind::kInOrder;
   if (s == "ooo") return PolicyKind::kOoo;
   if (s == "critical") return PolicyKind::kCritical;
-  return Status::Error("unknown policy '" + s + "' (sequential, inorder, ooo or critical)");
+  if (s == "greedy") return PolicyKind::kGreedy;
+  return Status::Error("unknown policy '" + s +
+                       "' (sequential, inorder, ooo, greedy or critical)");
 }
 
 const char* policy_name(PolicyKind p) {
@@ -195,6 +197,7 @@ const char* policy_name(PolicyKind p) {
     case PolicyKind::kInOrder: return "inorder";
     case PolicyKind::kOoo: return "ooo";
     case PolicyKind::kCritical: return "critical";
+    case PolicyKind::kGreedy: return "greedy";
   }
   return "?";
 }
@@ -275,9 +278,10 @@ class InOrder final : public Policy {
 // llm.npu §3.4: among the ready subgraphs, pick the largest C(g) = ±Σ_{s∈S} T(s), S being the
 // subgraphs that g's completion makes ready (successors whose only unfinished predecessor is
 // g); + for a float candidate, − for an integer one. Ties go to the earliest node.
-class Ooo final : public Policy {
+// (PolicyKind::kGreedy; kOoo runs it only when the simulator predicts it wins.)
+class Greedy final : public Policy {
  public:
-  Ooo(const Graph& g, const std::vector<double>& costs) : g_(g), cost_(costs) {
+  Greedy(const Graph& g, const std::vector<double>& costs) : g_(g), cost_(costs) {
     remaining_.resize(g.size());
     for (size_t i = 0; i < g.size(); ++i) remaining_[i] = int32_t(g.nodes[i].preds.size());
   }
@@ -332,14 +336,44 @@ class Critical final : public Policy {
 }  // namespace
 
 std::unique_ptr<Policy> make_policy(PolicyKind k, const Graph& g, const std::vector<int>& where,
-                                    const std::vector<double>& costs) {
+                                    const std::vector<double>& costs, double dispatch_ms,
+                                    double handoff_ms) {
   switch (k) {
     case PolicyKind::kSequential: return std::make_unique<Sequential>();
     case PolicyKind::kInOrder: return std::make_unique<InOrder>(g, where);
-    case PolicyKind::kOoo: return std::make_unique<Ooo>(g, costs);
+    case PolicyKind::kGreedy: return std::make_unique<Greedy>(g, costs);
     case PolicyKind::kCritical: return std::make_unique<Critical>(g, costs);
+    case PolicyKind::kOoo:
+      return make_policy(plan_ooo(g, where, costs, dispatch_ms, handoff_ms), g, where, costs);
   }
   return nullptr;
+}
+
+// Plan-then-run: the greedy's one-step rule can starve the last chunk (docs/scheduler.md), so
+// simulate it against list scheduling by longest path and the in-order pipeline with the same
+// costs, and run the fastest. Deterministic, so simulate(kOoo) equals the chosen one's run.
+PolicyKind plan_ooo(const Graph& g, const std::vector<int>& where,
+                    const std::vector<double>& costs, double dispatch_ms, double handoff_ms,
+                    std::vector<std::pair<PolicyKind, double>>* predicted) {
+  size_t np = 0;
+  for (int w : where) np = std::max(np, size_t(w) + 1);
+  std::vector<double> dur(costs);
+  for (double& d : dur) d += dispatch_ms;
+  PolicyKind best = PolicyKind::kInOrder;
+  double best_ms = std::numeric_limits<double>::infinity();
+  if (predicted) predicted->clear();
+  // In-order first: an out-of-order candidate must be predicted strictly faster to replace it
+  // (with one chunk, or two, they often tie: then the plain pipeline runs).
+  for (PolicyKind c : {PolicyKind::kInOrder, PolicyKind::kGreedy, PolicyKind::kCritical}) {
+    auto pol = make_policy(c, g, where, costs);
+    const double ms = simulate_policy(g, where, np, dur, handoff_ms, *pol).makespan_ms;
+    if (predicted) predicted->push_back({c, ms});
+    if (ms < best_ms) {
+      best_ms = ms;
+      best = c;
+    }
+  }
+  return best;
 }
 
 }  // namespace octet::sched

@@ -21,9 +21,8 @@ std::vector<double> durations(const Graph& g, const std::vector<double>& cost,
 // Hand-off latency of edge p -> n: a result crossing processors is visible handoff_ms after
 // it is produced (a wake-up / sync). It delays the consumer's start but occupies no
 // processor, so it is hidden whenever the consumer's processor is busy anyway.
-inline double edge_delay(const std::vector<int>& where, int32_t p, int32_t n,
-                         const Profile& prof) {
-  return where[p] != where[n] ? prof.handoff_ms : 0.0;
+inline double edge_delay(const std::vector<int>& where, int32_t p, int32_t n, double handoff) {
+  return where[p] != where[n] ? handoff : 0.0;
 }
 }  // namespace
 
@@ -32,8 +31,14 @@ SimResult simulate(const Graph& g, const std::vector<ProcessorSpec>& procs, cons
   const std::vector<int> where = assign(g, procs);
   const std::vector<double> cost = node_costs(g, procs, where, prof);
   const std::vector<double> dur = durations(g, cost, prof);
-  auto policy = make_policy(pk, g, where, cost);
-  const size_t P = procs.size();
+  auto policy = make_policy(pk, g, where, cost, prof.dispatch_ms, prof.handoff_ms);
+  return simulate_policy(g, where, procs.size(), dur, prof.handoff_ms, *policy);
+}
+
+SimResult simulate_policy(const Graph& g, const std::vector<int>& where, size_t n_procs,
+                          const std::vector<double>& dur, double handoff_ms, Policy& pol) {
+  Policy* policy = &pol;
+  const size_t P = n_procs;
   std::vector<int32_t> remaining(g.size());
   std::vector<double> avail(g.size(), 0.0);  // when all inputs are visible
   std::vector<std::vector<int32_t>> ready(P);
@@ -82,7 +87,7 @@ SimResult simulate(const Graph& g, const std::vector<ProcessorSpec>& procs, cons
     ++done;
     policy->finished(n);
     for (int32_t s : g.nodes[n].succs) {
-      avail[s] = std::max(avail[s], te + edge_delay(where, n, s, prof));
+      avail[s] = std::max(avail[s], te + edge_delay(where, n, s, handoff_ms));
       if (--remaining[s] == 0) events.push({avail[s], 1, s});
     }
   }
@@ -102,14 +107,14 @@ SimResult optimum(const Graph& g, const std::vector<ProcessorSpec>& procs, const
   for (size_t i = N; i-- > 0;) {
     double t = 0;
     for (int32_t s : g.nodes[i].succs)
-      t = std::max(t, tail[s] + edge_delay(where, int32_t(i), s, prof));
+      t = std::max(t, tail[s] + edge_delay(where, int32_t(i), s, prof.handoff_ms));
     tail[i] = dur[i] + t;
   }
   // Upper bound: the best policy schedule.
   SimResult best;
   best.makespan_ms = std::numeric_limits<double>::infinity();
   for (PolicyKind pk : {PolicyKind::kSequential, PolicyKind::kInOrder, PolicyKind::kOoo,
-                        PolicyKind::kCritical}) {
+                        PolicyKind::kCritical, PolicyKind::kGreedy}) {
     SimResult r = simulate(g, procs, prof, pk);
     if (r.makespan_ms < best.makespan_ms) best = r;
   }
@@ -152,7 +157,7 @@ SimResult optimum(const Graph& g, const std::vector<ProcessorSpec>& procs, const
           ok = false;
           break;
         }
-        es = std::max(es, end[p] + edge_delay(where, p, int32_t(i), prof));
+        es = std::max(es, end[p] + edge_delay(where, p, int32_t(i), prof.handoff_ms));
       }
       if (!ok) continue;
       lb = std::max(lb, es + tail[i]);
