@@ -58,12 +58,7 @@ void run_kbench_attn(const KbenchAttnArgs& a) {
   using namespace octet::kernels;
   KvType kvt;
   if (!parse_kv_type(a.kv.c_str(), &kvt)) octet::cli::fail("--kv must be f32, f16 or int8");
-  FloatIsa want = FloatIsa::kAuto;
-  if (a.isa == "scalar") want = FloatIsa::kScalar;
-  else if (a.isa == "avx2") want = FloatIsa::kAvx2;
-  else if (a.isa == "avx512") want = FloatIsa::kAvx512;
-  else if (a.isa != "auto") octet::cli::fail("--isa must be auto, scalar, avx2 or avx512");
-  if (!set_float_isa(want)) octet::cli::fail("this CPU lacks " + a.isa);
+  octet::cli::select_float_isa(a.isa);
   if (a.chunk < 1 || a.reps < 1) octet::cli::fail("--chunk and --reps must be >= 1");
   auto pool = std::make_unique<octet::ThreadPool>(a.threads);
   std::printf("isa %s, %d threads, kv %s, chunk %lld, fastest of %d reps%s\n",

@@ -65,12 +65,7 @@ struct KbenchArgs {
 
 void run_kbench(const KbenchArgs& a) {
   using namespace octet::kernels;
-  FloatIsa want = FloatIsa::kAuto;
-  if (a.isa == "scalar") want = FloatIsa::kScalar;
-  else if (a.isa == "avx2") want = FloatIsa::kAvx2;
-  else if (a.isa == "avx512") want = FloatIsa::kAvx512;
-  else if (a.isa != "auto") octet::cli::fail("--isa must be auto, scalar, avx2 or avx512");
-  if (!set_float_isa(want)) octet::cli::fail("this CPU lacks " + a.isa);
+  octet::cli::select_float_isa(a.isa);
   auto pool = std::make_unique<octet::ThreadPool>(a.threads);
   const int nt = pool->size();
   const double min_s = a.min_ms * 1e-3;

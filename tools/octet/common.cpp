@@ -1,6 +1,7 @@
 #include "common.h"
 
 #include "octet/calibration.h"
+#include "octet/kernels.h"
 
 #include <chrono>
 #include <cstdio>
@@ -131,6 +132,16 @@ std::string read_file(const std::string& path, bool* ok) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+void select_float_isa(const std::string& isa) {
+  using namespace octet::kernels;
+  FloatIsa want = FloatIsa::kAuto;
+  if (isa == "scalar") want = FloatIsa::kScalar;
+  else if (isa == "avx2") want = FloatIsa::kAvx2;
+  else if (isa == "avx512") want = FloatIsa::kAvx512;
+  else if (isa != "auto") fail("--isa must be auto, scalar, avx2 or avx512");
+  if (!set_float_isa(want)) fail("this CPU lacks " + isa);
 }
 
 }  // namespace octet::cli

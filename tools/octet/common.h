@@ -51,4 +51,8 @@ struct SamplingFlags {
 std::string read_file(const std::string& path, bool* ok);
 [[noreturn]] void fail(const std::string& msg);
 
+// `--isa auto|scalar|avx2|avx512` of the float kernel benchmarks: selects the float kernels'
+// ISA for this process, or fails with a clear message.
+void select_float_isa(const std::string& isa);
+
 }  // namespace octet::cli
