@@ -24,7 +24,6 @@ class Int8ShadowLinear final : public Linear {
     return v;
   }
 
-
  public:
   Int8ShadowLinear(Int8Linear lin, const SlotCalib& c, bool shadow, const float* w_f32,
                    bool hot_float)
@@ -77,14 +76,17 @@ class Int8ShadowLinear final : public Linear {
     std::vector<int32_t>& row_begin = tl<std::vector<int32_t>>();
     ents.resize(ol->size());
     row_begin.assign(static_cast<size_t>(m + 1), 0);
-    for (size_t i = 0; i < ol->size(); ++i) {
-      const Outlier& o = (*ol)[i];
+    for (const Outlier& o : *ol) ++row_begin[o.row + 1];
+    for (int64_t r = 0; r < m; ++r) row_begin[r + 1] += row_begin[r];
+    // Stable counting sort by row (the list is row-major already; this keeps it correct
+    // whatever the order): row_begin[r] advances to row r's end, then shifts back.
+    for (const Outlier& o : *ol) {
       const int32_t h = hot_index_.empty() ? -1 : hot_index_[o.col];
-      ents[i] = {h >= 0 ? hot_cols_.data() + static_cast<size_t>(h) * 16 : nullptr, o.col,
-                 o.residual};
-      ++row_begin[o.row + 1];
+      ents[static_cast<size_t>(row_begin[o.row]++)] = {
+          h >= 0 ? hot_cols_.data() + static_cast<size_t>(h) * 16 : nullptr, o.col, o.residual};
     }
-    for (int64_t r = 0; r < m; ++r) row_begin[r + 1] += row_begin[r];  // list is row-major
+    for (int64_t r = m; r > 0; --r) row_begin[r] = row_begin[r - 1];
+    row_begin[0] = 0;
     const Int8Weights& w = lin_.weights();
     const GemmAfter shadow = [&](int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
       w.shadow_rows(ents.data(), row_begin.data(), m0, m1, p0, p1,
