@@ -244,6 +244,13 @@ void gemm_vnni(const AView& a, const WView& w, const Epilogue& ep, int64_t m0, i
         const int64_t g0 = kb * kc4, n4 = std::min(w.k4, g0 + kc4) - g0;
         for (int64_t i = mc0; i < mc1; i += kMR) {
           const int64_t mr = std::min<int64_t>(kMR, mc1 - i);
+          // The output lines of the next row block, for writing: inside a prefill they have
+          // usually left the caches (the layers' weights stream through L3 in between), and
+          // the epilogue's stores would wait for each line's read-for-ownership.
+          if (kb == nkb - 1 && ep.y && i + kMR < mc1)
+            for (int64_t r = i + kMR; r < std::min(mc1, i + 2 * kMR); ++r)
+              for (int64_t j = 0; j < nb; ++j)
+                __builtin_prefetch(ep.y + r * ep.ldy + (p + j) * 16, 1, 3);
           const Tile t{a.data + (i / kMR) * block_bytes + g0 * 32,
                        wp + g0 * step,
                        step,
