@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "kernels/ref/float_ref.h"
+#include "octet/half.h"
 #include "octet/kernels.h"
 #include "octet/threads.h"
 
@@ -179,6 +180,48 @@ TEST_P(FloatKernels, SiluAndGeluMul) {
     for (int64_t i = 0; i < n; ++i)
       ASSERT_NEAR(a[i], b[i], 2e-6 * std::fabs(b[i]) + 1e-9 * std::fabs(g[i] * u[i]) + 1e-38)
           << "gelu at g=" << g[i];
+  }
+}
+
+// Out of place (out = act(gate)·up, the prefill's form) equals the in-place form bit for bit.
+TEST_P(FloatKernels, ActMulOutOfPlace) {
+  std::mt19937 rng(16);
+  for (int64_t n : kLens) {
+    const auto g = activation_inputs(rng, n), u = randn(rng, n);
+    auto a = g;
+    std::vector<float> out(static_cast<size_t>(n), -1.f);
+    silu_mul_f32(a.data(), u.data(), n);
+    silu_mul_f32(g.data(), u.data(), out.data(), n);
+    ASSERT_EQ(out, a) << n;
+    a = g;
+    gelu_tanh_mul_f32(a.data(), u.data(), n);
+    gelu_tanh_mul_f32(g.data(), u.data(), out.data(), n);
+    ASSERT_EQ(out, a) << n;
+  }
+}
+
+// The F16 KV store (vcvtps2ph on x86) rounds exactly as the scalar fp32_to_fp16: ties to
+// even, subnormal halves, overflow to inf, NaN stays NaN.
+TEST_P(FloatKernels, KvStoreF16MatchesScalar) {
+  std::mt19937 rng(17);
+  std::vector<float> x = randn(rng, 300, 50.f);
+  const float specials[] = {0.f, -0.f, 65504.f, 65520.f, 65519.f, -70000.f, 1e-8f, -3e-6f,
+                            5.96e-8f, 2.98e-8f, 6.1e-5f, 1.f + 0x1p-11f, 1.f + 0x1p-11f + 0x1p-12f,
+                            std::numeric_limits<float>::infinity(),
+                            -std::numeric_limits<float>::infinity(),
+                            std::numeric_limits<float>::quiet_NaN()};
+  for (size_t i = 0; i < sizeof(specials) / sizeof(specials[0]); ++i) x[i * 17] = specials[i];
+  for (int i = 0; i < 40; ++i) x[260 + i] = std::ldexp(static_cast<float>(i), -24 - i % 3);
+  for (int64_t n : {1, 15, 16, 17, 300}) {
+    std::vector<uint16_t> h(static_cast<size_t>(n));
+    kv_store_row(KvType::kF16, x.data() + 300 - n, n, h.data(), nullptr);
+    for (int64_t i = 0; i < n; ++i) {
+      const float v = x[static_cast<size_t>(300 - n + i)];
+      if (std::isnan(v))
+        ASSERT_TRUE((h[i] & 0x7c00) == 0x7c00 && (h[i] & 0x3ff) != 0) << "NaN at " << i;
+      else
+        ASSERT_EQ(h[i], fp32_to_fp16(v)) << v;
+    }
   }
 }
 

@@ -66,6 +66,9 @@ void rmsnorm_f32(const float* x, const float* w, float* out, int64_t n, float ep
 void softmax_f32(float* x, int64_t n);  // in place, max-subtracted
 void silu_mul_f32(float* gate, const float* up, int64_t n);      // gate = silu(gate)·up
 void gelu_tanh_mul_f32(float* gate, const float* up, int64_t n); // gate = gelu_tanh(gate)·up
+// out = silu(gate)·up, out = gelu_tanh(gate)·up (out may be gate).
+void silu_mul_f32(const float* gate, const float* up, float* out, int64_t n);
+void gelu_tanh_mul_f32(const float* gate, const float* up, float* out, int64_t n);
 
 // RoPE on one head vector of length head_dim, rotating the first n_rot dims.
 // kNormal: adjacent pairs (x[2i], x[2i+1]) (llama); kNeox: halves (x[i], x[i+n_rot/2]).

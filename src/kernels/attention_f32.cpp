@@ -72,8 +72,7 @@ void kv_store_row(KvType t, const float* x, int64_t n, void* dst, float* scale) 
       std::memcpy(dst, x, sizeof(float) * static_cast<size_t>(n));
       return;
     case KvType::kF16: {
-      auto* h = static_cast<uint16_t*>(dst);
-      for (int64_t i = 0; i < n; ++i) h[i] = fp32_to_fp16(x[i]);
+      fimpl::active().to_f16(x, static_cast<uint16_t*>(dst), n);
       return;
     }
     case KvType::kInt8: {

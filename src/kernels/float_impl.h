@@ -293,18 +293,18 @@ void softmax(float* x, int64_t n) {
 }
 
 template <class S>
-void silu_mul(float* g, const float* u, int64_t n) {
+void silu_mul(const float* g, const float* u, float* out, int64_t n) {
   using V = typename S::V;
   constexpr int W = S::W;
   int64_t i = 0;
   for (; i + W <= n; i += W) {
     const V x = S::load_u(g + i);
-    S::store_u(g + i, S::mul(S::mul(x, vsigmoid<S>(x)), S::load_u(u + i)));
+    S::store_u(out + i, S::mul(S::mul(x, vsigmoid<S>(x)), S::load_u(u + i)));
   }
   if (i < n) {
     const int r = static_cast<int>(n - i);
     const V x = S::loadn(g + i, r);
-    S::storen(g + i, S::mul(S::mul(x, vsigmoid<S>(x)), S::loadn(u + i, r)), r);
+    S::storen(out + i, S::mul(S::mul(x, vsigmoid<S>(x)), S::loadn(u + i, r)), r);
   }
 }
 
@@ -318,13 +318,14 @@ inline typename S::V gelu_tanh(typename S::V g) {
 }
 
 template <class S>
-void gelu_tanh_mul(float* g, const float* u, int64_t n) {
+void gelu_tanh_mul(const float* g, const float* u, float* out, int64_t n) {
   constexpr int W = S::W;
   int64_t i = 0;
-  for (; i + W <= n; i += W) S::store_u(g + i, S::mul(gelu_tanh<S>(S::load_u(g + i)), S::load_u(u + i)));
+  for (; i + W <= n; i += W)
+    S::store_u(out + i, S::mul(gelu_tanh<S>(S::load_u(g + i)), S::load_u(u + i)));
   if (i < n) {
     const int r = static_cast<int>(n - i);
-    S::storen(g + i, S::mul(gelu_tanh<S>(S::loadn(g + i, r)), S::loadn(u + i, r)), r);
+    S::storen(out + i, S::mul(gelu_tanh<S>(S::loadn(g + i, r)), S::loadn(u + i, r)), r);
   }
 }
 
@@ -785,6 +786,7 @@ FloatKernels make_table(FloatIsa isa) {
   f.rmsnorm = rmsnorm<S>;
   f.softmax = softmax<S>;
   f.silu_mul = silu_mul<S>;
+  f.to_f16 = S::to_f16;
   f.gelu_tanh_mul = gelu_tanh_mul<S>;
   f.rope_table = rope_table<S>;
   f.attn = attn<S>;

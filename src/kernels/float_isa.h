@@ -51,8 +51,9 @@ struct FloatKernels {
   void (*scale)(float*, float, int64_t);
   void (*rmsnorm)(const float*, const float*, float*, int64_t, float);
   void (*softmax)(float*, int64_t);
-  void (*silu_mul)(float*, const float*, int64_t);
-  void (*gelu_tanh_mul)(float*, const float*, int64_t);
+  void (*silu_mul)(const float* g, const float* u, float* out, int64_t);  // out may be g
+  void (*to_f16)(const float* src, uint16_t* dst, int64_t n);  // round to nearest even
+  void (*gelu_tanh_mul)(const float* g, const float* u, float* out, int64_t);
   void (*rope_table)(float*, int64_t, const float*, const float*, RopeMode);
   void (*attn)(const AttnTask&, const AttnScratch&);
   int64_t attn_bq;  // queries per attention block

@@ -76,9 +76,17 @@ void rmsnorm_f32(const float* x, const float* w, float* out, int64_t n, float ep
   fimpl::active().rmsnorm(x, w, out, n, eps);
 }
 void softmax_f32(float* x, int64_t n) { fimpl::active().softmax(x, n); }
-void silu_mul_f32(float* gate, const float* up, int64_t n) { fimpl::active().silu_mul(gate, up, n); }
+void silu_mul_f32(float* gate, const float* up, int64_t n) {
+  fimpl::active().silu_mul(gate, up, gate, n);
+}
 void gelu_tanh_mul_f32(float* gate, const float* up, int64_t n) {
-  fimpl::active().gelu_tanh_mul(gate, up, n);
+  fimpl::active().gelu_tanh_mul(gate, up, gate, n);
+}
+void silu_mul_f32(const float* gate, const float* up, float* out, int64_t n) {
+  fimpl::active().silu_mul(gate, up, out, n);
+}
+void gelu_tanh_mul_f32(const float* gate, const float* up, float* out, int64_t n) {
+  fimpl::active().gelu_tanh_mul(gate, up, out, n);
 }
 void rope_f32_table(float* x, int64_t n_rot, const float* cos, const float* sin, RopeMode mode) {
   fimpl::active().rope_table(x, n_rot, cos, sin, mode);

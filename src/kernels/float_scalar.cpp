@@ -44,6 +44,9 @@ struct Scalar {
   static void cvt_f16(const uint16_t* s, float* d, int64_t n) {
     for (int64_t i = 0; i < n; ++i) d[i] = fp16_to_fp32(s[i]);
   }
+  static void to_f16(const float* s, uint16_t* d, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) d[i] = fp32_to_fp16(s[i]);
+  }
   static void cvt_i8(const int8_t* s, float scale, float* d, int64_t n) {
     for (int64_t i = 0; i < n; ++i) d[i] = scale * static_cast<float>(s[i]);
   }

@@ -349,12 +349,11 @@ void Session::run_stage(sched::Kind kind, int64_t il, int64_t m, int64_t pos0,
     case Kind::kAct:
       parallel_for(pool, m, 1, [&](int64_t i0, int64_t i1, int) {
         for (int64_t i = i0; i < i1; ++i) {
-          float* h = b.h + i * F;
-          std::memcpy(h, b.gu + i * 2 * F, sizeof(float) * F);
+          const float* g = b.gu + i * 2 * F;
           if (hp_.act == Activation::kGeluTanh)
-            kernels::gelu_tanh_mul_f32(h, b.gu + i * 2 * F + F, F);
+            kernels::gelu_tanh_mul_f32(g, g + F, b.h + i * F, F);
           else
-            kernels::silu_mul_f32(h, b.gu + i * 2 * F + F, F);
+            kernels::silu_mul_f32(g, g + F, b.h + i * F, F);
         }
       });
       return;

@@ -64,6 +64,13 @@ struct Avx2 {
       _mm256_storeu_ps(d + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i))));
     for (; i < n; ++i) d[i] = _cvtsh_ss(s[i]);
   }
+  static void to_f16(const float* s, uint16_t* d, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(d + i),
+                       _mm256_cvtps_ph(_mm256_loadu_ps(s + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; ++i) d[i] = static_cast<uint16_t>(_cvtss_sh(s[i], _MM_FROUND_TO_NEAREST_INT));
+  }
   static void cvt_i8(const int8_t* s, float scale, float* d, int64_t n) {
     const __m256 sv = _mm256_set1_ps(scale);
     int64_t i = 0;

@@ -102,6 +102,14 @@ struct Avx512 {
                             _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(t))));
     }
   }
+  // Float to half, round to nearest even (the KV cache's stores): 16 per vcvtps2ph.
+  static void to_f16(const float* s, uint16_t* d, int64_t n) {
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + i),
+                          _mm512_cvtps_ph(_mm512_loadu_ps(s + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; ++i) d[i] = static_cast<uint16_t>(_cvtss_sh(s[i], _MM_FROUND_TO_NEAREST_INT));
+  }
   static void cvt_i8(const int8_t* s, float scale, float* d, int64_t n) {
     const __m512 sv = _mm512_set1_ps(scale);
     int64_t i = 0;
