@@ -38,6 +38,7 @@ constexpr int64_t kMinParallelMacs = int64_t{1} << 21;
 // Weight bytes per N chunk of the GEMM (see run_gemm): well inside a 2 MiB L2 beside the
 // activations of a 256-row chunk.
 constexpr int64_t kChunkWeightBytes = int64_t{384} << 10;
+constexpr int64_t kHookMinPanels = 8;
 
 }  // namespace
 
@@ -343,6 +344,10 @@ Status run_gemm(const Int8Activations& a, const Int8Weights& w, const Epilogue& 
     const int64_t per = (panels + 4 * nt - 1) / (4 * nt);
     chunk = std::min(chunk, std::max<int64_t>(grain, (per + grain - 1) / grain * grain));
   }
+  // With a hook (the shadow path) every block also costs one visit of each of its rows'
+  // outliers: blocks of ≥ 8 panels keep that overhead small (the 0.5B shape's down projection
+  // would otherwise visit ffn_mid's ~50 outliers per token once per 3 panels).
+  if (after && *after) chunk = std::max<int64_t>(chunk, (kHookMinPanels + grain - 1) / grain * grain);
   const int64_t nchunks = (panels + chunk - 1) / chunk;
   // One block of output, then the caller's pass over it while it is still in cache.
   auto block = [&](int64_t m0, int64_t m1, int64_t p0, int64_t p1) {

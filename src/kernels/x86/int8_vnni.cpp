@@ -451,9 +451,11 @@ void shadow_rows_avx512(const WView& w, const ShadowEntry* e, const int32_t* row
   static constexpr Fn kBlock[8] = {shadow_block<1>, shadow_block<2>, shadow_block<3>,
                                    shadow_block<4>, shadow_block<5>, shadow_block<6>,
                                    shadow_block<7>, shadow_block<8>};
-  // Blocks of ≤ 8 panels (128 outputs), ≤ 16 accumulators.
-  for (int64_t p = p0; p < p1; p += 8) {
-    const int64_t np = std::min<int64_t>(8, p1 - p);
+  // Blocks of ≤ 8 panels (128 outputs), ≤ 16 accumulators, of equal width (9 panels: 5 + 4,
+  // not 8 + 1: each block visits all its rows' outliers once).
+  const int64_t nblk = (p1 - p0 + 7) / 8, width = nblk ? (p1 - p0 + nblk - 1) / nblk : 8;
+  for (int64_t p = p0; p < p1; p += width) {
+    const int64_t np = std::min<int64_t>(width, p1 - p);
     if (p * 16 >= w.n) break;
     const int64_t used = std::min<int64_t>(np, (w.n - p * 16 + 15) / 16);
     kBlock[used - 1](w, e, row_begin, m0, m1, p, hot_base, hot_stride, y, ldy);
