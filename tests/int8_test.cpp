@@ -430,6 +430,7 @@ TEST(Int8Activations, StaticQuantisationOutliersAndBounds) {
   x[8 * k + 17] = 6.36f;
   x[8 * k + 18] = 6.35f;  // 6.35 / 0.05 = 127 (± rounding): not beyond the clip range
   x[4 * k + 0] = -1e30f;
+  for (int64_t j = 0; j < k; ++j) x[5 * k + j] = j % 3 ? 50.0f : -9.0f;  // a row of outliers
   for (Int8Isa isa : available_isas()) {
     for (int threads : {1, 2}) {
       SCOPED_TRACE(std::string(int8_isa_name(isa)) + " threads=" + std::to_string(threads));

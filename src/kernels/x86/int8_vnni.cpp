@@ -22,6 +22,7 @@
 #include <array>
 #include <cstring>
 #include <utility>
+#include <vector>
 
 #include "kernels/int8_kernels.h"
 
@@ -273,21 +274,41 @@ void gemm_vnni(const AView& a, const WView& w, const Epilogue& ep, int64_t m0, i
 
 // One row: t = x·inv, clamp, round half to even, store q ^ 0x80 (= q + 128 as u8) into the
 // packed row block: group g of this row at d + 32·g. Lanes past k quantise 0 (0x80).
+// Outliers of a row are gathered with compress (column index, residual) into these staging
+// arrays (16 lanes of slack for the full-width stores), then appended to the list once per
+// row: a push_back per outlier, behind a data-dependent branch, cost ~85 cycles each.
+struct OutlierStage {
+  std::vector<int32_t> col;
+  std::vector<float> res;
+};
+
 void quant_row(const float* x, int64_t k, float inv, float s, uint8_t* d, int64_t k4,
                int32_t row, OutlierList* out) {
   const __m512 vinv = _mm512_set1_ps(inv);
   const __m512 hi = _mm512_set1_ps(127.0f), lo = _mm512_set1_ps(-127.0f);
   const __m128i flip = _mm_set1_epi8(static_cast<char>(0x80));
+  // outlier_residual: x − 127·s for x > 0, else x + 127·s (same float operations).
+  const __m512 clip = _mm512_set1_ps(127.0f * s);
+  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  thread_local OutlierStage st;
+  int64_t n_out = 0;
+  if (out && static_cast<int64_t>(st.col.size()) < k + 16) {
+    st.col.resize(static_cast<size_t>(k + 16));
+    st.res.resize(static_cast<size_t>(k + 16));
+  }
   for (int64_t j = 0; j < k; j += 16) {
     const __mmask16 m = k - j >= 16 ? 0xffff : static_cast<__mmask16>((1u << (k - j)) - 1);
-    const __m512 t = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + j), vinv);
+    const __m512 xv = _mm512_maskz_loadu_ps(m, x + j);
+    const __m512 t = _mm512_mul_ps(xv, vinv);
     if (out) {
-      unsigned o = _mm512_mask_cmp_ps_mask(m, _mm512_abs_ps(t), hi, _CMP_GT_OQ);
-      while (o) {  // rare: scalar bookkeeping for the few clipped lanes
-        const int l = __builtin_ctz(o);
-        o &= o - 1;
-        out->push_back({row, static_cast<int32_t>(j + l), outlier_residual(x[j + l], s)});
-      }
+      // Branch-free: whether a group of 16 holds an outlier is a coin toss on ffn_mid.
+      const __mmask16 o = _mm512_mask_cmp_ps_mask(m, _mm512_abs_ps(t), hi, _CMP_GT_OQ);
+      const __mmask16 pos = _mm512_cmp_ps_mask(xv, _mm512_setzero_ps(), _CMP_GT_OQ);
+      const __m512 r = _mm512_mask_sub_ps(_mm512_add_ps(xv, clip), pos, xv, clip);
+      const __m512i c = _mm512_add_epi32(lane, _mm512_set1_epi32(static_cast<int32_t>(j)));
+      _mm512_storeu_si512(st.col.data() + n_out, _mm512_maskz_compress_epi32(o, c));
+      _mm512_storeu_ps(st.res.data() + n_out, _mm512_maskz_compress_ps(o, r));
+      n_out += __builtin_popcount(o);
     }
     const __m512 c = _mm512_max_ps(_mm512_min_ps(t, hi), lo);
     const __m512i q = _mm512_cvt_roundps_epi32(c, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
@@ -295,6 +316,12 @@ void quant_row(const float* x, int64_t k, float inv, float s, uint8_t* d, int64_
     _mm_store_si128(reinterpret_cast<__m128i*>(g4), _mm_xor_si128(_mm512_cvtepi32_epi8(q), flip));
     const int64_t g = j / 4, ng = std::min<int64_t>(4, k4 - g);
     for (int64_t l = 0; l < ng; ++l) std::memcpy(d + (g + l) * 32, &g4[l], 4);
+  }
+  if (n_out > 0) {
+    const size_t base = out->size();
+    out->resize(base + static_cast<size_t>(n_out));
+    Outlier* o = out->data() + base;
+    for (int64_t i = 0; i < n_out; ++i) o[i] = {row, st.col[i], st.res[i]};
   }
 }
 
