@@ -323,14 +323,17 @@ TEST(Int8Weights, ShadowRowsMatchScalarDefinition) {
   // column read in place (every byte position k % 4), odd N (tail lanes untouched), row and
   // output panel ranges that start and end anywhere (also inside a 3-panel column block).
   // Bit-exact against the formula in kernels/int8_kernels.h computed from unpacked operands.
+  // A row's entries come in ascending column order (as quantisation emits them); with ≥ 32
+  // cold entries in a call the kernel sums those in a column sweep across the rows (M = 40).
   std::mt19937 rng(17);
-  for (int64_t n : {5, 16, 47, 161, 300}) {
+  for (auto [n, M] : {std::pair<int64_t, int64_t>{5, 9}, {16, 9}, {47, 9}, {161, 9}, {300, 9},
+                      {47, 40}, {300, 40}}) {
     const int64_t k = 37;
     const std::vector<int8_t> qw = random_q(rng, n * k);
     const std::vector<float> sw = random_f(rng, n, 0.01f, 2.0f);
     auto w = Int8Weights::from_int8(qw.data(), sw.data(), n, k);
     ASSERT_TRUE(w.ok());
-    const int64_t P = w->panels(), M = 9, ldy = n + 3;
+    const int64_t P = w->panels(), ldy = n + 3;
     // 3 float columns, panel-major ([panel][column][16], lanes past N zero as the model
     // builds them): hot value of column c at output nn = hot[(nn/16)·48 + c·16 + nn%16].
     const int64_t hot_stride = 3 * 16;
@@ -343,15 +346,19 @@ TEST(Int8Weights, ShadowRowsMatchScalarDefinition) {
     std::vector<int32_t> row_begin(M + 1, 0);
     std::uniform_int_distribution<int> ncount(0, 12), col(0, static_cast<int>(k) - 1), h(0, 3);
     for (int64_t r = 0; r < M; ++r) {
-      for (int c = r == 4 ? 0 : ncount(rng); c > 0; --c) {
+      std::vector<int> cols;
+      for (int c = r == 4 ? 0 : ncount(rng); c > 0; --c) cols.push_back(col(rng));
+      std::sort(cols.begin(), cols.end());
+      cols.erase(std::unique(cols.begin(), cols.end()), cols.end());
+      for (int c : cols) {
         const int hh = h(rng);  // 3: cold
-        ents.push_back({hh < 3 ? hot.data() + hh * 16 : nullptr, col(rng),
+        ents.push_back({hh < 3 ? hot.data() + hh * 16 : nullptr, c,
                         random_f(rng, 1, -30.0f, 30.0f)[0]});
       }
       row_begin[r + 1] = static_cast<int32_t>(ents.size());
     }
     for (auto [m0, m1, p0, p1] : {std::array<int64_t, 4>{0, M, 0, P}, {2, 7, 1, P}, {0, 3, 0, 1},
-                                  {5, M, P / 2, P}, {0, M, 2, 4}}) {
+                                  {5, M, P / 2, P}, {0, M, 2, 4}, {3, M - 1, 0, P}}) {
       if (p0 >= p1 || p1 > P) continue;
       const std::vector<float> y0 = random_f(rng, M * ldy, -2.0f, 2.0f);
       std::vector<float> y = y0, want = y0;
