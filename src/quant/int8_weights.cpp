@@ -76,17 +76,27 @@ class Int8ShadowLinear final : public Linear {
     std::vector<int32_t>& row_begin = tl<std::vector<int32_t>>();
     ents.resize(ol->size());
     row_begin.assign(static_cast<size_t>(m + 1), 0);
-    for (const Outlier& o : *ol) ++row_begin[o.row + 1];
-    for (int64_t r = 0; r < m; ++r) row_begin[r + 1] += row_begin[r];
-    // Stable counting sort by row (the list is row-major already; this keeps it correct
-    // whatever the order): row_begin[r] advances to row r's end, then shifts back.
+    bool sorted = true;
+    int32_t prev = 0;
     for (const Outlier& o : *ol) {
-      const int32_t h = hot_index_.empty() ? -1 : hot_index_[o.col];
-      ents[static_cast<size_t>(row_begin[o.row]++)] = {
-          h >= 0 ? hot_cols_.data() + static_cast<size_t>(h) * 16 : nullptr, o.col, o.residual};
+      ++row_begin[o.row + 1];
+      sorted &= o.row >= prev;
+      prev = o.row;
     }
-    for (int64_t r = m; r > 0; --r) row_begin[r] = row_begin[r - 1];
-    row_begin[0] = 0;
+    for (int64_t r = 0; r < m; ++r) row_begin[r + 1] += row_begin[r];
+    auto entry = [&](const Outlier& o) -> ShadowEntry {
+      const int32_t h = hot_index_.empty() ? -1 : hot_index_[o.col];
+      return {h >= 0 ? hot_cols_.data() + static_cast<size_t>(h) * 16 : nullptr, o.col,
+              o.residual};
+    };
+    if (sorted) {  // quantisation emits row-major lists: entries in place
+      for (size_t i = 0; i < ol->size(); ++i) ents[i] = entry((*ol)[i]);
+    } else {
+      // Stable counting sort by row: row_begin[r] advances to row r's end, then shifts back.
+      for (const Outlier& o : *ol) ents[static_cast<size_t>(row_begin[o.row]++)] = entry(o);
+      for (int64_t r = m; r > 0; --r) row_begin[r] = row_begin[r - 1];
+      row_begin[0] = 0;
+    }
     const Int8Weights& w = lin_.weights();
     const GemmAfter shadow = [&](int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
       w.shadow_rows(ents.data(), row_begin.data(), m0, m1, p0, p1,
