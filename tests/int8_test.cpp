@@ -142,7 +142,9 @@ TEST(Int8Gemm, RandomAndOddShapesMatchReferenceExactly) {
       // (N = 49, 97, 145), several K blocks of 512 (K = 516, 1031, 2053: k4 not a multiple of
       // the block), more rows than one 64-row chunk, primes everywhere.
       {8, 48, 516}, {9, 49, 1031}, {1, 97, 2053}, {67, 145, 1029}, {130, 96, 600},
-      {3, 1, 4099}, {16, 144, 4}, {127, 53, 521}};
+      {3, 1, 4099}, {16, 144, 4}, {127, 53, 521},
+      // Split over N with ≥ 128 rows: the last chunks go out in row pieces (3 and 4 pieces).
+      {200, 300, 96}, {256, 200, 72}};
   for (const auto& s : shapes) {
     const int64_t m = s[0], n = s[1], k = s[2];
     const std::vector<int8_t> qw = random_q(rng, n * k);

@@ -373,10 +373,26 @@ Status run_gemm(const Int8Activations& a, const Int8Weights& w, const Epilogue& 
     for (int64_t c = 0; c < nchunks; ++c) block(0, m, c * chunk, std::min(panels, (c + 1) * chunk));
   } else if (panels >= 2 * nt * grain || m < kr.mr * nt) {
     // Split N: each thread streams its own weight panels; all share the (smaller) activations.
+    // The last nt chunks are handed out in row pieces (≥ kHookRows rows), so the thread that
+    // finishes first does not wait up to a whole chunk for the other (the down projection's
+    // chunks with their shadow corrections are ~1/7 of the call each).
+    const int64_t tail = std::min<int64_t>(nchunks, nt);
+    const int64_t pieces = std::clamp<int64_t>(m / kHookRows, 1, 4);
+    const int64_t piece_rows = (m + pieces - 1) / pieces / kHookRows * kHookRows;
+    const int64_t head = nchunks - tail, items = head + tail * pieces;
     std::atomic<int64_t> next{0};
     pool->parallel_for(nt, 1, [&](int64_t, int64_t, int) {
-      for (int64_t c; (c = next.fetch_add(1, std::memory_order_relaxed)) < nchunks;)
-        block(0, m, c * chunk, std::min(panels, (c + 1) * chunk));
+      for (int64_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < items;) {
+        const int64_t c = i < head ? i : head + (i - head) / pieces;
+        const int64_t p0 = c * chunk, p1 = std::min(panels, (c + 1) * chunk);
+        if (i < head || pieces == 1) {
+          block(0, m, p0, p1);
+        } else {
+          const int64_t k = (i - head) % pieces, r0 = k * piece_rows;
+          const int64_t r1 = k == pieces - 1 ? m : (k + 1) * piece_rows;
+          if (r0 < r1) block(r0, r1, p0, p1);
+        }
+      }
     });
   } else {
     pool->parallel_for(m, kr.mr, [&](int64_t b, int64_t e, int) { block(b, e, 0, panels); });
