@@ -280,7 +280,7 @@ void Session::run_stage(sched::Kind kind, int64_t il, int64_t m, int64_t pos0,
       -> const Linear& { return dec ? *d : *full; };
   // Row-wise float stages run on the pool too: done on the calling thread alone they left
   // the other core spinning (~2 % of a prefill on the 0.5B shape).
-  auto rows = [&](const std::function<void(int64_t)>& row) {
+  auto each_row = [&](const std::function<void(int64_t)>& row) {
     parallel_for(pool, m, 16, [&](int64_t i0, int64_t i1, int) {
       for (int64_t i = i0; i < i1; ++i) row(i);
     });
@@ -290,7 +290,7 @@ void Session::run_stage(sched::Kind kind, int64_t il, int64_t m, int64_t pos0,
   };
   auto attn_norm = [&](int64_t layer) {
     const LayerWeights& L = w_->layer(layer);
-    rows([&](int64_t i) { attn_norm_row(L, i); });
+    each_row([&](int64_t i) { attn_norm_row(L, i); });
   };
   // The head stage is numbered after the last layer (sched::build_graph) and uses no L.
   const LayerWeights& L = w_->layer(std::min(il, hp_.n_layer - 1));
@@ -345,7 +345,7 @@ void Session::run_stage(sched::Kind kind, int64_t il, int64_t m, int64_t pos0,
       pick(L.wo, L.dec_wo).forward(b.att, m, b.o, E, pool, scratch);
       return;
     case Kind::kMid:
-      rows([&](int64_t i) {
+      each_row([&](int64_t i) {
         float* o = b.o + i * E;
         if (!L.attn_post_norm.empty()) kernels::rmsnorm_f32(o, L.attn_post_norm.data(), o, E, eps);
         kernels::add_f32(b.x + i * E, o, E);
@@ -371,7 +371,7 @@ void Session::run_stage(sched::Kind kind, int64_t il, int64_t m, int64_t pos0,
       return;
     case Kind::kResid: {
       const LayerWeights* next = il + 1 < hp_.n_layer ? &w_->layer(il + 1) : nullptr;
-      rows([&](int64_t i) {
+      each_row([&](int64_t i) {
         float* o = b.o + i * E;
         if (!L.ffn_post_norm.empty()) kernels::rmsnorm_f32(o, L.ffn_post_norm.data(), o, E, eps);
         kernels::add_f32(b.x + i * E, o, E);
