@@ -73,10 +73,15 @@ void dequant_column_avx512(const WView& w, int64_t k, int64_t p0, int64_t p1, fl
 // Shadow path for activation rows [m0, m1), row r's outliers being e[row_begin[r] ..
 // row_begin[r+1]) in order, and each output n in [16·p0, min(16·p1, N)):
 //   h = Σ a·hot[(n/16)·hot_stride + n%16]  over entries with float weights (fma chain from 0)
-//   c = Σ a·q_w[n, col]  over the others, int8 weights read in place (fma chain from 0)
-//   y[r, n] = fma(c, s_w[n], y[r, n] + h)
+//   c = Σ a·(q_w[n, col]·2^24)  over the others, int8 weights read in place (fma chain
+//       from 0; q·2^24 is the weight byte moved to the top of a 32-bit lane, converted
+//       without the arithmetic shift back: one vector op less per entry and panel)
+//   y[r, n] = fma(c, s_w[n]·2^-24, y[r, n] + h)
+// (The powers of two cancel exactly: the same as Σ a·q and s_w while no product leaves the
+// normal float range.)
 // The sums stay in registers across a row's outliers: y is read and written once per row.
 // Hot weights: panel p of every hot channel in [hot_base + p·hot_stride, + hot_stride).
+inline constexpr float kShadowQScale = 16777216.0f;  // 2^24
 void shadow_rows_ref(const WView& w, const ShadowEntry* e, const int32_t* row_begin, int64_t m0,
                      int64_t m1, int64_t p0, int64_t p1, const float* hot_base,
                      int64_t hot_stride, float* y, int64_t ldy);

@@ -77,11 +77,11 @@ void shadow_rows_ref(const WView& w, const ShadowEntry* e, const int32_t* row_be
           h = std::fma(en.residual, en.hot[p * hot_stride + lane], h);
         } else {
           const int8_t q = (w.panel(p) + (en.col / 4) * w.step(p))[lane * 4 + en.col % 4];
-          c = std::fma(en.residual, static_cast<float>(q), c);
+          c = std::fma(en.residual, static_cast<float>(q) * kShadowQScale, c);
         }
       }
       float& out = y[r * ldy + n];
-      out = std::fma(c, w.scale[n], out + h);
+      out = std::fma(c, w.scale[n] * (1.0f / kShadowQScale), out + h);
     }
   }
 }

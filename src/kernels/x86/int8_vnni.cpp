@@ -394,18 +394,17 @@ inline __attribute__((always_inline)) void shadow_add(const ShadowEntry& en,
     for (int j = 0; j < NP; ++j)
       h[j] = _mm512_fmadd_ps(a, _mm512_loadu_ps(en.hot + w.hot_off[j]), h[j]);
   } else {
-    // Byte col % 4 of each 32-bit lane, sign-extended (as dequant_column_avx512), moved to
-    // the top byte with one vpshufb (port 5) instead of a variable shift (ports 0 and 5):
-    // shift, sign shift and convert all on port 0 made this loop port-0 bound (~3.7 cycles
-    // per panel and entry with everything in L1).
+    // Byte col % 4 of each 32-bit lane moved to the top byte with one vpshufb and converted
+    // as it is: q·2^24 (see shadow_rows_ref). A variable shift, then the sign shift back
+    // made this loop bound by the vector shift ports (~3.7 cycles per panel and entry with
+    // everything in L1).
     const uint32_t col = static_cast<uint32_t>(en.col);
     const __m512i top = _mm512_load_si512(kByteToTop[col & 3]);
     const int64_t g = col >> 2;
 #pragma GCC unroll 8
     for (int j = 0; j < NP; ++j) {
       const __m512i v = _mm512_loadu_si512(w.base[j] + g * w.step[j]);
-      const __m512i q = _mm512_srai_epi32(_mm512_shuffle_epi8(v, top), 24);
-      c[j] = _mm512_fmadd_ps(a, _mm512_cvtepi32_ps(q), c[j]);
+      c[j] = _mm512_fmadd_ps(a, _mm512_cvtepi32_ps(_mm512_shuffle_epi8(v, top)), c[j]);
     }
   }
 }
@@ -454,7 +453,9 @@ void shadow_block(const WView& wv, const ShadowEntry* e, const int32_t* row_begi
   for (int j = 0; j < NP; ++j) {
     w.base[j] = wv.panel(p0 + j);
     w.step[j] = wv.step(p0 + j);
-    w.sw[j] = _mm512_loadu_ps(wv.scale + w.n0 + 16 * j);  // scales are padded to whole panels
+    // Scales are padded to whole panels; 2^-24 undoes the cold path's byte-at-the-top.
+    w.sw[j] = _mm512_mul_ps(_mm512_loadu_ps(wv.scale + w.n0 + 16 * j),
+                            _mm512_set1_ps(1.0f / kShadowQScale));
     w.hot_off[j] = (p0 + j) * hot_stride;
   }
   // The block's hot weights are one contiguous range, touched in random order by the rows'
