@@ -65,3 +65,25 @@ def test_long_prompt_costs_only_its_kv_cache(octet_bin, gemma):
     rss_growth = long_["peak_rss_mb"] - short["peak_rss_mb"]
     assert rss_growth <= kv_growth + 4.0, (rss_growth, kv_growth)
     assert long_["gguf_resident_mb"] < short["gguf_resident_mb"] + 4.0
+
+
+def test_bench_rounds_pair_the_peer(octet_bin, stories_path):
+    # --rounds alternates octet and llama.cpp; one row per engine (its best round) and, on
+    # octet's row, the per-round ratios next to each other in time and their median.
+    r = _run([octet_bin, "bench", "-m", stories_path, "--prompts", "16", "--gen", "2", "-t", "1",
+              "--compare", "llama.cpp", "--rounds", "3", "--json"])
+    mine, peer = _json_lines(r.stdout)
+    assert mine["engine"] == "octet" and peer["engine"] == "llama.cpp"
+    for row in (mine, peer):
+        assert row["rounds"] == 3 and len(row["prefill_tok_s_rounds"]) == 3
+        assert row["prefill_tok_s"] == max(row["prefill_tok_s_rounds"])
+        assert row["decode_tok_s"] == max(row["decode_tok_s_rounds"])
+    want = sorted(a / b for a, b in zip(mine["prefill_tok_s_rounds"], peer["prefill_tok_s_rounds"]))
+    assert mine["paired_prefill_ratios"] == [a / b for a, b in zip(mine["prefill_tok_s_rounds"],
+                                                                    peer["prefill_tok_s_rounds"])]
+    assert abs(mine["paired_prefill_ratio_median"] - want[1]) < 1e-12
+    assert mine["paired_prefill_ratio_min"] == want[0] and mine["paired_prefill_ratio_max"] == want[2]
+    # The text table says the same in words.
+    t = _run([octet_bin, "bench", "-m", stories_path, "--prompts", "16", "--gen", "2", "-t", "1",
+              "--compare", "llama.cpp", "--rounds", "2"])
+    assert t.stdout.count("  round ") == 2 and "paired" in t.stdout

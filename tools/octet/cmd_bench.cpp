@@ -32,6 +32,7 @@ struct BenchArgs {
   std::string tokens_file;
   std::string text_file;  // prompts cut from this text instead of random tokens
   std::string compare;
+  int64_t rounds = 1;  // alternating (octet, peer) measurements per prompt length
   bool json = false;
   bool kernels = false;  // run the int8 GEMM kernel bench (kbench) on this model's shapes
   std::vector<int64_t> kernel_m;
@@ -186,6 +187,51 @@ int run_kernels(const BenchArgs& a, const octet::HParams& hp, const std::string&
   return octet::cli::run_kernel_bench(k);
 }
 
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t h = v.size() / 2;
+  return v.size() % 2 ? v[h] : 0.5 * (v[h - 1] + v[h]);
+}
+
+// One engine's rounds as one row: the round with the fastest prefill, with the fastest
+// decode and the largest peak RSS of all rounds, and every round's prefill and decode.
+nlohmann::json merge_rounds(const std::vector<nlohmann::json>& rs) {
+  auto pre = [](const nlohmann::json& r) { return r["prefill_tok_s"].get<double>(); };
+  nlohmann::json out = *std::max_element(
+      rs.begin(), rs.end(), [&](const auto& x, const auto& y) { return pre(x) < pre(y); });
+  if (rs.size() < 2) return out;
+  std::vector<double> p, d;
+  double rss = 0;
+  for (const auto& r : rs) {
+    p.push_back(pre(r));
+    d.push_back(r["decode_tok_s"].get<double>());
+    rss = std::max(rss, r["peak_rss_mb"].get<double>());
+  }
+  out["rounds"] = rs.size();
+  out["prefill_tok_s_rounds"] = p;
+  out["decode_tok_s_rounds"] = d;
+  out["prefill_tok_s_round_median"] = median(p);
+  out["decode_tok_s"] = *std::max_element(d.begin(), d.end());
+  out["peak_rss_mb"] = rss;
+  return out;
+}
+
+// Per-round octet/peer ratios (measured next to each other in time) and their median.
+void add_paired_ratios(const std::vector<nlohmann::json>& mine,
+                       const std::vector<nlohmann::json>& peer, nlohmann::json* out) {
+  std::vector<double> p, d;
+  for (size_t i = 0; i < mine.size() && i < peer.size(); ++i) {
+    p.push_back(mine[i]["prefill_tok_s"].get<double>() / peer[i]["prefill_tok_s"].get<double>());
+    const double pd = peer[i]["decode_tok_s"].get<double>();
+    if (pd > 0) d.push_back(mine[i]["decode_tok_s"].get<double>() / pd);
+  }
+  (*out)["paired_prefill_ratios"] = p;
+  (*out)["paired_prefill_ratio_median"] = median(p);
+  (*out)["paired_prefill_ratio_min"] = *std::min_element(p.begin(), p.end());
+  (*out)["paired_prefill_ratio_max"] = *std::max_element(p.begin(), p.end());
+  (*out)["paired_decode_ratio_median"] = d.empty() ? 0.0 : median(d);
+}
+
 void run(const BenchArgs& args) {
   using namespace octet;
   if (args.single > 0) return measure_one(args);
@@ -246,7 +292,6 @@ void run(const BenchArgs& args) {
       std::ofstream out(tmp);
       for (size_t i = 0; i < ids.size(); ++i) out << (i ? "," : "") << ids[i];
     }
-    std::vector<nlohmann::json> rows;
     std::ostringstream cmd;
     cmd << "'" << self << "' bench --single " << n << " --tokens-file '" << tmp << "' -m '"
         << model << "' -t " << threads << " --chunk " << a.engine.chunk << " --mode "
@@ -260,18 +305,40 @@ void run(const BenchArgs& args) {
       sf.trace = std::filesystem::path(sf.trace).replace_extension("").string() + "-" +
                  std::to_string(n) + ".json";
     cmd << sf.child_args();
-    std::string line = last_json_line(run_capture(cmd.str()));
-    if (line.empty()) cli::fail("bench child failed for prompt " + std::to_string(n));
-    rows.push_back(nlohmann::json::parse(line));
-    if (a.compare == "llama.cpp") {
-      std::ostringstream py;
-      py << "'" << OCTET_SOURCE_DIR << "/.venv/bin/python' '" << OCTET_SOURCE_DIR
-         << "/scripts/llamacpp_bench.py' --model '" << model << "' --tokens-file '" << tmp
-         << "' --threads " << threads << " --n-gen " << a.gen << " --reps " << a.sched.bench_reps();
-      if (a.ctx_set) py << " --ctx " << a.engine.ctx;
-      std::string l2 = last_json_line(run_capture(py.str()));
-      if (l2.empty()) cli::fail("llama.cpp peer failed (is the venv installed? scripts/setup.sh)");
-      rows.push_back(nlohmann::json::parse(l2));
+    std::ostringstream py;
+    py << "'" << OCTET_SOURCE_DIR << "/.venv/bin/python' '" << OCTET_SOURCE_DIR
+       << "/scripts/llamacpp_bench.py' --model '" << model << "' --tokens-file '" << tmp
+       << "' --threads " << threads << " --n-gen " << a.gen << " --reps " << a.sched.bench_reps();
+    if (a.ctx_set) py << " --ctx " << a.engine.ctx;
+    // Rounds alternate the engines, so that each peer measurement has an octet one taken
+    // next to it in time: this machine's speed drifts by tens of per cent within minutes, and
+    // the paired ratios (their median) are what such drift leaves comparable.
+    std::vector<nlohmann::json> mine, peer;
+    for (int64_t r = 0; r < a.rounds; ++r) {
+      std::string line = last_json_line(run_capture(cmd.str()));
+      if (line.empty()) cli::fail("bench child failed for prompt " + std::to_string(n));
+      mine.push_back(nlohmann::json::parse(line));
+      if (a.compare == "llama.cpp") {
+        std::string l2 = last_json_line(run_capture(py.str()));
+        if (l2.empty()) cli::fail("llama.cpp peer failed (is the venv installed? scripts/setup.sh)");
+        peer.push_back(nlohmann::json::parse(l2));
+      }
+      if (a.rounds > 1 && !a.json) {
+        std::printf("  round %lld: octet %.1f", static_cast<long long>(r + 1),
+                    mine.back()["prefill_tok_s"].get<double>());
+        if (!peer.empty())
+          std::printf(", %s %.1f, ratio %.2fx", peer.back()["engine"].get<std::string>().c_str(),
+                      peer.back()["prefill_tok_s"].get<double>(),
+                      mine.back()["prefill_tok_s"].get<double>() /
+                          peer.back()["prefill_tok_s"].get<double>());
+        std::printf(" prefill tok/s\n");
+        std::fflush(stdout);
+      }
+    }
+    std::vector<nlohmann::json> rows{merge_rounds(mine)};
+    if (!peer.empty()) {
+      rows.push_back(merge_rounds(peer));
+      if (a.rounds > 1) add_paired_ratios(mine, peer, &rows[0]);
     }
     if (!sf.trace.empty())
       cli::render_gantt(sf.trace, std::filesystem::path(sf.trace).replace_extension(".png"));
@@ -304,10 +371,18 @@ void run(const BenchArgs& args) {
                   static_cast<long long>(r["window_slots"].get<int64_t>()),
                   r["arena_mb"].get<double>());
     }
-    if (rows.size() == 2 && !a.json)
+    if (rows.size() == 2 && !a.json) {
       std::printf("%-10s %7s %11.2fx %10s %11.2fx\n", "ratio", "",
                   rows[0]["prefill_tok_s"].get<double>() / rows[1]["prefill_tok_s"].get<double>(),
                   "", rows[0]["decode_tok_s"].get<double>() / rows[1]["decode_tok_s"].get<double>());
+      if (rows[0].contains("paired_prefill_ratio_median"))
+        std::printf("%-10s %7s %11.2fx %10s %11.2fx   (median of %lld rounds; prefill %.2f-%.2fx)\n",
+                    "paired", "", rows[0]["paired_prefill_ratio_median"].get<double>(), "",
+                    rows[0]["paired_decode_ratio_median"].get<double>(),
+                    static_cast<long long>(a.rounds),
+                    rows[0]["paired_prefill_ratio_min"].get<double>(),
+                    rows[0]["paired_prefill_ratio_max"].get<double>());
+    }
     std::fflush(stdout);
   }
   std::filesystem::remove(tmp);
@@ -325,6 +400,10 @@ static void register_bench(CLI::App& app) {
 
   cmd->add_option("--compare", a->compare, "peer engine to run side by side")
       ->check(CLI::IsMember({"llama.cpp"}));
+  cmd->add_option("--rounds", a->rounds,
+                  "measurements per prompt length, alternating with the --compare peer: the "
+                  "table keeps each engine's best, and the median of the paired ratios")
+      ->check(CLI::Range(1, 50));
   cmd->add_flag("--json", a->json, "one JSON object per line");
   cmd->add_flag("--kernels", a->kernels,
                 "int8 GEMM efficiency on this model's linear shapes vs the measured VNNI peak "
