@@ -514,6 +514,48 @@ TEST(Int8Activations, DynamicPerRowAndNaN) {
   }
 }
 
+// Rows made on the fly (the FFN activation fed straight to the quantiser) quantise exactly as
+// the same rows in memory, with the same outliers in the same (row-major) order.
+TEST(Int8Activations, RowsMadeOnTheFlyMatchRowsInMemory) {
+  std::mt19937 rng(8);
+  const int64_t m = 37, k = 100;  // rows not a multiple of any row block, K not of 16
+  std::vector<float> g = random_f(rng, m * 2 * k, -4, 4);
+  for (int64_t i = 0; i < m; i += 3) g[i * 2 * k + (i * 7) % k] = 40.0f;  // a few outliers
+  std::vector<float> x(m * k);
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < k; ++j) x[i * k + j] = g[i * 2 * k + j] * g[i * 2 * k + k + j];
+  const float s = 0.06f;
+  for (Int8Isa isa : available_isas()) {
+    for (int threads : {1, 2}) {
+      SCOPED_TRACE(std::string(int8_isa_name(isa)) + " threads=" + std::to_string(threads));
+      ThreadPool pool(threads);
+      Int8Activations want, got;
+      OutlierList ow, og;
+      ASSERT_TRUE(quantize_activations(x.data(), m, k, 0, s, &want, &ow, &pool, isa).ok());
+      const ActRowFn row = [&](int64_t r, float* buf) -> const float* {
+        for (int64_t j = 0; j < k; ++j) buf[j] = g[r * 2 * k + j] * g[r * 2 * k + k + j];
+        return buf;
+      };
+      ASSERT_TRUE(quantize_activations_rows(row, m, k, s, &got, &og, &pool, isa).ok());
+      ASSERT_GE(ow.size(), 10u);
+      ASSERT_EQ(og.size(), ow.size());
+      for (size_t i = 0; i < ow.size(); ++i) {
+        EXPECT_EQ(og[i].row, ow[i].row);
+        EXPECT_EQ(og[i].col, ow[i].col);
+        EXPECT_EQ(og[i].residual, ow[i].residual);
+      }
+      for (int64_t i = 0; i < m; ++i) {
+        EXPECT_EQ(got.row_scale(i), s);
+        for (int64_t j = 0; j < k; ++j) ASSERT_EQ(got.at(i, j), want.at(i, j)) << i << "," << j;
+      }
+    }
+  }
+  Int8Activations a;
+  EXPECT_FALSE(quantize_activations_rows(nullptr, 2, 4, 1.0f, &a).ok());
+  EXPECT_FALSE(quantize_activations_rows([](int64_t, float* b) -> const float* { return b; }, 2, 4,
+                                         0.0f, &a).ok());
+}
+
 TEST(Int8Activations, RejectsBadInput) {
   std::vector<float> x(8, 1.0f);
   Int8Activations a;

@@ -172,6 +172,13 @@ class Int8Activations {
 Status quantize_activations(const float* x, int64_t m, int64_t k, int64_t ldx, float scale,
                             Int8Activations* out, OutlierList* outliers = nullptr,
                             ThreadPool* pool = nullptr, Int8Isa isa = Int8Isa::kAuto);
+// The same for rows made on the fly: row(r, buf) returns row r of x (k floats), written into
+// buf (k floats, per thread) or anywhere else. A producer (an activation of two other rows)
+// then feeds the quantiser straight from L1, and x never exists as a whole.
+using ActRowFn = std::function<const float*(int64_t row, float* buf)>;
+Status quantize_activations_rows(const ActRowFn& row, int64_t m, int64_t k, float scale,
+                                 Int8Activations* out, OutlierList* outliers = nullptr,
+                                 ThreadPool* pool = nullptr, Int8Isa isa = Int8Isa::kAuto);
 // Dynamic per-row scale s_m = max_k|x[m,k]| / 127 (no outliers by construction).
 Status quantize_activations_dynamic(const float* x, int64_t m, int64_t k, int64_t ldx,
                                     Int8Activations* out, ThreadPool* pool = nullptr,

@@ -48,6 +48,14 @@ class Linear {
   virtual int64_t k() const = 0;
   virtual void forward(const float* x, int64_t m, float* y, int64_t ldy, ThreadPool* pool,
                        LinearScratch* scratch) const = 0;
+  // A gated FFN's down projection taking the gate/up product itself: input row r is
+  // act(gu + r·ldgu, gu + r·ldgu + k(), ·, k()). Linears that quantise their input a row at a
+  // time (int8) make each row in L1 and never write the activation's output (fuses_gated());
+  // the default makes it in full and calls forward.
+  using GatedAct = void (*)(const float* gate, const float* up, float* out, int64_t n);
+  virtual bool fuses_gated() const { return false; }
+  virtual void forward_gated(const float* gu, int64_t ldgu, GatedAct act, int64_t m, float* y,
+                             int64_t ldy, ThreadPool* pool, LinearScratch* scratch) const;
   virtual size_t bytes() const = 0;
   // Adds its bytes to the right kinds of a breakdown (default: FP32 heap).
   virtual void account(WeightBytes* b) const { b->f32 += bytes(); }
@@ -105,6 +113,14 @@ class Weights {
                                                              ThreadPool* pool);
 
   const LayerWeights& layer(int64_t i) const { return layers_[i]; }
+  // Every down projection (decode ones too) makes its own activation rows (fuses_gated):
+  // the arena then needs no buffer for the activation's output.
+  bool ffn_act_fused() const {
+    for (const auto& L : layers_)
+      if (!L.w_down || !L.w_down->fuses_gated() || (L.dec_down && !L.dec_down->fuses_gated()))
+        return false;
+    return true;
+  }
   const Linear& lm_head() const { return *lm_head_; }
   const std::vector<float>& output_norm() const { return out_norm_; }
   ComputeMode mode() const { return mode_; }

@@ -265,11 +265,13 @@ int64_t row_grain(int64_t k) { return std::max<int64_t>(1, (int64_t{1} << 16) / 
 
 }  // namespace
 
-Status quantize_activations(const float* x, int64_t m, int64_t k, int64_t ldx, float scale,
-                            Int8Activations* out, OutlierList* outliers, ThreadPool* pool,
-                            Int8Isa isa) {
-  if (ldx == 0) ldx = k;
-  OCTET_RETURN_IF_ERROR(check_x(x, m, k, ldx, out));
+namespace {
+
+// Static-scale quantisation of m rows; `rows(b, e, quant_rows)` hands the kernel its rows
+// (a view of x in place, or rows made one at a time).
+template <class Rows>
+Status quantize_static(int64_t m, int64_t k, float scale, Int8Activations* out,
+                       OutlierList* outliers, ThreadPool* pool, Int8Isa isa, const Rows& rows) {
   if (!(scale > 0) || !std::isfinite(scale))
     return Status::Error("int8 activations: scale must be finite and > 0, got " +
                          std::to_string(scale));
@@ -295,12 +297,40 @@ Status quantize_activations(const float* x, int64_t m, int64_t k, int64_t ldx, f
     for (int t = 0; t < nt; ++t) local[t].v.clear();
   }
   parallel_for(pool, m, row_grain(k), [&](int64_t b, int64_t e, int tid) {
-    kr.quant(x, ldx, k, inv, scale, dst, out->ld(), b, e, outliers ? &local[tid].v : nullptr);
+    OutlierList* ol = outliers ? &local[tid].v : nullptr;
+    rows(b, e, [&](const float* x, int64_t ldx, int64_t r0, int64_t r1) {
+      kr.quant(x, ldx, k, inv, scale, dst, out->ld(), r0, r1, ol);
+    });
   });
   if (outliers)
     for (int t = 0; t < nt; ++t)
       outliers->insert(outliers->end(), local[t].v.begin(), local[t].v.end());
   return Status::Ok();
+}
+
+}  // namespace
+
+Status quantize_activations(const float* x, int64_t m, int64_t k, int64_t ldx, float scale,
+                            Int8Activations* out, OutlierList* outliers, ThreadPool* pool,
+                            Int8Isa isa) {
+  if (ldx == 0) ldx = k;
+  OCTET_RETURN_IF_ERROR(check_x(x, m, k, ldx, out));
+  return quantize_static(m, k, scale, out, outliers, pool, isa,
+                         [&](int64_t b, int64_t e, const auto& quant) { quant(x, ldx, b, e); });
+}
+
+Status quantize_activations_rows(const ActRowFn& row, int64_t m, int64_t k, float scale,
+                                 Int8Activations* out, OutlierList* outliers, ThreadPool* pool,
+                                 Int8Isa isa) {
+  if (m < 0 || k < 1 || k > kInt8MaxK || (m > 0 && !row) || !out)
+    return Status::Error("int8 activations: bad shape " + dims(m, k));
+  return quantize_static(m, k, scale, out, outliers, pool, isa,
+                         [&](int64_t b, int64_t e, const auto& quant) {
+                           thread_local std::vector<float> buf;  // this worker's row
+                           if (static_cast<int64_t>(buf.size()) < k) buf.resize(static_cast<size_t>(k));
+                           // Row r at x + r·0: the kernel's row loop reads x itself.
+                           for (int64_t r = b; r < e; ++r) quant(row(r, buf.data()), 0, r, r + 1);
+                         });
 }
 
 Status quantize_activations_dynamic(const float* x, int64_t m, int64_t k, int64_t ldx,

@@ -42,7 +42,7 @@ Status BatchDecoder::step(std::span<Session* const> ss, std::span<const Token> t
   att_.resize(n * Q);
   o_.resize(n * E);
   gu_.resize(n * 2 * F);
-  h_.resize(n * F);
+  if (!w.ffn_act_fused()) h_.resize(n * F);
   rc_.resize(n * R / 2);
   rs_.resize(n * R / 2);
   rc_swa_.resize(n * R / 2);

@@ -42,7 +42,7 @@ Session::Session(std::shared_ptr<const Model> model, std::shared_ptr<const Weigh
   att_.resize(C * hp_.q_dim());
   o_.resize(C * hp_.n_embd);
   gu_.resize(C * 2 * hp_.n_ff);
-  h_.resize(C * hp_.n_ff);
+  if (!w_->ffn_act_fused()) h_.resize(C * hp_.n_ff);
   rope_cos_.resize(C * hp_.n_rot / 2);
   rope_sin_.resize(C * hp_.n_rot / 2);
   rope_cos_swa_.resize(C * hp_.n_rot / 2);
@@ -356,6 +356,8 @@ void Session::run_stage(sched::Kind kind, int64_t il, int64_t m, int64_t pos0,
       pick(L.w_gate_up, L.dec_gate_up).forward(b.xn, m, b.gu, 2 * F, pool, scratch);
       return;
     case Kind::kAct:
+      // An int8 down projection makes the activation's rows itself (Linear::fuses_gated).
+      if (pick(L.w_down, L.dec_down).fuses_gated()) return;
       parallel_for(pool, m, 1, [&](int64_t i0, int64_t i1, int) {
         for (int64_t i = i0; i < i1; ++i) {
           const float* g = b.gu + i * 2 * F;
@@ -366,9 +368,18 @@ void Session::run_stage(sched::Kind kind, int64_t il, int64_t m, int64_t pos0,
         }
       });
       return;
-    case Kind::kDown:
-      pick(L.w_down, L.dec_down).forward(b.h, m, b.o, E, pool, scratch);
+    case Kind::kDown: {
+      const Linear& down = pick(L.w_down, L.dec_down);
+      if (down.fuses_gated()) {
+        const Linear::GatedAct act = hp_.act == Activation::kGeluTanh
+                                         ? static_cast<Linear::GatedAct>(kernels::gelu_tanh_mul_f32)
+                                         : static_cast<Linear::GatedAct>(kernels::silu_mul_f32);
+        down.forward_gated(b.gu, 2 * F, act, m, b.o, E, pool, scratch);
+      } else {
+        down.forward(b.h, m, b.o, E, pool, scratch);
+      }
       return;
+    }
     case Kind::kResid: {
       const LayerWeights* next = il + 1 < hp_.n_layer ? &w_->layer(il + 1) : nullptr;
       each_row([&](int64_t i) {

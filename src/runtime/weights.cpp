@@ -16,6 +16,15 @@ const char* compute_mode_name(ComputeMode m) {
   return "?";
 }
 
+void Linear::forward_gated(const float* gu, int64_t ldgu, GatedAct act, int64_t m, float* y,
+                           int64_t ldy, ThreadPool* pool, LinearScratch* scratch) const {
+  const int64_t K = k();
+  std::vector<float>& x = scratch->tmp;
+  x.resize(static_cast<size_t>(m * K));
+  for (int64_t r = 0; r < m; ++r) act(gu + r * ldgu, gu + r * ldgu + K, x.data() + r * K, K);
+  forward(x.data(), m, y, ldy, pool, scratch);
+}
+
 namespace {
 
 Status to_float(const Model& m, const gguf::TensorInfo* t, std::vector<float>* out) {

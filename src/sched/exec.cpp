@@ -85,7 +85,7 @@ Status Session::eval_scheduled(std::span<const Token> toks, bool all_logits,
       a.att.resize(C * hp_.q_dim());
       a.o.resize(C * hp_.n_embd);
       a.gu.resize(C * 2 * hp_.n_ff);
-      a.h.resize(C * hp_.n_ff);
+      if (!w_->ffn_act_fused()) a.h.resize(C * hp_.n_ff);
       for (auto* v : {&a.rc, &a.rs, &a.rc_swa, &a.rs_swa}) v->resize(C * hp_.n_rot / 2);
     }
   }
