@@ -166,6 +166,29 @@ TEST(Batch, RejectsBadInputWithoutAdvancing) {
   EXPECT_EQ(b.n_past(), 1);
 }
 
+// The int8 down projection makes its activation rows itself (Linear::fuses_gated): the same
+// output, bit for bit, as the activation written out in full and then projected.
+void check_gated_down(const Weights& w, ThreadPool* pool) {
+  EXPECT_TRUE(w.ffn_act_fused());
+  const Linear& down = *w.layer(3).w_down;
+  ASSERT_TRUE(down.fuses_gated());
+  const int64_t m = 45, F = down.k(), E = down.n();
+  std::mt19937 rng(3);
+  std::normal_distribution<float> nd(0.f, 1.5f);
+  std::vector<float> gu(static_cast<size_t>(m * 2 * F));
+  for (auto& v : gu) v = nd(rng);
+  for (auto act : {static_cast<Linear::GatedAct>(kernels::gelu_tanh_mul_f32),
+                   static_cast<Linear::GatedAct>(kernels::silu_mul_f32)}) {
+    std::vector<float> y0(static_cast<size_t>(m * E)), y1(y0.size());
+    LinearScratch s0, s1;
+    down.Linear::forward_gated(gu.data(), 2 * F, act, m, y0.data(), E, pool, &s0);
+    down.forward_gated(gu.data(), 2 * F, act, m, y1.data(), E, pool, &s1);
+    EXPECT_GT(s1.outlier_entries, 0u);  // the shadow path ran
+    EXPECT_EQ(s0.outlier_entries, s1.outlier_entries);
+    for (size_t i = 0; i < y0.size(); ++i) ASSERT_EQ(y0[i], y1[i]) << i;
+  }
+}
+
 TEST(Batch, GemmaMatchesEvalBitForBit) {
   const std::string path = std::string(OCTET_SOURCE_DIR) + "/models/gemma-3-270m-q4_k_m.gguf";
   if (!std::filesystem::exists(path)) GTEST_SKIP() << "no model at " << path;
@@ -192,42 +215,8 @@ TEST(Batch, GemmaMatchesEvalBitForBit) {
   so.n_ctx = 256;
   so.chunk = 32;
   check_batch(*model, *w8, so, &pool, {20, 7}, 2, "gemma int8 linears");
+  check_gated_down(**w8, &pool);
+  // With GGUF decode linears attached the down projections of decode steps do not fuse.
+  EXPECT_FALSE((*w)->ffn_act_fused());
 }
 
-namespace octet {
-namespace {
-
-// The int8 down projection makes its activation rows itself (Linear::fuses_gated): the same
-// output, bit for bit, as the activation written out in full and then projected.
-TEST(Int8Linear, GatedDownEqualsActivationThenForward) {
-  const std::string path = std::string(OCTET_SOURCE_DIR) + "/models/gemma-3-270m-q4_k_m.gguf";
-  if (!std::filesystem::exists(path)) GTEST_SKIP() << "no model at " << path;
-  auto model = Model::load(path);
-  ASSERT_TRUE(model.ok()) << model.error();
-  ThreadPool pool(2);
-  auto calib = load_or_calibrate(*model, path, "", &pool, {});
-  ASSERT_TRUE(calib.ok()) << calib.error();
-  auto w = Weights::build_int8(**model, *calib, Int8Options{}, &pool);
-  ASSERT_TRUE(w.ok()) << w.error();
-  EXPECT_TRUE((*w)->ffn_act_fused());
-  const Linear& down = *(*w)->layer(3).w_down;
-  ASSERT_TRUE(down.fuses_gated());
-  const int64_t m = 45, F = down.k(), E = down.n();
-  std::mt19937 rng(3);
-  std::normal_distribution<float> nd(0.f, 1.5f);
-  std::vector<float> gu(static_cast<size_t>(m * 2 * F));
-  for (auto& v : gu) v = nd(rng);
-  for (auto act : {static_cast<Linear::GatedAct>(kernels::gelu_tanh_mul_f32),
-                   static_cast<Linear::GatedAct>(kernels::silu_mul_f32)}) {
-    std::vector<float> y0(static_cast<size_t>(m * E)), y1(y0.size());
-    LinearScratch s0, s1;
-    down.Linear::forward_gated(gu.data(), 2 * F, act, m, y0.data(), E, &pool, &s0);
-    down.forward_gated(gu.data(), 2 * F, act, m, y1.data(), E, &pool, &s1);
-    EXPECT_GT(s1.outlier_entries, 0u);  // the shadow path ran
-    EXPECT_EQ(s0.outlier_entries, s1.outlier_entries);
-    for (size_t i = 0; i < y0.size(); ++i) ASSERT_EQ(y0[i], y1[i]) << i;
-  }
-}
-
-}  // namespace
-}  // namespace octet
