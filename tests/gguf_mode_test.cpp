@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "octet/calibration.h"
 #include "octet/memory.h"
 #include "octet/runtime.h"
 
@@ -77,6 +78,44 @@ TEST(GgufMode, GemmaTracksFp32WithoutWeightCopies) {
     ASSERT_TRUE(sf.eval(std::vector<Token>{next}, false, &lf).ok());
     EXPECT_LT(kl(lf.data(), lg.data(), V), 0.05) << "decode step " << step;
     next = static_cast<Token>(std::max_element(lf.begin(), lf.end()) - lf.begin());
+  }
+}
+
+}  // namespace
+
+namespace {
+
+// INT8 prefill weights with smoothing (the default calibration folds 1/s into the norm gains
+// and s into the int8 weights) plus the GGUF decode linears: decode-sized evals use the
+// file's own gains, so they are exactly what --mode gguf computes for the same rows.
+TEST(GgufMode, DecodeLinearsOnSmoothedInt8WeightsUseTheFilesNorms) {
+  const std::string path = std::string(OCTET_SOURCE_DIR) + "/models/gemma-3-270m-q4_k_m.gguf";
+  if (!std::filesystem::exists(path)) GTEST_SKIP() << "no model at " << path;
+  auto model = Model::load(path);
+  ASSERT_TRUE(model.ok()) << model.error();
+  ThreadPool pool(2);
+  auto calib = load_or_calibrate(*model, path, "", &pool, {});
+  ASSERT_TRUE(calib.ok()) << calib.error();
+  bool smoothed = false;
+  for (const auto& l : calib->layers)
+    for (const auto& sl : l) smoothed = smoothed || !sl.smooth.empty();
+  ASSERT_TRUE(smoothed) << "the default calibration is expected to smooth";
+  auto w8 = Weights::build_int8(**model, *calib, Int8Options{}, &pool);
+  ASSERT_TRUE(w8.ok()) << w8.error();
+  ASSERT_TRUE(std::const_pointer_cast<Weights>(*w8)->attach_gguf_decode(**model).ok());
+  EXPECT_FALSE((*w8)->layer(0).dec_attn_norm.empty());
+  auto wg = Weights::build_gguf(**model);
+  ASSERT_TRUE(wg.ok()) << wg.error();
+  SessionOptions so;
+  so.n_ctx = 64;
+  Session s8(*model, *w8, so, &pool), sg(*model, *wg, so, &pool);
+  const int64_t V = (*model)->hparams().n_vocab;
+  std::vector<float> l8, lg;
+  for (const std::vector<Token>& step : {std::vector<Token>{2, 651, 6037}, {529}, {4504, 563}}) {
+    ASSERT_TRUE(s8.eval(step, true, &l8).ok());
+    ASSERT_TRUE(sg.eval(step, true, &lg).ok());
+    ASSERT_EQ(l8.size(), static_cast<size_t>(V) * step.size());
+    for (size_t i = 0; i < l8.size(); ++i) ASSERT_EQ(l8[i], lg[i]) << i;
   }
 }
 

@@ -86,6 +86,15 @@ struct LayerWeights {
   std::unique_ptr<Linear> dec_wqkv, dec_wo, dec_gate_up, dec_down;
   std::vector<float> bqkv;           // empty when no biases
   std::vector<float> attn_norm, q_norm, k_norm, attn_post_norm, ffn_norm, ffn_post_norm;
+  // The file's own attn_norm / ffn_norm gains when the int8 ones carry a smoothing factor 1/s
+  // (its s is in the int8 weights only): what the decode linears' inputs need. Empty: same.
+  std::vector<float> dec_attn_norm, dec_ffn_norm;
+  const std::vector<float>& attn_norm_for(bool dec) const {
+    return dec && !dec_attn_norm.empty() ? dec_attn_norm : attn_norm;
+  }
+  const std::vector<float>& ffn_norm_for(bool dec) const {
+    return dec && !dec_ffn_norm.empty() ? dec_ffn_norm : ffn_norm;
+  }
 };
 
 // kGguf: every linear (prefill too) reads the file's own quantised blocks in place — no int8

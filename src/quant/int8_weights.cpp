@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <fmt/format.h>
 #include <numeric>
+#include <tuple>
 #include <cstdlib>
 #include <cstring>
 
@@ -214,10 +215,13 @@ Expected<std::shared_ptr<const Weights>> Weights::build_int8(const Model& m,
     const LayerTensors& T = m.layer(il);
     LayerWeights& L = layers[il];
     // The RMSNorm gains produce attn_in / ffn_in: fold 1/s into them.
-    for (auto [slot, gain] : {std::pair{Slot::kAttnIn, &L.attn_norm}, {Slot::kFfnIn, &L.ffn_norm}}) {
+    // The file's gains stay for decode linears over the file's own (unsmoothed) weights.
+    for (auto [slot, gain, orig] : {std::tuple{Slot::kAttnIn, &L.attn_norm, &L.dec_attn_norm},
+                                    {Slot::kFfnIn, &L.ffn_norm, &L.dec_ffn_norm}}) {
       const auto& s = calib.at(il, slot).smooth;
       if (s.empty()) continue;
       if (s.size() != gain->size()) return Status::Error("int8: smoothing size vs norm");
+      *orig = *gain;
       for (size_t c = 0; c < s.size(); ++c) (*gain)[c] /= s[c];
     }
     OCTET_ASSIGN_OR_RETURN(L.wqkv, make({T.wq, T.wk, T.wv}, hp.n_embd, il, Slot::kAttnIn));

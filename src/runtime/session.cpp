@@ -286,7 +286,7 @@ void Session::run_stage(sched::Kind kind, int64_t il, int64_t m, int64_t pos0,
     });
   };
   auto attn_norm_row = [&](const LayerWeights& L, int64_t i) {
-    kernels::rmsnorm_f32(b.x + i * E, L.attn_norm.data(), b.xn + i * E, E, eps);
+    kernels::rmsnorm_f32(b.x + i * E, L.attn_norm_for(dec).data(), b.xn + i * E, E, eps);
   };
   auto attn_norm = [&](int64_t layer) {
     const LayerWeights& L = w_->layer(layer);
@@ -349,7 +349,7 @@ void Session::run_stage(sched::Kind kind, int64_t il, int64_t m, int64_t pos0,
         float* o = b.o + i * E;
         if (!L.attn_post_norm.empty()) kernels::rmsnorm_f32(o, L.attn_post_norm.data(), o, E, eps);
         kernels::add_f32(b.x + i * E, o, E);
-        kernels::rmsnorm_f32(b.x + i * E, L.ffn_norm.data(), b.xn + i * E, E, eps);
+        kernels::rmsnorm_f32(b.x + i * E, L.ffn_norm_for(dec).data(), b.xn + i * E, E, eps);
       });
       return;
     case Kind::kGateUp:

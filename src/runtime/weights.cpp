@@ -115,7 +115,7 @@ size_t Weights::bytes() const {
   for (const auto& L : layers_) {
     b += L.wqkv->bytes() + L.wo->bytes() + L.w_gate_up->bytes() + L.w_down->bytes();
     for (const auto* v : {&L.bqkv, &L.attn_norm, &L.q_norm, &L.k_norm, &L.attn_post_norm,
-                          &L.ffn_norm, &L.ffn_post_norm})
+                          &L.ffn_norm, &L.ffn_post_norm, &L.dec_attn_norm, &L.dec_ffn_norm})
       b += v->size() * sizeof(float);
   }
   return b;
@@ -132,7 +132,7 @@ WeightBytes Weights::breakdown() const {
       for (const auto* l : {&L.dec_wqkv, &L.dec_wo, &L.dec_gate_up, &L.dec_down})
         if (*l) (*l)->account(&b);
     for (const auto* v : {&L.bqkv, &L.attn_norm, &L.q_norm, &L.k_norm, &L.attn_post_norm,
-                          &L.ffn_norm, &L.ffn_post_norm})
+                          &L.ffn_norm, &L.ffn_post_norm, &L.dec_attn_norm, &L.dec_ffn_norm})
       b.small += v->size() * sizeof(float);
   }
   if (dec_lm_head_ && mode_ != ComputeMode::kGguf) dec_lm_head_->account(&b);

@@ -66,7 +66,6 @@ std::unique_ptr<Engine> load_engine(const EngineFlags& f) {
   e->model = std::move(m).value();
   e->pool = std::make_unique<ThreadPool>(f.threads);
   e->model_path = path;
-  bool smoothed = false;  // int8 norms then carry 1/s, which the file's decode weights lack
   if (f.mode == "fp32") {
     auto w = Weights::build_fp32(*e->model, e->pool.get());
     if (!w) fail(w.error());
@@ -79,8 +78,6 @@ std::unique_ptr<Engine> load_engine(const EngineFlags& f) {
     auto say = [](const std::string& s) { std::fprintf(stderr, "octet: %s\n", s.c_str()); };
     auto calib = load_or_calibrate(e->model, path, f.calib, e->pool.get(), say);
     if (!calib) fail(calib.error());
-    for (const auto& l : calib->layers)
-      for (const auto& sl : l) smoothed = smoothed || !sl.smooth.empty();
     Int8Options io;
     io.shadow_keep = f.shadow_keep;
     auto w = Weights::build_int8(*e->model, *calib, io, e->pool.get());
@@ -88,10 +85,8 @@ std::unique_ptr<Engine> load_engine(const EngineFlags& f) {
     e->weights = std::move(w).value();
   }
   // fp32 is the reference path: decode stays in float there too.
-  if (f.decode == "gguf" && smoothed) {
-    std::fprintf(stderr, "octet: --decode gguf needs a calibration without smoothing "
-                         "(octet calibrate --smooth 0); decoding with the int8 weights\n");
-  } else if (f.decode == "gguf" && f.mode == "int8") {
+  // Decode steps then use the file's own norm gains too (LayerWeights::dec_attn_norm).
+  if (f.decode == "gguf" && f.mode == "int8") {
     // The weights were just made by make_shared<Weights> and nothing else holds them yet, so
     // finishing them here through a non-const pointer is sound.
     auto w = std::const_pointer_cast<Weights>(e->weights);
