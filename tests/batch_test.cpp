@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <random>
 
+#include "default_model.h"
 #include "octet/batch.h"
 #include "octet/calibration.h"
 #include "octet/runtime.h"
@@ -190,31 +191,29 @@ void check_gated_down(const Weights& w, ThreadPool* pool) {
 }
 
 TEST(Batch, GemmaMatchesEvalBitForBit) {
-  const std::string path = std::string(OCTET_SOURCE_DIR) + "/models/gemma-3-270m-q4_k_m.gguf";
-  if (!std::filesystem::exists(path)) GTEST_SKIP() << "no model at " << path;
-  auto model = Model::load(path);
-  ASSERT_TRUE(model.ok()) << model.error();
   ThreadPool pool(2);
+  std::shared_ptr<const Model> model;
+  Calibration calib;
+  ASSERT_NO_FATAL_FAILURE(test::load_default_model(&pool, &model, &calib));
+  if (!model) GTEST_SKIP() << "no model at " << test::default_model_path();
   // The server's engine: INT8 prefill, GGUF decode linears.
-  auto calib = load_or_calibrate(*model, path, "", &pool, {});
-  ASSERT_TRUE(calib.ok()) << calib.error();
-  auto w = Weights::build_int8(**model, *calib, Int8Options{}, &pool);
+  auto w = Weights::build_int8(*model, calib, Int8Options{}, &pool);
   ASSERT_TRUE(w.ok()) << w.error();
-  ASSERT_TRUE(std::const_pointer_cast<Weights>(*w)->attach_gguf_decode(**model).ok());
+  ASSERT_TRUE(std::const_pointer_cast<Weights>(*w)->attach_gguf_decode(*model).ok());
   SessionOptions so;
   so.n_ctx = 256;
   so.chunk = 32;
-  check_batch(*model, *w, so, &pool, {3, 50, 130, 17}, 3, "gemma int8 + gguf decode");
+  check_batch(model, *w, so, &pool, {3, 50, 130, 17}, 3, "gemma int8 + gguf decode");
   // Sliding-window rings (n_ctx > window + chunk): one session past the window, wrapping.
   so.n_ctx = 1024;
   so.chunk = 64;
-  check_batch(*model, *w, so, &pool, {700, 12}, 2, "gemma ring");
+  check_batch(model, *w, so, &pool, {700, 12}, 2, "gemma ring");
   // INT8 linears (no decode linears attached): the int8 path with B rows.
-  auto w8 = Weights::build_int8(**model, *calib, Int8Options{}, &pool);
+  auto w8 = Weights::build_int8(*model, calib, Int8Options{}, &pool);
   ASSERT_TRUE(w8.ok());
   so.n_ctx = 256;
   so.chunk = 32;
-  check_batch(*model, *w8, so, &pool, {20, 7}, 2, "gemma int8 linears");
+  check_batch(model, *w8, so, &pool, {20, 7}, 2, "gemma int8 linears");
   check_gated_down(**w8, &pool);
   // With GGUF decode linears attached the down projections of decode steps do not fuse.
   EXPECT_FALSE((*w)->ffn_act_fused());

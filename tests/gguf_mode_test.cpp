@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "default_model.h"
 #include "octet/calibration.h"
 #include "octet/memory.h"
 #include "octet/runtime.h"
@@ -89,27 +90,25 @@ namespace {
 // and s into the int8 weights) plus the GGUF decode linears: decode-sized evals use the
 // file's own gains, so they are exactly what --mode gguf computes for the same rows.
 TEST(GgufMode, DecodeLinearsOnSmoothedInt8WeightsUseTheFilesNorms) {
-  const std::string path = std::string(OCTET_SOURCE_DIR) + "/models/gemma-3-270m-q4_k_m.gguf";
-  if (!std::filesystem::exists(path)) GTEST_SKIP() << "no model at " << path;
-  auto model = Model::load(path);
-  ASSERT_TRUE(model.ok()) << model.error();
   ThreadPool pool(2);
-  auto calib = load_or_calibrate(*model, path, "", &pool, {});
-  ASSERT_TRUE(calib.ok()) << calib.error();
+  std::shared_ptr<const Model> model;
+  Calibration calib;
+  ASSERT_NO_FATAL_FAILURE(test::load_default_model(&pool, &model, &calib));
+  if (!model) GTEST_SKIP() << "no model at " << test::default_model_path();
   bool smoothed = false;
-  for (const auto& l : calib->layers)
+  for (const auto& l : calib.layers)
     for (const auto& sl : l) smoothed = smoothed || !sl.smooth.empty();
   ASSERT_TRUE(smoothed) << "the default calibration is expected to smooth";
-  auto w8 = Weights::build_int8(**model, *calib, Int8Options{}, &pool);
+  auto w8 = Weights::build_int8(*model, calib, Int8Options{}, &pool);
   ASSERT_TRUE(w8.ok()) << w8.error();
-  ASSERT_TRUE(std::const_pointer_cast<Weights>(*w8)->attach_gguf_decode(**model).ok());
+  ASSERT_TRUE(std::const_pointer_cast<Weights>(*w8)->attach_gguf_decode(*model).ok());
   EXPECT_FALSE((*w8)->layer(0).dec_attn_norm.empty());
-  auto wg = Weights::build_gguf(**model);
+  auto wg = Weights::build_gguf(*model);
   ASSERT_TRUE(wg.ok()) << wg.error();
   SessionOptions so;
   so.n_ctx = 64;
-  Session s8(*model, *w8, so, &pool), sg(*model, *wg, so, &pool);
-  const int64_t V = (*model)->hparams().n_vocab;
+  Session s8(model, *w8, so, &pool), sg(model, *wg, so, &pool);
+  const int64_t V = model->hparams().n_vocab;
   std::vector<float> l8, lg;
   for (const std::vector<Token>& step : {std::vector<Token>{2, 651, 6037}, {529}, {4504, 563}}) {
     ASSERT_TRUE(s8.eval(step, true, &l8).ok());

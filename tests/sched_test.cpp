@@ -9,6 +9,7 @@
 #include <numeric>
 #include <random>
 
+#include "default_model.h"
 #include "octet/calibration.h"
 #include "octet/runtime.h"
 #include "octet/sched.h"
@@ -306,14 +307,12 @@ TEST(Sched, ProfileRoundTripAndFit) {
 // (Gemma 3 270M, INT8 with shadow outliers; 3 chunks of 32 plus a 2-row tail that takes the
 // decode-sized path, sliding-window layers, all logits).
 TEST(Sched, PoliciesMatchSequentialBitForBit) {
-  const std::string path = std::string(OCTET_SOURCE_DIR) + "/models/gemma-3-270m-q4_k_m.gguf";
-  if (!std::filesystem::exists(path)) GTEST_SKIP() << "no model at " << path;
-  auto model = Model::load(path);
-  ASSERT_TRUE(model.ok()) << model.error();
   ThreadPool pool(2);
-  auto calib = load_or_calibrate(*model, path, "", &pool, {});
-  ASSERT_TRUE(calib.ok()) << calib.error();
-  auto w = Weights::build_int8(**model, *calib, Int8Options{}, &pool);
+  std::shared_ptr<const Model> model;
+  Calibration calib;
+  ASSERT_NO_FATAL_FAILURE(test::load_default_model(&pool, &model, &calib));
+  if (!model) GTEST_SKIP() << "no model at " << test::default_model_path();
+  auto w = Weights::build_int8(*model, calib, Int8Options{}, &pool);
   ASSERT_TRUE(w.ok()) << w.error();
   SessionOptions so;
   so.n_ctx = 256;
@@ -321,7 +320,7 @@ TEST(Sched, PoliciesMatchSequentialBitForBit) {
   std::mt19937 rng(3);
   std::vector<Token> toks(98);
   for (auto& t : toks) t = Token(rng() % 20000 + 100);
-  Session ref(*model, *w, so, &pool);
+  Session ref(model, *w, so, &pool);
   std::vector<float> want, got;
   ASSERT_TRUE(ref.eval(toks, true, &want).ok());
   const Token next = 777;
@@ -336,7 +335,7 @@ TEST(Sched, PoliciesMatchSequentialBitForBit) {
       ro.arenas = 2;
       std::vector<Slice> trace;
       ro.trace = &trace;
-      Session s(*model, *w, so, &pool);
+      Session s(model, *w, so, &pool);
       ASSERT_TRUE(s.eval_scheduled(toks, true, &got, ro).ok());
       ASSERT_EQ(got.size(), want.size());
       EXPECT_EQ(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)), 0)
