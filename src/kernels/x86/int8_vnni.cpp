@@ -235,6 +235,13 @@ void gemm_vnni(const AView& a, const WView& w, const Epilogue& ep, int64_t m0, i
   // shapes with N·K ≤ 9 MB, −20 % at N·K = 22 MB).
   const bool chunk_m = (p1 - p0) * 16 * w.k4 * 4 <= kMcMaxWeightBytes;
   const int64_t mc = chunk_m ? kMc : m1 - m0;
+  // Column blocks lie back to back, each K block's sliver after the previous one, so the
+  // weights this call reads next are the bytes after the current sliver. The first row chunk
+  // meets every sliver cold (inside a prefill the layer's weights come from DRAM); each of
+  // its row blocks prefetches a share of the next sliver into L2 so that the sliver after
+  // this one does not stall on DRAM latency (the hardware streamer runs too short a
+  // distance ahead at ~8 cycles of compute per weight line).
+  const int8_t* const w_end = w.data + p1 * w.k4 * 64;
   for (int64_t mc0 = m0; mc0 < m1; mc0 += mc) {
     const int64_t mc1 = std::min(m1, mc0 + mc);
     for (int64_t p = p0; p < p1;) {
@@ -243,8 +250,17 @@ void gemm_vnni(const AView& a, const WView& w, const Epilogue& ep, int64_t m0, i
       const int64_t step = w.step(p);
       for (int64_t kb = 0; kb < nkb; ++kb) {
         const int64_t g0 = kb * kc4, n4 = std::min(w.k4, g0 + kc4) - g0;
+        const int8_t* const next = wp + (g0 + n4) * step;
+        const int64_t next_bytes = mc0 == 0 ? std::min<int64_t>(n4 * step, w_end - next) : 0;
+        const int64_t nrb = (mc1 - mc0 + kMR - 1) / kMR;
         for (int64_t i = mc0; i < mc1; i += kMR) {
           const int64_t mr = std::min<int64_t>(kMR, mc1 - i);
+          if (next_bytes > 0) {
+            const int64_t bi = (i - mc0) / kMR;
+            const int64_t hi = next_bytes * (bi + 1) / nrb;
+            for (int64_t off = next_bytes * bi / nrb / 64 * 64; off < hi; off += 64)
+              _mm_prefetch(reinterpret_cast<const char*>(next + off), _MM_HINT_T1);
+          }
           // The output lines of the next row block, for writing: inside a prefill they have
           // usually left the caches (the layers' weights stream through L3 in between), and
           // the epilogue's stores would wait for each line's read-for-ownership.
