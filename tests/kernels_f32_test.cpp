@@ -416,6 +416,119 @@ TEST(FloatKernelsErrors, AttentionRejectsBadDims) {
                std::invalid_argument);
 }
 
+// bf16 operands on the block path (AttentionDims::bf16). Inputs that bf16 holds exactly (Q
+// pre-scaled, scale 1; K and V rounded) leave the probabilities' rounding as the only
+// difference from the double reference: each p·v term is off by at most 2^-9 relatively
+// (and the normaliser by as much), so |Δo| <= 2^-8·max|v|. A pair mix-up or a lost key is
+// off by O(max|v|). Keys past the written positions are NaN (an odd tail must not read its
+// missing partner). Then the same K/V as F16 and INT8 caches: the kernel converts rows to
+// float before bf16, so it must give what it gives on an F32 cache of the converted rows.
+TEST(AttentionBf16, MatchesReferenceOnBf16Inputs) {
+  if (!attention_bf16_available(64)) GTEST_SKIP() << "no AVX512-BF16 attention on this CPU";
+  EXPECT_FALSE(attention_bf16_available(40));
+  auto bf = [](float x) { return bf16_to_fp32(fp32_to_bf16(x)); };
+  std::mt19937 rng(31);
+  ThreadPool pool(3);
+  const AttnCase cases[] = {
+      {4, 1, 64, 37, 13, 0, 0.f},    {14, 2, 64, 70, 0, 0, 0.f},  {2, 2, 128, 65, 0, 512, 0.f},
+      {4, 2, 32, 40, 3, 0, 50.f},    {8, 4, 64, 130, 50, 32, 0.f}, {4, 1, 256, 67, 13, 0, 0.f},
+      {2, 1, 96, 33, 95, 50, 0.f},   {14, 2, 64, 40, 600, 0, 0.f}, {16, 16, 128, 19, 1, 0, 0.f},
+      {4, 1, 256, 100, 700, 511, 0.f}};
+  for (const AttnCase& c : cases) {
+    const int64_t D = c.head_dim, n_ctx = c.pos0 + c.n_q + 3;
+    AttentionDims d;
+    d.n_head = c.n_head;
+    d.n_head_kv = c.n_head_kv;
+    d.head_dim = D;
+    d.kv_head_stride = n_ctx * D;
+    d.window = c.window;
+    d.softcap = c.softcap;
+    d.scale = 1.f;
+    auto kc = randn(rng, c.n_head_kv * n_ctx * D, 2.f), vc = randn(rng, c.n_head_kv * n_ctx * D);
+    float vmax = 0.f;
+    for (auto& x : kc) x = bf(x);
+    for (auto& x : vc) vmax = std::max(vmax, std::fabs(x = bf(x)));
+    for (int64_t h = 0; h < c.n_head_kv; ++h)
+      for (int64_t p = c.pos0 + c.n_q; p < n_ctx; ++p)
+        for (int64_t t = 0; t < D; ++t)
+          kc[(h * n_ctx + p) * D + t] = vc[(h * n_ctx + p) * D + t] = std::numeric_limits<float>::quiet_NaN();
+    const int64_t ldq = c.n_head * D + 5, ldo = c.n_head * D + 2;
+    auto q = randn(rng, c.n_q * ldq, 1.f / std::sqrt(static_cast<float>(D)));
+    for (auto& x : q) x = bf(x);
+    std::vector<float> ref(static_cast<size_t>(c.n_q * ldo), 0.f);
+    attention_f32_ref(q.data(), ldq, c.n_q, c.pos0, kc.data(), vc.data(), d, ref.data(), ldo);
+    d.bf16 = true;
+    std::vector<float> first;
+    for (ThreadPool* tp : {static_cast<ThreadPool*>(nullptr), &pool}) {
+      SCOPED_TRACE("heads=" + std::to_string(c.n_head) + "/" + std::to_string(c.n_head_kv) +
+                   " D=" + std::to_string(D) + " n_q=" + std::to_string(c.n_q) + " pos0=" +
+                   std::to_string(c.pos0) + " window=" + std::to_string(c.window) +
+                   (tp ? " pool" : " serial"));
+      std::vector<float> out(static_cast<size_t>(c.n_q * ldo), -9.f);
+      attention_f32(q.data(), ldq, c.n_q, c.pos0, kc.data(), vc.data(), d, out.data(), ldo, tp);
+      double worst = 0;
+      for (int64_t i = 0; i < c.n_q; ++i) {
+        for (int64_t j = 0; j < c.n_head * D; ++j)
+          worst = std::max(worst, static_cast<double>(std::fabs(out[i * ldo + j] - ref[i * ldo + j])));
+        for (int64_t j = c.n_head * D; j < ldo; ++j) ASSERT_EQ(out[i * ldo + j], -9.f);
+      }
+      EXPECT_LE(worst, vmax / 256.0);
+      EXPECT_GT(worst, 0.0) << "bf16 probabilities should show (else the float path ran)";
+      if (first.empty()) first = out;
+      else EXPECT_EQ(out, first) << "threads change the result";
+    }
+  }
+}
+
+TEST(AttentionBf16, ReducedKvCachesConvertLikeFloatRows) {
+  if (!attention_bf16_available(128)) GTEST_SKIP() << "no AVX512-BF16 attention on this CPU";
+  std::mt19937 rng(32);
+  struct Case { int64_t n_head, n_head_kv, D, n_q, pos0, window, ring; };
+  const Case cases[] = {{16, 16, 128, 40, 100, 0, 0}, {14, 2, 64, 130, 200, 0, 0},
+                        {4, 1, 256, 100, 700, 512, 768}, {2, 2, 64, 33, 40, 7, 48}};
+  for (KvType type : {KvType::kF16, KvType::kInt8}) {
+    for (const Case& c : cases) {
+      const int64_t D = c.D, slots = c.ring > 0 ? c.ring : c.pos0 + c.n_q + 2;
+      const size_t eb = kv_elem_bytes(type);
+      std::vector<uint8_t> kb(static_cast<size_t>(c.n_head_kv * slots * D) * eb, 0xff), vb(kb.size(), 0xff);
+      std::vector<float> ks(static_cast<size_t>(c.n_head_kv * slots), NAN), vs(ks.size(), NAN);
+      std::vector<float> kf(static_cast<size_t>(c.n_head_kv * slots * D), NAN), vf(kf.size(), NAN);
+      for (int64_t p = 0; p < c.pos0 + c.n_q; ++p)
+        for (int64_t h = 0; h < c.n_head_kv; ++h) {
+          const int64_t slot = c.ring > 0 ? p % c.ring : p, e = h * slots + slot;
+          const auto kr = randn(rng, D, 2.f), vr = randn(rng, D);
+          kv_store_row(type, kr.data(), D, kb.data() + e * D * eb, &ks[e]);
+          kv_store_row(type, vr.data(), D, vb.data() + e * D * eb, &vs[e]);
+          kv_load_row_ref(type, kb.data() + e * D * eb, ks[e], D, kf.data() + e * D);
+          kv_load_row_ref(type, vb.data() + e * D * eb, vs[e], D, vf.data() + e * D);
+        }
+      KvView k, v, k32, v32;
+      k.type = v.type = type;
+      k.data = kb.data();
+      v.data = vb.data();
+      k.scale = ks.data();
+      v.scale = vs.data();
+      k32.data = kf.data();
+      v32.data = vf.data();
+      k.head_stride = v.head_stride = k32.head_stride = v32.head_stride = slots * D;
+      k.ring = v.ring = k32.ring = v32.ring = c.ring;
+      AttentionDims d;
+      d.n_head = c.n_head;
+      d.n_head_kv = c.n_head_kv;
+      d.head_dim = D;
+      d.window = c.window;
+      d.scale = 1.f / std::sqrt(static_cast<float>(D));
+      d.bf16 = true;
+      const int64_t ld = c.n_head * D;
+      const auto q = randn(rng, c.n_q * ld);
+      std::vector<float> out(static_cast<size_t>(c.n_q * ld)), out32(out.size());
+      attention(q.data(), ld, c.n_q, c.pos0, k, v, d, out.data(), ld, nullptr);
+      attention(q.data(), ld, c.n_q, c.pos0, k32, v32, d, out32.data(), ld, nullptr);
+      EXPECT_EQ(out, out32) << kv_type_name(type) << " D=" << D << " n_q=" << c.n_q;
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Isa, FloatKernels, ::testing::ValuesIn(isas()),
                          [](const ::testing::TestParamInfo<FloatIsa>& i) {
                            return std::string(float_isa_name(i.param));

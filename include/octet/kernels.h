@@ -84,7 +84,15 @@ struct AttentionDims {
   int64_t window = 0;          // 0: full causal; else a query at p sees keys in (p-window, p]
   float scale = 1.f;           // applied to q·k
   float softcap = 0.f;         // 0: none; else s = softcap·tanh(s/softcap) after scaling
+  // Calls of more than kAttnRowQueries queries (prefill): Q·K and P·V with bf16 operands
+  // (Q·scale, K, V and the probabilities rounded to bf16; scores, softmax and sums in float),
+  // twice the float rate (vdpbf16ps). Only where attention_bf16_available(head_dim); else the
+  // float path runs. Calls of up to kAttnRowQueries queries always run in float.
+  bool bf16 = false;
 };
+// Whether AttentionDims::bf16 takes effect here: AVX512-BF16, AVX-512 float kernels active,
+// head_dim a multiple of 32.
+bool attention_bf16_available(int64_t head_dim);
 // q row i (the query at position pos0+i, row stride ldq) holds n_head heads of head_dim.
 // k/v cache of one layer: [kv_head][pos][head_dim], positions 0..pos0+n_q-1 written.
 // GQA: head h reads kv head h / (n_head/n_head_kv). out row i (stride ldo) gets n_head heads.

@@ -48,6 +48,8 @@ fimpl::KvHead head_of(const KvView& kv, int64_t hk, int64_t D) {
 }
 }  // namespace
 
+bool attention_bf16_available(int64_t head_dim) { return fimpl::attn_bf16(head_dim) != nullptr; }
+
 const char* kv_type_name(KvType t) {
   switch (t) {
     case KvType::kF32: return "f32";
@@ -98,6 +100,9 @@ void attention(const float* q, int64_t ldq, int64_t n_q, int64_t pos0, const KvV
   // query evaluated alone: speculative verification relies on it), one task per (query,
   // head); else blocks of attn_bq queries, one task per (block, kv head, share of its heads).
   const bool rows = n_q <= kAttnRowQueries;
+  const fimpl::Bf16Attention* bf = d.bf16 && !rows ? fimpl::attn_bf16(d.head_dim) : nullptr;
+  auto* const task_fn = bf ? bf->attn : fk.attn;
+  auto* const scratch_fn = bf ? bf->attn_scratch_floats : fk.attn_scratch_floats;
   const int64_t bq = rows ? 1 : fk.attn_bq;
   const int64_t nb = (n_q + bq - 1) / bq;
   const int64_t threads = pool ? pool->size() : 1;
@@ -112,7 +117,7 @@ void attention(const float* q, int64_t ldq, int64_t n_q, int64_t pos0, const KvV
   }
   const int64_t splits = group / hpt, units = d.n_head_kv * splits;
   const int64_t max_keys = d.window > 0 ? std::min(d.window, pos0 + n_q) : pos0 + n_q;
-  const int64_t per = (fk.attn_scratch_floats(d.head_dim, max_keys, hpt) + 15) / 16 * 16;
+  const int64_t per = (scratch_fn(d.head_dim, max_keys, hpt) + 15) / 16 * 16;
   // Scratch kept per calling thread and only grown: a fresh vector per call (one per layer
   // and chunk) zero-filled up to a few MiB each time.
   thread_local octet::detail::AlignedVector<float> scratch;
@@ -133,7 +138,7 @@ void attention(const float* q, int64_t ldq, int64_t n_q, int64_t pos0, const KvV
       const fimpl::AttnTask task{q, ldq, pos0, head_of(k, hk, d.head_dim),
                                  head_of(v, hk, d.head_dim), &d, out, ldo, h0, h0 + hpt,
                                  blk * bq, std::min(n_q, (blk + 1) * bq)};
-      fk.attn(task, sc);
+      task_fn(task, sc);
     }
   });
 }

@@ -512,47 +512,97 @@ void attn_pv_rows(int rm, const float* pt, int64_t bqp, int64_t q0, const float*
   for (; c0 < dp; c0 += S::W) attn_pv<S, RM, 1>(pt, bqp, q0, v, D, bk, c0, o, dp);
 }
 
-// Per-head state of a block task: Qt [D][kBQ'] (scaled, transposed), O [kBQ][dp], and the
-// running max / sum / rescale factor of each query (kBQ' = kBQ rounded up to W).
+// The arithmetic of the block path, as a policy P of attn_block (below): how Q, K and V are
+// held and multiplied. F32Ops: everything in float (Qt [D][kBQ'], K and V rows as floats);
+// the bf16 policy (x86/attn_bf16.cpp) holds them as bf16 pairs for vdpbf16ps. Interface:
+//   q_rows(D): rows of Qt (each kBQ' 4-byte lanes); load_q(..) fills them, zero past nq.
+//   kv_floats(D, n): floats (4-byte units) of a converted K or V super-tile of n keys;
+//   stage_floats(D): a per-task staging area for the conversion.
+//   k_tile / v_tile(kv, D, j0, bk, buf, stage): the tile of keys [j0, j0+bk) in P's layout.
+//   scores(bk, nv, kt, D, qt, bqp, st): S^T[key][query] of nv query vectors.
+//   probs_floats(): floats per key of the probabilities' second copy (0: none);
+//   probs(st, bqp, bk, v_lo, v_hi, pb): after the softmax, P's copy of the probabilities.
+//   pv(rm, st, pb, bqp, jb, je, i, vt, D, o, dp): O rows [i, i+rm) += Σ_{j in [jb, je)} p·V.
 template <class S>
+struct F32Ops {
+  static int64_t q_rows(int64_t D) { return D; }
+  // Qt = (Q·scale)^T, zero past nq: W×W block transposes where the ISA has one.
+  static void load_q(const float* qh, int64_t ldq, int64_t nq, int64_t D, float scale_q,
+                     float* qt, int64_t bqp) {
+    constexpr int W = S::W;
+    int64_t nqf = 0, Df = 0;
+    if constexpr (requires { S::transpose(qh, ldq, qt, bqp); }) {
+      nqf = nq / W * W;
+      Df = D / W * W;
+      for (int64_t dd = 0; dd < Df; dd += W)
+        for (int64_t i = 0; i < nqf; i += W) S::transpose(qh + i * ldq + dd, ldq, qt + dd * bqp + i, bqp);
+    }
+    for (int64_t dd = 0; dd < D; ++dd)
+      for (int64_t i = dd < Df ? nqf : 0; i < bqp; ++i)
+        qt[dd * bqp + i] = i < nq ? qh[i * ldq + dd] : 0.f;
+    const typename S::V sv = S::set1(scale_q);
+    for (int64_t i = 0; i < D * bqp; i += W) S::store(qt + i, S::mul(S::load(qt + i), sv));
+  }
+  static int64_t kv_floats(int64_t D, int64_t n) { return n * D; }
+  static int64_t stage_floats(int64_t) { return 0; }
+  static const float* k_tile(const KvHead& kv, int64_t D, int64_t j0, int64_t bk, float* buf, float*) {
+    return kv_rows<S>(kv, D, j0, bk, buf);
+  }
+  static const float* v_tile(const KvHead& kv, int64_t D, int64_t j0, int64_t bk, float* buf, float*) {
+    return kv_rows<S>(kv, D, j0, bk, buf);
+  }
+  static void scores(int64_t bk, int nv, const float* kt, int64_t D, const float* qt, int64_t bqp,
+                     float* st) {
+    attn_scores_tile<S, S::kNQ>(bk, nv, kt, D, qt, bqp, st);
+  }
+  static int64_t probs_floats() { return 0; }
+  static void probs(const float*, int64_t, int64_t, int, int, float*) {}
+  static void pv(int rm, const float* st, const float*, int64_t bqp, int64_t jb, int64_t je,
+                 int64_t i, const float* vt, int64_t D, float* o, int64_t dp) {
+    attn_pv_rows<S, S::kPVR>(rm, st + jb * bqp, bqp, i, vt + jb * D, D, je - jb, o, dp);
+  }
+};
+
+// Per-head state of a block task: Qt [q_rows][kBQ'] (scaled, transposed), O [kBQ][dp], and
+// the running max / sum / rescale factor of each query (kBQ' = kBQ rounded up to W).
+template <class S, class P>
 int64_t attn_head_floats(int64_t D) {
   const int64_t bqp = round_up(S::kBQ, S::W), dp = round_up(D, S::W);
-  return D * bqp + S::kBQ * dp + 3 * bqp;
+  return P::q_rows(D) * bqp + S::kBQ * dp + 3 * bqp;
+}
+
+// Scratch of a block task: the score tile, P's probabilities copy, `heads` head states, the
+// converted K and V super-tiles and P's staging area.
+template <class S, class P>
+int64_t attn_block_floats(int64_t D, int64_t heads) {
+  const int64_t bqmax = round_up(S::kBQ, S::W), ns = kv_super_keys(D);
+  return kBK * bqmax + P::probs_floats() * bqmax + heads * attn_head_floats<S, P>(D) +
+         2 * P::kv_floats(D, ns) + P::stage_floats(D);
 }
 
 // Queries [i0, i1) of heads [h0, h1), which share one kv head (GQA): each K/V tile is
-// converted to float once and used by all of them while it is in L1. The arithmetic of each
+// converted once and used by all of them while it is in L1. The arithmetic of each
 // (head, query) is the same as for a single head: grouping changes no result.
-template <class S>
+template <class S, class P>
 void attn_block(const AttnTask& t, const AttnScratch& sc) {
   using V = typename S::V;
   constexpr int W = S::W;
+  using KT = decltype(P::k_tile(t.k, 0, 0, 0, nullptr, nullptr));
+  using VT = decltype(P::v_tile(t.v, 0, 0, 0, nullptr, nullptr));
   const AttentionDims& d = *t.d;
   const int64_t D = d.head_dim, nq = t.i1 - t.i0, G = t.h1 - t.h0;
   const int64_t bqp = round_up(nq, W), dp = round_up(D, W), bqmax = round_up(S::kBQ, W);
   const int nqv = static_cast<int>(bqp / W);
-  const int64_t hf = attn_head_floats<S>(D);
+  const int64_t hf = attn_head_floats<S, P>(D), qr = P::q_rows(D);
   float* st = sc.buf;                      // [kBK][bqp] scores / probabilities of one head
-  float* hbase = st + kBK * bqmax;         // G × head state
+  float* pb = st + kBK * bqmax;            // P's copy of the probabilities
+  float* hbase = pb + P::probs_floats() * bqmax;  // G × head state
   for (int64_t g = 0; g < G; ++g) {
-    float* qt = hbase + g * hf;            // [D][bqp]
-    float* o = qt + D * bqmax;             // [nq][dp]
+    float* qt = hbase + g * hf;            // [qr][bqp]
+    float* o = qt + qr * bqmax;            // [nq][dp]
     float* mrow = o + S::kBQ * dp;
     float* lrow = mrow + bqmax;
-    // Qt = (Q·scale)^T, zero past nq: W×W block transposes where the ISA has one.
-    const float* qh = t.q + t.i0 * t.ldq + (t.h0 + g) * D;
-    int64_t nqf = 0, Df = 0;
-    if constexpr (requires { S::transpose(qh, t.ldq, qt, bqp); }) {
-      nqf = nq / W * W;
-      Df = D / W * W;
-      for (int64_t dd = 0; dd < Df; dd += W)
-        for (int64_t i = 0; i < nqf; i += W) S::transpose(qh + i * t.ldq + dd, t.ldq, qt + dd * bqp + i, bqp);
-    }
-    for (int64_t dd = 0; dd < D; ++dd)
-      for (int64_t i = dd < Df ? nqf : 0; i < bqp; ++i)
-        qt[dd * bqp + i] = i < nq ? qh[i * t.ldq + dd] : 0.f;
-    const V sv = S::set1(d.scale);
-    for (int64_t i = 0; i < D * bqp; i += W) S::store(qt + i, S::mul(S::load(qt + i), sv));
+    P::load_q(t.q + t.i0 * t.ldq + (t.h0 + g) * D, t.ldq, nq, D, d.scale, qt, bqp);
     for (int64_t i = 0; i < nq * dp; ++i) o[i] = 0.f;
     for (int64_t i = 0; i < bqp; ++i) {
       mrow[i] = -3.0e38f;  // finite: exp(m_old - m_new) stays defined for all-masked rows
@@ -562,28 +612,28 @@ void attn_block(const AttnTask& t, const AttnScratch& sc) {
   const int64_t p_lo = t.pos0 + t.i0, p_hi = t.pos0 + t.i1 - 1;  // query positions
   const int64_t jlo = d.window > 0 ? imax(0, p_lo - d.window + 1) : 0, jhi = p_hi + 1;
   const V ninf = S::set1(-__builtin_inff());
-  // Keys go in super-tiles of ns keys, converted to float once (kbuf/vbuf, L2-sized); each
-  // head then runs the super-tile's kBK-key tiles back to back, so its Qt and O stay in L1
-  // while K/V stream from L2 (heads outermost per tile would stream every head's Qt and O
-  // through L2 once per tile). Tiles and their order per head are the same as without
-  // super-tiles.
+  // Keys go in super-tiles of ns keys, converted once (kbuf/vbuf, L2-sized); each head then
+  // runs the super-tile's kBK-key tiles back to back, so its Qt and O stay in L1 while K/V
+  // stream from L2 (heads outermost per tile would stream every head's Qt and O through L2
+  // once per tile). Tiles and their order per head are the same as without super-tiles.
   const int64_t ns = kv_super_keys(D);
   float* kbuf = hbase + G * hf;
-  float* vbuf = kbuf + ns * D;
-  const float* kts[kMaxSuperTiles];
-  const float* vts[kMaxSuperTiles];
+  float* vbuf = kbuf + P::kv_floats(D, ns);
+  float* stage = vbuf + P::kv_floats(D, ns);
+  KT kts[kMaxSuperTiles];
+  VT vts[kMaxSuperTiles];
   for (int64_t J0 = jlo; J0 < jhi; J0 += ns) {
     const int64_t J1 = imin(jhi, J0 + ns);
     for (int64_t j0 = J0; j0 < J1; j0 += kBK) {
       const int64_t bk = imin(kBK, J1 - j0), ti = (j0 - J0) / kBK;
-      kts[ti] = kv_rows<S>(t.k, D, j0, bk, kbuf + (j0 - J0) * D);
-      vts[ti] = kv_rows<S>(t.v, D, j0, bk, vbuf + (j0 - J0) * D);
+      kts[ti] = P::k_tile(t.k, D, j0, bk, kbuf + P::kv_floats(D, j0 - J0), stage);
+      vts[ti] = P::v_tile(t.v, D, j0, bk, vbuf + P::kv_floats(D, j0 - J0), stage);
     }
     for (int64_t g = 0; g < G; ++g) {
       for (int64_t j0 = J0; j0 < J1; j0 += kBK) {
         const int64_t bk = imin(kBK, J1 - j0);
-        const float* kt = kts[(j0 - J0) / kBK];
-        const float* vt = vts[(j0 - J0) / kBK];
+        const KT kt = kts[(j0 - J0) / kBK];
+        const VT vt = vts[(j0 - J0) / kBK];
         // Mask only where the tile can cross a query's causal edge or window edge.
         const bool need_mask = j0 + bk - 1 > p_lo || (d.window > 0 && j0 <= p_hi - d.window);
         // Query vectors [v_lo, v_hi) see some key of the tile (a vector whose last query
@@ -597,11 +647,11 @@ void attn_block(const AttnTask& t, const AttnScratch& sc) {
         const int64_t r_lo = v_lo * W, r_hi = imin(nq, v_hi * W);
         if (r_lo >= r_hi) continue;
         float* qt = hbase + g * hf;
-        float* o = qt + D * bqmax;
+        float* o = qt + qr * bqmax;
         float* mrow = o + S::kBQ * dp;
         float* lrow = mrow + bqmax;
         float* corr = lrow + bqmax;
-        attn_scores_tile<S, S::kNQ>(bk, v_hi - v_lo, kt, D, qt + r_lo, bqp, st + r_lo);
+        P::scores(bk, v_hi - v_lo, kt, D, qt + r_lo, bqp, st + r_lo);
         for (int v = v_lo; v < v_hi; ++v) {
           const V pos = S::add(S::set1(static_cast<float>(p_lo + v * W)), S::iota());
           const V pw = S::sub(pos, S::set1(static_cast<float>(d.window)));
@@ -643,6 +693,7 @@ void attn_block(const AttnTask& t, const AttnScratch& sc) {
           S::store(lrow + v * W, l);
           S::store(corr + v * W, c);
         }
+        P::probs(st, bqp, bk, v_lo, v_hi, pb);
         for (int64_t i = r_lo; i < r_hi; ++i)
           if (corr[i] != 1.f) scale<S>(o + i * dp, corr[i], dp);
         // Each row group only over the keys its queries can see (the rest have p = 0).
@@ -650,14 +701,13 @@ void attn_block(const AttnTask& t, const AttnScratch& sc) {
           const int rm = static_cast<int>(imin(S::kPVR, r_hi - i));
           const int64_t jb = d.window > 0 ? imax(0, p_lo + i - d.window + 1 - j0) : 0;
           const int64_t je = imin(bk, p_lo + i + rm - j0);
-          if (jb < je)
-            attn_pv_rows<S, S::kPVR>(rm, st + jb * bqp, bqp, i, vt + jb * D, D, je - jb, o, dp);
+          if (jb < je) P::pv(rm, st, pb, bqp, jb, je, i, vt, D, o, dp);
         }
       }
     }
   }
   for (int64_t g = 0; g < G; ++g) {
-    const float* o = hbase + g * hf + D * bqmax;
+    const float* o = hbase + g * hf + qr * bqmax;
     const float* lrow = o + S::kBQ * dp + bqmax;
     for (int64_t i = 0; i < nq; ++i) {
       const V inv = S::set1(1.f / lrow[i]);
@@ -669,12 +719,11 @@ void attn_block(const AttnTask& t, const AttnScratch& sc) {
   }
 }
 
-// Scratch of one task: the block path's score tile + `heads` head states, or the row path's
-// scores and output row; then the converted K and V tiles.
+// Scratch of one task: the block path's (attn_block_floats), or the row path's scores and
+// output row; then the converted K and V tiles.
 template <class S>
 int64_t attn_scratch_floats(int64_t D, int64_t n_keys, int64_t heads) {
-  const int64_t blocked = kBK * round_up(S::kBQ, S::W) + heads * attn_head_floats<S>(D) +
-                          2 * kv_super_keys(D) * D;
+  const int64_t blocked = attn_block_floats<S, F32Ops<S>>(D, heads);
   const int64_t rows = round_up(n_keys, 16) + round_up(D, S::W) + 16 + kv_tile_floats(D);
   return imax(blocked, rows);
 }
@@ -747,7 +796,7 @@ void attn(const AttnTask& t, const AttnScratch& sc) {
       for (int64_t i = t.i0; i < t.i1; ++i) attn_row<S>(th, i, sc);
     }
   } else {
-    attn_block<S>(t, sc);
+    attn_block<S, F32Ops<S>>(t, sc);
   }
 }
 

@@ -62,6 +62,16 @@ struct FloatKernels {
   double (*fma_loop)(int64_t iters);  // returns flops done
 };
 
+// Attention's block path with bf16 operands (x86/attn_bf16.cpp): the task function (tasks of
+// fewer than 3 queries go to the float row path) and its scratch size, like FloatKernels'.
+struct Bf16Attention {
+  void (*attn)(const AttnTask&, const AttnScratch&);
+  int64_t (*attn_scratch_floats)(int64_t head_dim, int64_t n_keys, int64_t heads);
+};
+// Null unless the CPU has AVX512-BF16, the active float ISA is AVX-512 and head_dim is a
+// multiple of 32.
+const Bf16Attention* attn_bf16(int64_t head_dim);
+
 const FloatKernels& kernels_scalar();
 const FloatKernels& kernels_avx2();
 const FloatKernels& kernels_avx512();

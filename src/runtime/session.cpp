@@ -11,6 +11,23 @@
 
 namespace octet {
 
+const char* attn_operands_name(AttnOperands a) {
+  switch (a) {
+    case AttnOperands::kAuto: return "auto";
+    case AttnOperands::kF32: return "f32";
+    case AttnOperands::kBF16: return "bf16";
+  }
+  return "?";
+}
+
+bool parse_attn_operands(const std::string& s, AttnOperands* a) {
+  if (s == "auto") *a = AttnOperands::kAuto;
+  else if (s == "f32") *a = AttnOperands::kF32;
+  else if (s == "bf16") *a = AttnOperands::kBF16;
+  else return false;
+  return true;
+}
+
 Session::Session(std::shared_ptr<const Model> model, std::shared_ptr<const Weights> weights,
                  const SessionOptions& opt, ThreadPool* pool)
     : model_(std::move(model)), w_(std::move(weights)), hp_(model_->hparams()), pool_(pool) {
@@ -19,6 +36,9 @@ Session::Session(std::shared_ptr<const Model> model, std::shared_ptr<const Weigh
   // Sliding-window layers: a ring of window + chunk slots holds every key a chunk's queries
   // see (window + m - 1 <= ring) and leaves `chunk` positions of slack for a cheap truncate().
   kv_type_ = opt.kv_type;
+  attn_bf16_ = (opt.attn == AttnOperands::kBF16 ||
+                (opt.attn == AttnOperands::kAuto && w_->mode() != ComputeMode::kFp32)) &&
+               kernels::attention_bf16_available(hp_.head_dim);
   if (hp_.sliding_window > 0 && n_ctx_ > hp_.sliding_window + chunk_)
     ring_ = hp_.sliding_window + chunk_;
   int64_t elems = 0;
@@ -416,6 +436,7 @@ void Session::attention(int64_t il, int64_t m, int64_t pos0, const float* qkv, f
   // A query at p sees keys in (p - window, p] (llama.cpp: masked when p - p0 >= window).
   d.window = hp_.layer_is_swa[il] ? hp_.sliding_window : 0;
   d.scale = hp_.attn_scale;
+  d.bf16 = attn_bf16_;
   const int64_t QKV = hp_.q_dim() + 2 * hp_.kv_dim();
   kernels::attention(qkv, QKV, m, pos0, kv_view(il, false), kv_view(il, true), d, att,
                      hp_.q_dim(), pool);

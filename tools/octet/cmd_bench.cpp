@@ -143,6 +143,7 @@ void measure_one(const BenchArgs& a) {
       {"weights_mb", eng->weights->bytes() / 1048576.0},
       {"kv_mb", s.kv_bytes() / MiB},
       {"kv_type", kernels::kv_type_name(s.kv_type())},
+      {"attn", s.attn_bf16() ? "bf16" : "f32"},
       {"n_ctx", s.n_ctx()},
       {"window_slots", s.window_slots()},
       {"arena_mb", s.arena_bytes() / MiB},
@@ -297,7 +298,7 @@ void run(const BenchArgs& args) {
         << model << "' -t " << threads << " --chunk " << a.engine.chunk << " --mode "
         << a.engine.mode << " --decode " << a.engine.decode << " --gen " << a.gen
         << " --shadow-keep " << a.engine.shadow_keep << " --kv-type " << a.engine.kv_type
-        << " --reps " << a.sched.bench_reps();
+        << " --attn " << a.engine.attn << " --reps " << a.sched.bench_reps();
     if (a.ctx_set) cmd << " -c " << a.engine.ctx;
     if (!calib.empty()) cmd << " --calib '" << calib << "'";
     cli::SchedBenchFlags sf = a.sched;

@@ -44,6 +44,11 @@ void EngineFlags::add_to(CLI::App* cmd) {
   cmd->add_option("--kv-type", kv_type,
                   "KV cache storage: f16 (default), int8 (per-row scale) or f32")
       ->check(CLI::IsMember({"f32", "f16", "int8"}));
+  cmd->add_option("--attn", attn,
+                  "prefill attention operands: bf16 (float accumulation, 2x the float rate; "
+                  "needs AVX512-BF16 and a head dim divisible by 32), f32, or auto (bf16 "
+                  "unless --mode fp32)")
+      ->check(CLI::IsMember({"auto", "f32", "bf16"}));
   cmd->add_flag("-v,--verbose", verbose, "print model details and timings");
 }
 
@@ -98,6 +103,7 @@ std::unique_ptr<Engine> load_engine(const EngineFlags& f) {
   e->session_opts.chunk = f.chunk;
   if (!kernels::parse_kv_type(f.kv_type.c_str(), &e->session_opts.kv_type))
     fail("unknown --kv-type " + f.kv_type);
+  if (!parse_attn_operands(f.attn, &e->session_opts.attn)) fail("unknown --attn " + f.attn);
   const double ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   if (f.verbose)

@@ -25,6 +25,7 @@ struct EngineFlags {
   double shadow_keep = 1.0;   // share of linear inputs that keep the shadow-outlier path
   std::string decode = "same";  // gguf: decode steps read the file's quantised blocks; same
   std::string kv_type = "f16";  // KV cache storage: f32 | f16 | int8
+  std::string attn = "auto";    // prefill attention operands: auto | f32 | bf16
   bool verbose = false;
   void add_to(CLI::App* cmd);
 };
