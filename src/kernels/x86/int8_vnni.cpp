@@ -393,13 +393,16 @@ template <int NP>
 struct ShadowCols {
   const int8_t* base[NP];  // panel j's first group
   int64_t step[NP];        // bytes per group in panel j's column block
+  int64_t step0;           // the common step when all panels have the same (U below)
   __m512 sw[NP];           // weight scales
   int64_t hot_off[NP];     // floats from a ShadowEntry's hot pointer to panel j
   int64_t n0;              // first output
   __mmask16 last;          // valid lanes of the last panel
 };
 
-template <int NP>
+// U: all NP panels lie in column blocks of the same step (every block but a matrix's last,
+// narrower one), so an entry's group offset is one multiply for all its panels.
+template <int NP, bool U>
 inline __attribute__((always_inline)) void shadow_add(const ShadowEntry& en,
                                                       const ShadowCols<NP>& w, __m512 (&h)[NP],
                                                       __m512 (&c)[NP]) {
@@ -416,10 +419,10 @@ inline __attribute__((always_inline)) void shadow_add(const ShadowEntry& en,
     // everything in L1).
     const uint32_t col = static_cast<uint32_t>(en.col);
     const __m512i top = _mm512_load_si512(kByteToTop[col & 3]);
-    const int64_t g = col >> 2;
+    const int64_t g = col >> 2, off = U ? g * w.step0 : 0;
 #pragma GCC unroll 8
     for (int j = 0; j < NP; ++j) {
-      const __m512i v = _mm512_loadu_si512(w.base[j] + g * w.step[j]);
+      const __m512i v = _mm512_loadu_si512(w.base[j] + (U ? off : g * w.step[j]));
       c[j] = _mm512_fmadd_ps(a, _mm512_cvtepi32_ps(_mm512_shuffle_epi8(v, top)), c[j]);
     }
   }
@@ -432,12 +435,13 @@ inline __attribute__((always_inline)) void shadow_add(const ShadowEntry& en,
 // panel). Hot entries' lines are prefetched too (cheaper than a branch; harmless).
 constexpr int kShadowAhead = 8;
 
-template <int NP>
+template <int NP, bool U>
 inline __attribute__((always_inline)) void shadow_prefetch(const ShadowEntry& en,
                                                            const ShadowCols<NP>& w) {
-  const int64_t g = static_cast<uint32_t>(en.col) >> 2;
+  const int64_t g = static_cast<uint32_t>(en.col) >> 2, off = U ? g * w.step0 : 0;
 #pragma GCC unroll 8
-  for (int j = 0; j < NP; ++j) _mm_prefetch(reinterpret_cast<const char*>(w.base[j] + g * w.step[j]), _MM_HINT_T0);
+  for (int j = 0; j < NP; ++j)
+    _mm_prefetch(reinterpret_cast<const char*>(w.base[j] + (U ? off : g * w.step[j])), _MM_HINT_T0);
 }
 
 template <int NP>
@@ -456,7 +460,7 @@ inline __attribute__((always_inline)) void shadow_store(float* yr, const ShadowC
 // With NP ≤ 4, two rows go in lockstep (each in its own order) so that narrow blocks still
 // have enough independent FMA chains to hide the FMA latency; all accumulators are named
 // arrays with constant indices, so they stay in registers.
-template <int NP>
+template <int NP, bool U>
 void shadow_block(const WView& wv, const ShadowEntry* e, const int32_t* row_begin, int64_t m0,
                   int64_t m1, int64_t p0, const float* hot_base, int64_t hot_stride, float* y,
                   int64_t ldy) {
@@ -474,6 +478,7 @@ void shadow_block(const WView& wv, const ShadowEntry* e, const int32_t* row_begi
                             _mm512_set1_ps(1.0f / kShadowQScale));
     w.hot_off[j] = (p0 + j) * hot_stride;
   }
+  w.step0 = w.step[0];
   // The block's hot weights are one contiguous range, touched in random order by the rows'
   // outliers: start fetching it into L2 now (the first touch of each line would stall).
   if (hot_base)
@@ -484,7 +489,7 @@ void shadow_block(const WView& wv, const ShadowEntry* e, const int32_t* row_begi
     return r;
   };
   const int32_t last = row_begin[m1] - 1;  // prefetches stay inside this call's entries
-  auto ahead = [&](int32_t t) { shadow_prefetch(e[std::min(t + kShadowAhead, last)], w); };
+  auto ahead = [&](int32_t t) { shadow_prefetch<NP, U>(e[std::min(t + kShadowAhead, last)], w); };
   for (int64_t r = next_row(m0); r < m1;) {
     __m512 ha[NP], ca[NP];
 #pragma GCC unroll 8
@@ -501,16 +506,16 @@ void shadow_block(const WView& wv, const ShadowEntry* e, const int32_t* row_begi
       for (; ta < ea && tb < eb; ++ta, ++tb) {
         ahead(ta);
         ahead(tb);
-        shadow_add(e[ta], w, ha, ca);
-        shadow_add(e[tb], w, hb, cb);
+        shadow_add<NP, U>(e[ta], w, ha, ca);
+        shadow_add<NP, U>(e[tb], w, hb, cb);
       }
-      for (; tb < eb; ++tb) ahead(tb), shadow_add(e[tb], w, hb, cb);
-      for (; ta < ea; ++ta) ahead(ta), shadow_add(e[ta], w, ha, ca);
+      for (; tb < eb; ++tb) ahead(tb), shadow_add<NP, U>(e[tb], w, hb, cb);
+      for (; ta < ea; ++ta) ahead(ta), shadow_add<NP, U>(e[ta], w, ha, ca);
       shadow_store(y + r * ldy + w.n0, w, ha, ca);
       shadow_store(y + rb * ldy + w.n0, w, hb, cb);
       r = next_row(rb + 1);
     } else {
-      for (; ta < ea; ++ta) ahead(ta), shadow_add(e[ta], w, ha, ca);
+      for (; ta < ea; ++ta) ahead(ta), shadow_add<NP, U>(e[ta], w, ha, ca);
       shadow_store(y + r * ldy + w.n0, w, ha, ca);
       r = next_row(r + 1);
     }
@@ -524,9 +529,13 @@ void shadow_rows_avx512(const WView& w, const ShadowEntry* e, const int32_t* row
                         int64_t hot_stride, float* y, int64_t ldy) {
   using Fn = void (*)(const WView&, const ShadowEntry*, const int32_t*, int64_t, int64_t, int64_t,
                       const float*, int64_t, float*, int64_t);
-  static constexpr Fn kBlock[8] = {shadow_block<1>, shadow_block<2>, shadow_block<3>,
-                                   shadow_block<4>, shadow_block<5>, shadow_block<6>,
-                                   shadow_block<7>, shadow_block<8>};
+  static constexpr Fn kBlock[2][8] = {
+      {shadow_block<1, false>, shadow_block<2, false>, shadow_block<3, false>,
+       shadow_block<4, false>, shadow_block<5, false>, shadow_block<6, false>,
+       shadow_block<7, false>, shadow_block<8, false>},
+      {shadow_block<1, true>, shadow_block<2, true>, shadow_block<3, true>,
+       shadow_block<4, true>, shadow_block<5, true>, shadow_block<6, true>,
+       shadow_block<7, true>, shadow_block<8, true>}};
   // Blocks of ≤ 8 panels (128 outputs), ≤ 16 accumulators, of equal width (9 panels: 5 + 4,
   // not 8 + 1: each block visits all its rows' outliers once).
   const int64_t nblk = (p1 - p0 + 7) / 8, width = nblk ? (p1 - p0 + nblk - 1) / nblk : 8;
@@ -534,7 +543,8 @@ void shadow_rows_avx512(const WView& w, const ShadowEntry* e, const int32_t* row
     const int64_t np = std::min<int64_t>(width, p1 - p);
     if (p * 16 >= w.n) break;
     const int64_t used = std::min<int64_t>(np, (w.n - p * 16 + 15) / 16);
-    kBlock[used - 1](w, e, row_begin, m0, m1, p, hot_base, hot_stride, y, ldy);
+    const bool uniform = w.step(p) == w.step(p + used - 1);
+    kBlock[uniform][used - 1](w, e, row_begin, m0, m1, p, hot_base, hot_stride, y, ldy);
   }
 }
 
