@@ -416,9 +416,9 @@ TEST(FloatKernelsErrors, AttentionRejectsBadDims) {
                std::invalid_argument);
 }
 
-// bf16 operands on the block path (AttentionDims::bf16). Inputs that bf16 holds exactly (Q
-// pre-scaled, scale 1; K and V rounded) leave the probabilities' rounding as the only
-// difference from the double reference: each p·v term is off by at most 2^-9 relatively
+// bf16 operands on the block path (AttentionDims::bf16: P·V only, or Q·K too). Inputs that
+// bf16 holds exactly (Q pre-scaled, scale 1; K and V rounded) leave the probabilities'
+// rounding as the only difference from the double reference in both modes: each p·v term is off by at most 2^-9 relatively
 // (and the normaliser by as much), so |Δo| <= 2^-8·max|v|. A pair mix-up or a lost key is
 // off by O(max|v|). Keys past the written positions are NaN (an odd tail must not read its
 // missing partner). Then the same K/V as F16 and INT8 caches: the kernel converts rows to
@@ -457,25 +457,27 @@ TEST(AttentionBf16, MatchesReferenceOnBf16Inputs) {
     for (auto& x : q) x = bf(x);
     std::vector<float> ref(static_cast<size_t>(c.n_q * ldo), 0.f);
     attention_f32_ref(q.data(), ldq, c.n_q, c.pos0, kc.data(), vc.data(), d, ref.data(), ldo);
-    d.bf16 = true;
-    std::vector<float> first;
-    for (ThreadPool* tp : {static_cast<ThreadPool*>(nullptr), &pool}) {
-      SCOPED_TRACE("heads=" + std::to_string(c.n_head) + "/" + std::to_string(c.n_head_kv) +
-                   " D=" + std::to_string(D) + " n_q=" + std::to_string(c.n_q) + " pos0=" +
-                   std::to_string(c.pos0) + " window=" + std::to_string(c.window) +
-                   (tp ? " pool" : " serial"));
-      std::vector<float> out(static_cast<size_t>(c.n_q * ldo), -9.f);
-      attention_f32(q.data(), ldq, c.n_q, c.pos0, kc.data(), vc.data(), d, out.data(), ldo, tp);
-      double worst = 0;
-      for (int64_t i = 0; i < c.n_q; ++i) {
-        for (int64_t j = 0; j < c.n_head * D; ++j)
-          worst = std::max(worst, static_cast<double>(std::fabs(out[i * ldo + j] - ref[i * ldo + j])));
-        for (int64_t j = c.n_head * D; j < ldo; ++j) ASSERT_EQ(out[i * ldo + j], -9.f);
+    for (AttnBf16 mode : {AttnBf16::kPV, AttnBf16::kAll}) {
+      d.bf16 = mode;
+      std::vector<float> first;
+      for (ThreadPool* tp : {static_cast<ThreadPool*>(nullptr), &pool}) {
+        SCOPED_TRACE("heads=" + std::to_string(c.n_head) + "/" + std::to_string(c.n_head_kv) +
+                     " D=" + std::to_string(D) + " n_q=" + std::to_string(c.n_q) + " pos0=" +
+                     std::to_string(c.pos0) + " window=" + std::to_string(c.window) +
+                     (mode == AttnBf16::kPV ? " pv" : " all") + (tp ? " pool" : " serial"));
+        std::vector<float> out(static_cast<size_t>(c.n_q * ldo), -9.f);
+        attention_f32(q.data(), ldq, c.n_q, c.pos0, kc.data(), vc.data(), d, out.data(), ldo, tp);
+        double worst = 0;
+        for (int64_t i = 0; i < c.n_q; ++i) {
+          for (int64_t j = 0; j < c.n_head * D; ++j)
+            worst = std::max(worst, static_cast<double>(std::fabs(out[i * ldo + j] - ref[i * ldo + j])));
+          for (int64_t j = c.n_head * D; j < ldo; ++j) ASSERT_EQ(out[i * ldo + j], -9.f);
+        }
+        EXPECT_LE(worst, vmax / 256.0);
+        EXPECT_GT(worst, 0.0) << "bf16 probabilities should show (else the float path ran)";
+        if (first.empty()) first = out;
+        else EXPECT_EQ(out, first) << "threads change the result";
       }
-      EXPECT_LE(worst, vmax / 256.0);
-      EXPECT_GT(worst, 0.0) << "bf16 probabilities should show (else the float path ran)";
-      if (first.empty()) first = out;
-      else EXPECT_EQ(out, first) << "threads change the result";
     }
   }
 }
@@ -518,13 +520,16 @@ TEST(AttentionBf16, ReducedKvCachesConvertLikeFloatRows) {
       d.head_dim = D;
       d.window = c.window;
       d.scale = 1.f / std::sqrt(static_cast<float>(D));
-      d.bf16 = true;
       const int64_t ld = c.n_head * D;
       const auto q = randn(rng, c.n_q * ld);
-      std::vector<float> out(static_cast<size_t>(c.n_q * ld)), out32(out.size());
-      attention(q.data(), ld, c.n_q, c.pos0, k, v, d, out.data(), ld, nullptr);
-      attention(q.data(), ld, c.n_q, c.pos0, k32, v32, d, out32.data(), ld, nullptr);
-      EXPECT_EQ(out, out32) << kv_type_name(type) << " D=" << D << " n_q=" << c.n_q;
+      for (AttnBf16 mode : {AttnBf16::kPV, AttnBf16::kAll}) {
+        d.bf16 = mode;
+        std::vector<float> out(static_cast<size_t>(c.n_q * ld)), out32(out.size());
+        attention(q.data(), ld, c.n_q, c.pos0, k, v, d, out.data(), ld, nullptr);
+        attention(q.data(), ld, c.n_q, c.pos0, k32, v32, d, out32.data(), ld, nullptr);
+        EXPECT_EQ(out, out32) << kv_type_name(type) << " D=" << D << " n_q=" << c.n_q
+                              << (mode == AttnBf16::kPV ? " pv" : " all");
+      }
     }
   }
 }

@@ -78,17 +78,19 @@ void rope_f32(float* x, int64_t head_dim, int64_t n_rot, int64_t pos, float freq
               float freq_scale, RopeMode mode);
 
 // ---- Attention over a KV cache (chunked prefill and decode).
+enum class AttnBf16 : uint8_t { kOff, kPV, kAll };
 struct AttentionDims {
   int64_t n_head = 0, n_head_kv = 0, head_dim = 0;
   int64_t kv_head_stride = 0;  // floats between kv heads in the cache (= n_ctx·head_dim)
   int64_t window = 0;          // 0: full causal; else a query at p sees keys in (p-window, p]
   float scale = 1.f;           // applied to q·k
   float softcap = 0.f;         // 0: none; else s = softcap·tanh(s/softcap) after scaling
-  // Calls of more than kAttnRowQueries queries (prefill): Q·K and P·V with bf16 operands
-  // (Q·scale, K, V and the probabilities rounded to bf16; scores, softmax and sums in float),
-  // twice the float rate (vdpbf16ps). Only where attention_bf16_available(head_dim); else the
-  // float path runs. Calls of up to kAttnRowQueries queries always run in float.
-  bool bf16 = false;
+  // Calls of more than kAttnRowQueries queries (prefill): products on bf16 operands, at
+  // twice the float rate (vdpbf16ps; scores, softmax and sums stay float). kPV: only P·V
+  // (probabilities and V rounded to bf16); kAll: Q·K too (Q·scale and K rounded). Only where
+  // attention_bf16_available(head_dim); else the float path runs. Calls of up to
+  // kAttnRowQueries queries always run in float.
+  AttnBf16 bf16 = AttnBf16::kOff;
 };
 // Whether AttentionDims::bf16 takes effect here: AVX512-BF16, AVX-512 float kernels active,
 // head_dim a multiple of 32.

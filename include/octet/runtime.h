@@ -182,9 +182,10 @@ struct KvSnapshot {
 
 // Operands of prefill attention (kernels::AttentionDims::bf16): auto is bf16 unless the
 // weights are the fp32 reference (docs/results.md, "bf16 attention operands").
-enum class AttnOperands : uint8_t { kAuto, kF32, kBF16 };
+enum class AttnOperands : uint8_t { kAuto, kF32, kBF16PV, kBF16 };
 const char* attn_operands_name(AttnOperands a);
-bool parse_attn_operands(const std::string& s, AttnOperands* a);  // "auto" | "f32" | "bf16"
+// "auto" | "f32" | "bf16-pv" (P·V only) | "bf16" (Q·K and P·V)
+bool parse_attn_operands(const std::string& s, AttnOperands* a);
 
 struct SessionOptions {
   int64_t n_ctx = 4096;   // KV capacity in tokens (capped at the model's training context)
@@ -245,9 +246,9 @@ class Session {
     return k_.size() + v_.size() + (ks_.size() + vs_.size()) * sizeof(float);
   }
   kernels::KvType kv_type() const { return kv_type_; }
-  // Whether prefill attention runs on bf16 operands (the option resolved for these weights
-  // and this CPU).
-  bool attn_bf16() const { return attn_bf16_; }
+  // Which of prefill attention's products run on bf16 operands (the option resolved for
+  // these weights and this CPU).
+  kernels::AttnBf16 attn_bf16() const { return attn_bf16_; }
   // Slots of the sliding-window layers (0: they keep every position like the others).
   int64_t window_slots() const { return ring_; }
   size_t arena_bytes() const;
@@ -302,7 +303,7 @@ class Session {
   // KV cache: layer il at element layer_off_[il], [kv_head][layer_slots_[il]][head_dim] of
   // kv_type_ (bytes in k_/v_); INT8 scales [layer][kv_head][slot] at layer_off_[il] / head_dim.
   kernels::KvType kv_type_;
-  bool attn_bf16_ = false;
+  kernels::AttnBf16 attn_bf16_ = kernels::AttnBf16::kOff;
   std::vector<uint8_t> k_, v_;
   std::vector<float> ks_, vs_;
   std::vector<int64_t> layer_off_, layer_slots_;

@@ -87,3 +87,18 @@ def test_bench_rounds_pair_the_peer(octet_bin, stories_path):
     t = _run([octet_bin, "bench", "-m", stories_path, "--prompts", "16", "--gen", "2", "-t", "1",
               "--compare", "llama.cpp", "--rounds", "2"])
     assert t.stdout.count("  round ") == 2 and "paired" in t.stdout
+
+
+def test_bench_reports_the_attention_operands(octet_bin, gemma):
+    # --attn reaches the measured child: auto is bf16 in int8 mode where the CPU has AVX512-BF16
+    # (Gemma's head dim 256 allows it), f32 in fp32 mode; an explicit choice is kept.
+    flags = open("/proc/cpuinfo").read()
+    bf16 = " avx512_bf16" in flags and " avx512f" in flags
+    def attn(*extra):
+        r = _run([octet_bin, "bench", "-m", gemma, "--prompts", "64", "--gen", "0", "--json",
+                  *extra])
+        return _json_lines(r.stdout)[0]["attn"]
+    assert attn() == ("bf16" if bf16 else "f32")
+    assert attn("--attn", "f32") == "f32"
+    assert attn("--attn", "bf16-pv") == ("bf16-pv" if bf16 else "f32")
+    assert attn("--mode", "fp32") == "f32"

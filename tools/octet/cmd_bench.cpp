@@ -143,7 +143,9 @@ void measure_one(const BenchArgs& a) {
       {"weights_mb", eng->weights->bytes() / 1048576.0},
       {"kv_mb", s.kv_bytes() / MiB},
       {"kv_type", kernels::kv_type_name(s.kv_type())},
-      {"attn", s.attn_bf16() ? "bf16" : "f32"},
+      {"attn", s.attn_bf16() == kernels::AttnBf16::kAll  ? "bf16"
+               : s.attn_bf16() == kernels::AttnBf16::kPV ? "bf16-pv"
+                                                          : "f32"},
       {"n_ctx", s.n_ctx()},
       {"window_slots", s.window_slots()},
       {"arena_mb", s.arena_bytes() / MiB},

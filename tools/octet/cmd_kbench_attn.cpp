@@ -52,7 +52,7 @@ struct KbenchAttnArgs {
   bool check = false;
   bool warm = false;
   bool cpu_time = false;
-  bool bf16 = false;
+  std::string bf16 = "off";
 };
 
 void run_kbench_attn(const KbenchAttnArgs& a) {
@@ -125,7 +125,7 @@ void run_kbench_attn(const KbenchAttnArgs& a) {
       d.head_dim = D;
       d.window = s->window;
       d.scale = 1.f / std::sqrt(static_cast<float>(D));
-      d.bf16 = a.bf16;
+      d.bf16 = a.bf16 == "all" ? AttnBf16::kAll : a.bf16 == "pv" ? AttnBf16::kPV : AttnBf16::kOff;
       const int64_t ld = s->n_head * D;
       std::vector<float> q(static_cast<size_t>(a.chunk * ld)), o(q.size());
       for (auto& x : q) x = nd(rng);
@@ -188,8 +188,10 @@ void register_kbench_attn(CLI::App& app) {
   cmd->add_flag("--cpu-time", a->cpu_time,
                 "time with process CPU time instead of wall clock (robust to a busy machine; "
                 "use with --threads 1)");
-  cmd->add_flag("--bf16", a->bf16,
-                "bf16 operands on the block path (where the CPU and head dim allow; else float)");
+  cmd->add_option("--bf16", a->bf16,
+                  "bf16 operands on the block path: off, pv (P·V only) or all (Q·K too); "
+                  "where the CPU and head dim allow, else float")
+      ->check(CLI::IsMember({"off", "pv", "all"}));
   cmd->add_flag("--check", a->check, "also compare the last chunk with the scalar reference");
   cmd->callback([a] { run_kbench_attn(*a); });
 }

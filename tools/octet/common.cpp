@@ -45,10 +45,11 @@ void EngineFlags::add_to(CLI::App* cmd) {
                   "KV cache storage: f16 (default), int8 (per-row scale) or f32")
       ->check(CLI::IsMember({"f32", "f16", "int8"}));
   cmd->add_option("--attn", attn,
-                  "prefill attention operands: bf16 (float accumulation, 2x the float rate; "
-                  "needs AVX512-BF16 and a head dim divisible by 32), f32, or auto (bf16 "
-                  "unless --mode fp32)")
-      ->check(CLI::IsMember({"auto", "f32", "bf16"}));
+                  "prefill attention's products: bf16 (Q·K and P·V on bf16 operands, float "
+                  "accumulation and softmax, 2x the float rate; needs AVX512-BF16 and a head "
+                  "dim divisible by 32), bf16-pv (P·V only), f32, or auto (bf16 unless "
+                  "--mode fp32)")
+      ->check(CLI::IsMember({"auto", "f32", "bf16-pv", "bf16"}));
   cmd->add_flag("-v,--verbose", verbose, "print model details and timings");
 }
 

@@ -198,14 +198,49 @@ struct Bf16Ops {
   }
 };
 
+// Scores in float (F32Ops: Qt and K rows as floats), only P·V on bf16 operands.
+struct PvOps {
+  using F = F32Ops<Avx512>;
+  static int64_t q_rows(int64_t D) { return F::q_rows(D); }
+  static void load_q(const float* qh, int64_t ldq, int64_t nq, int64_t D, float scale_q,
+                     float* qt, int64_t bqp) {
+    F::load_q(qh, ldq, nq, D, scale_q, qt, bqp);
+  }
+  // K's float rows; V's pair rows take half of their share.
+  static int64_t kv_floats(int64_t D, int64_t n) { return F::kv_floats(D, n); }
+  static int64_t stage_floats(int64_t D) { return Bf16Ops::stage_floats(D); }
+  static const float* k_tile(const KvHead& kv, int64_t D, int64_t j0, int64_t bk, float* buf,
+                             float* stage) {
+    return F::k_tile(kv, D, j0, bk, buf, stage);
+  }
+  static const uint16_t* v_tile(const KvHead& kv, int64_t D, int64_t j0, int64_t bk, float* buf,
+                                float* stage) {
+    return Bf16Ops::v_tile(kv, D, j0, bk, buf, stage);
+  }
+  static void scores(int64_t bk, int nv, const float* kt, int64_t D, const float* qt, int64_t bqp,
+                     float* st) {
+    F::scores(bk, nv, kt, D, qt, bqp, st);
+  }
+  static int64_t probs_floats() { return Bf16Ops::probs_floats(); }
+  static void probs(const float* st, int64_t bqp, int64_t bk, int v_lo, int v_hi, float* pb) {
+    Bf16Ops::probs(st, bqp, bk, v_lo, v_hi, pb);
+  }
+  static void pv(int rm, const float* st, const float* pb, int64_t bqp, int64_t jb, int64_t je,
+                 int64_t i, const uint16_t* vt, int64_t D, float* o, int64_t dp_) {
+    Bf16Ops::pv(rm, st, pb, bqp, jb, je, i, vt, D, o, dp_);
+  }
+};
+
 // Tasks of fewer than 3 queries take the float row path, as in attn().
 void attn_bf16_task(const AttnTask& t, const AttnScratch& sc) {
   if (t.i1 - t.i0 < 3) return kernels_avx512().attn(t, sc);
+  if (t.d->bf16 == AttnBf16::kPV) return attn_block<Avx512, PvOps>(t, sc);
   attn_block<Avx512, Bf16Ops>(t, sc);
 }
 
 int64_t attn_bf16_scratch(int64_t D, int64_t n_keys, int64_t heads) {
-  return imax(attn_block_floats<Avx512, Bf16Ops>(D, heads),
+  return imax(imax(attn_block_floats<Avx512, Bf16Ops>(D, heads),
+                   attn_block_floats<Avx512, PvOps>(D, heads)),
               kernels_avx512().attn_scratch_floats(D, n_keys, heads));
 }
 
