@@ -247,6 +247,32 @@ struct AttnCase {
   float softcap;
 };
 
+// A case's dims and dense float K/V caches with 3 positions of slack past pos0+n_q. Those
+// positions are not written yet: NaN there catches any read of them.
+struct AttnData {
+  AttentionDims d;
+  std::vector<float> kc, vc;
+};
+AttnData attn_data(std::mt19937& rng, const AttnCase& c) {
+  const int64_t D = c.head_dim, n_ctx = c.pos0 + c.n_q + 3;
+  AttnData a;
+  a.d.n_head = c.n_head;
+  a.d.n_head_kv = c.n_head_kv;
+  a.d.head_dim = D;
+  a.d.kv_head_stride = n_ctx * D;
+  a.d.window = c.window;
+  a.d.scale = 1.f / std::sqrt(static_cast<float>(D));
+  a.d.softcap = c.softcap;
+  a.kc = randn(rng, c.n_head_kv * n_ctx * D, 2.f);
+  a.vc = randn(rng, c.n_head_kv * n_ctx * D);
+  for (int64_t h = 0; h < c.n_head_kv; ++h)
+    for (int64_t p = c.pos0 + c.n_q; p < n_ctx; ++p)
+      for (int64_t t = 0; t < D; ++t)
+        a.kc[(h * n_ctx + p) * D + t] = a.vc[(h * n_ctx + p) * D + t] =
+            std::numeric_limits<float>::quiet_NaN();
+  return a;
+}
+
 TEST_P(FloatKernels, AttentionMatchesReference) {
   std::mt19937 rng(8);
   ThreadPool pool(3);
@@ -258,21 +284,8 @@ TEST_P(FloatKernels, AttentionMatchesReference) {
       {2, 2, 128, 65, 0, 512, 0.f},
       {14, 2, 64, 40, 600, 0, 0.f}};  // keys over two super-tiles of the block path
   for (const AttnCase& c : cases) {
-    const int64_t D = c.head_dim, n_ctx = c.pos0 + c.n_q + 3;
-    AttentionDims d;
-    d.n_head = c.n_head;
-    d.n_head_kv = c.n_head_kv;
-    d.head_dim = D;
-    d.kv_head_stride = n_ctx * D;
-    d.window = c.window;
-    d.scale = 1.f / std::sqrt(static_cast<float>(D));
-    d.softcap = c.softcap;
-    auto kc = randn(rng, c.n_head_kv * n_ctx * D, 2.f), vc = randn(rng, c.n_head_kv * n_ctx * D);
-    // Positions past pos0+n_q are not written yet: NaN there catches any read of them.
-    for (int64_t h = 0; h < c.n_head_kv; ++h)
-      for (int64_t p = c.pos0 + c.n_q; p < n_ctx; ++p)
-        for (int64_t t = 0; t < D; ++t)
-          kc[(h * n_ctx + p) * D + t] = vc[(h * n_ctx + p) * D + t] = std::numeric_limits<float>::quiet_NaN();
+    const int64_t D = c.head_dim;
+    auto [d, kc, vc] = attn_data(rng, c);
     const int64_t ldq = c.n_head * D + 5, ldo = c.n_head * D + 2;
     const auto q = randn(rng, c.n_q * ldq);
     std::vector<float> ref(static_cast<size_t>(c.n_q * ldo), 0.f);
@@ -435,23 +448,12 @@ TEST(AttentionBf16, MatchesReferenceOnBf16Inputs) {
       {2, 1, 96, 33, 95, 50, 0.f},   {14, 2, 64, 40, 600, 0, 0.f}, {16, 16, 128, 19, 1, 0, 0.f},
       {4, 1, 256, 100, 700, 511, 0.f}};
   for (const AttnCase& c : cases) {
-    const int64_t D = c.head_dim, n_ctx = c.pos0 + c.n_q + 3;
-    AttentionDims d;
-    d.n_head = c.n_head;
-    d.n_head_kv = c.n_head_kv;
-    d.head_dim = D;
-    d.kv_head_stride = n_ctx * D;
-    d.window = c.window;
-    d.softcap = c.softcap;
+    const int64_t D = c.head_dim;
+    auto [d, kc, vc] = attn_data(rng, c);
     d.scale = 1.f;
-    auto kc = randn(rng, c.n_head_kv * n_ctx * D, 2.f), vc = randn(rng, c.n_head_kv * n_ctx * D);
-    float vmax = 0.f;
+    float vmax = 0.f;  // NaN slack positions stay NaN and do not count
     for (auto& x : kc) x = bf(x);
     for (auto& x : vc) vmax = std::max(vmax, std::fabs(x = bf(x)));
-    for (int64_t h = 0; h < c.n_head_kv; ++h)
-      for (int64_t p = c.pos0 + c.n_q; p < n_ctx; ++p)
-        for (int64_t t = 0; t < D; ++t)
-          kc[(h * n_ctx + p) * D + t] = vc[(h * n_ctx + p) * D + t] = std::numeric_limits<float>::quiet_NaN();
     const int64_t ldq = c.n_head * D + 5, ldo = c.n_head * D + 2;
     auto q = randn(rng, c.n_q * ldq, 1.f / std::sqrt(static_cast<float>(D)));
     for (auto& x : q) x = bf(x);
