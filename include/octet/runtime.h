@@ -183,7 +183,6 @@ struct KvSnapshot {
 // Operands of prefill attention (kernels::AttentionDims::bf16): auto is bf16 unless the
 // weights are the fp32 reference (docs/results.md, "bf16 attention operands").
 enum class AttnOperands : uint8_t { kAuto, kF32, kBF16PV, kBF16 };
-const char* attn_operands_name(AttnOperands a);
 // "auto" | "f32" | "bf16-pv" (P·V only) | "bf16" (Q·K and P·V)
 bool parse_attn_operands(const std::string& s, AttnOperands* a);
 

@@ -100,7 +100,8 @@ void attention(const float* q, int64_t ldq, int64_t n_q, int64_t pos0, const KvV
   // query evaluated alone: speculative verification relies on it), one task per (query,
   // head); else blocks of attn_bq queries, one task per (block, kv head, share of its heads).
   const bool rows = n_q <= kAttnRowQueries;
-  const fimpl::Bf16Attention* bf = d.bf16 != AttnBf16::kOff && !rows ? fimpl::attn_bf16(d.head_dim) : nullptr;
+  const fimpl::Bf16Attention* bf =
+      d.bf16 != AttnBf16::kOff && !rows ? fimpl::attn_bf16(d.head_dim) : nullptr;
   auto* const task_fn = bf ? bf->attn : fk.attn;
   auto* const scratch_fn = bf ? bf->attn_scratch_floats : fk.attn_scratch_floats;
   const int64_t bq = rows ? 1 : fk.attn_bq;

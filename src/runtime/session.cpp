@@ -11,16 +11,6 @@
 
 namespace octet {
 
-const char* attn_operands_name(AttnOperands a) {
-  switch (a) {
-    case AttnOperands::kAuto: return "auto";
-    case AttnOperands::kF32: return "f32";
-    case AttnOperands::kBF16PV: return "bf16-pv";
-    case AttnOperands::kBF16: return "bf16";
-  }
-  return "?";
-}
-
 bool parse_attn_operands(const std::string& s, AttnOperands* a) {
   if (s == "auto") *a = AttnOperands::kAuto;
   else if (s == "f32") *a = AttnOperands::kF32;
@@ -35,8 +25,6 @@ Session::Session(std::shared_ptr<const Model> model, std::shared_ptr<const Weigh
     : model_(std::move(model)), w_(std::move(weights)), hp_(model_->hparams()), pool_(pool) {
   n_ctx_ = std::max<int64_t>(1, std::min(opt.n_ctx, hp_.n_ctx_train));
   chunk_ = std::max<int64_t>(1, std::min(opt.chunk, n_ctx_));
-  // Sliding-window layers: a ring of window + chunk slots holds every key a chunk's queries
-  // see (window + m - 1 <= ring) and leaves `chunk` positions of slack for a cheap truncate().
   kv_type_ = opt.kv_type;
   // auto: both products in bf16 unless the weights are the fp32 reference. With fp32 weights
   // bf16 attention moves Gemma's perplexity by +0.003 %; with int8 weights KL to fp32 is
@@ -48,6 +36,8 @@ Session::Session(std::shared_ptr<const Model> model, std::shared_ptr<const Weigh
     attn_bf16_ = a == AttnOperands::kBF16   ? kernels::AttnBf16::kAll
                  : a == AttnOperands::kBF16PV ? kernels::AttnBf16::kPV
                                               : kernels::AttnBf16::kOff;
+  // Sliding-window layers: a ring of window + chunk slots holds every key a chunk's queries
+  // see (window + m - 1 <= ring) and leaves `chunk` positions of slack for a cheap truncate().
   if (hp_.sliding_window > 0 && n_ctx_ > hp_.sliding_window + chunk_)
     ring_ = hp_.sliding_window + chunk_;
   int64_t elems = 0;
