@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "octet/gguf.h"
+#include "octet/memory.h"
 
 namespace octet::gguf {
 namespace {
@@ -96,6 +97,32 @@ TEST(GgufReal, Gemma3) {
     std::vector<float> row(static_cast<size_t>(t.row_len()));
     ASSERT_TRUE((*f)->dequantize_rows(t, t.n_rows() - 1, 1, row.data()).ok()) << t.name;
   }
+}
+
+// Token embeddings are read with pread: the same floats as through the mapping, the same
+// bounds checks, and none of the tensor's pages become resident in this process.
+TEST(GgufReal, ReadRowsMatchesTheMappingWithoutTouchingIt) {
+  const std::string path = kData + "/stories260K/stories260K.gguf";
+  if (!have(path)) GTEST_SKIP() << "no test data in " << kData;
+  auto f = File::open(path);
+  ASSERT_TRUE(f.ok()) << f.error();
+  const TensorInfo* t = (*f)->tensor("token_embd.weight");
+  ASSERT_NE(t, nullptr);
+  const size_t before = proc_memory(path).file_resident;
+  const int64_t n = t->row_len();
+  std::vector<float> a(static_cast<size_t>(n) * 3), b(a.size());
+  for (int64_t r = 0; r + 3 <= t->n_rows(); r += 97) {
+    ASSERT_TRUE((*f)->read_rows(*t, r, 3, a.data()).ok()) << r;
+  }
+  // The mapping was not touched (fault-around would map whole 64 KiB runs of the table).
+  EXPECT_LE(proc_memory(path).file_resident, before + 4096);
+  for (int64_t r : {int64_t{0}, t->n_rows() / 2, t->n_rows() - 3}) {
+    ASSERT_TRUE((*f)->read_rows(*t, r, 3, a.data()).ok());
+    ASSERT_TRUE((*f)->dequantize_rows(*t, r, 3, b.data()).ok());
+    EXPECT_EQ(a, b) << "rows from " << r;
+  }
+  EXPECT_FALSE((*f)->read_rows(*t, t->n_rows() - 2, 3, a.data()).ok());
+  EXPECT_FALSE((*f)->read_rows(*t, -1, 1, a.data()).ok());
 }
 
 }  // namespace

@@ -125,16 +125,26 @@ class File {
 
   // Dequantise rows [row0, row0+nrows) of a tensor into dst (nrows * row_len floats).
   Status dequantize_rows(const TensorInfo& t, int64_t row0, int64_t nrows, float* dst) const;
+  // The same, but a mapped file's bytes are read with pread(2): the mapping is never touched,
+  // so scattered rows (token embeddings) do not fault pages into this process's RSS — each
+  // fault would map 64 KiB of neighbours too (kernel fault-around; MADV_RANDOM does not stop
+  // it). Buffers and unmapped files: as dequantize_rows.
+  Status read_rows(const TensorInfo& t, int64_t row0, int64_t nrows, float* dst) const;
   // Whole tensor to float.
   Expected<std::vector<float>> to_float(const TensorInfo& t) const;
 
  private:
   File() = default;
   Status parse();
+  // Checks that rows [row0, row0+nrows) lie inside t and t inside this file; their byte
+  // offset from t.data and length.
+  Status row_span(const TensorInfo& t, int64_t row0, int64_t nrows, uint64_t* off,
+                  uint64_t* len) const;
   std::string path_;
   const uint8_t* base_ = nullptr;
   size_t size_ = 0;
   void* mapping_ = nullptr;  // non-null when we own an mmap
+  int fd_ = -1;              // the mapped file, open for read_rows (-1: none)
   uint32_t version_ = 0;
   uint64_t alignment_ = 32;
   uint64_t data_offset_ = 0;

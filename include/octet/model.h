@@ -65,13 +65,9 @@ class Model {
   // The LM head (token_embd when tied).
   const gguf::TensorInfo* output() const { return output_ ? output_ : tok_embd_; }
   bool tied_output() const { return output_ == nullptr; }
-  // Writes the (scaled) embedding of token t into out[n_embd].
+  // Writes the (scaled) embedding of token t into out[n_embd]. Reads the file (pread), not
+  // its mapping: a prompt's scattered rows add nothing to RSS (gguf::File::read_rows).
   Status embed(Token t, float* out) const;
-  // Drops the embedding table's file pages from this process's RSS (they stay in the page
-  // cache). A prompt's rows fault in with their neighbours (fault-around maps 64 KiB per
-  // touched page, and MADV_RANDOM does not stop it): 4096 random tokens would otherwise keep
-  // ~100 MiB of Gemma 3 270M's table resident. No-op when the file is not mapped.
-  void release_embedding_pages() const;
 
  private:
   Model() = default;

@@ -1,7 +1,11 @@
 // GGUF v2/v3 parser. The file is untrusted: every length, count and offset is checked against
 // the bytes that remain before it is used, with overflow-safe arithmetic, and every failure
 // names what was wrong and where.
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cinttypes>
 #include <cstdarg>
 #include <cstdio>
@@ -9,6 +13,7 @@
 #include <limits>
 #include <new>
 #include <string>
+#include <vector>
 
 #include "core/mmap.h"
 #include "octet/gguf.h"
@@ -209,7 +214,10 @@ Status read_value(Cursor& c, ValueType t, Value& v, const std::string& what) {
 
 }  // namespace
 
-File::~File() { MappedFile::unmap(mapping_, size_); }
+File::~File() {
+  MappedFile::unmap(mapping_, size_);
+  if (fd_ >= 0) ::close(fd_);
+}
 
 Expected<std::unique_ptr<File>> File::open(const std::string& path) {
   OCTET_ASSIGN_OR_RETURN(MappedFile m, MappedFile::open(path));
@@ -218,6 +226,8 @@ Expected<std::unique_ptr<File>> File::open(const std::string& path) {
   f->size_ = m.size();
   f->base_ = m.data();
   f->mapping_ = m.release();
+  // A second handle for read_rows; without it read_rows reads the mapping (still correct).
+  f->fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   Status st = f->parse();
   if (!st.ok()) return Status::Error(st.message() + " (in '" + path + "')");
   return f;
@@ -436,7 +446,8 @@ const TensorInfo* File::tensor(std::string_view name) const {
   return it == tensor_index_.end() ? nullptr : &tensors_[it->second];
 }
 
-Status File::dequantize_rows(const TensorInfo& t, int64_t row0, int64_t nrows, float* dst) const {
+Status File::row_span(const TensorInfo& t, int64_t row0, int64_t nrows, uint64_t* off,
+                      uint64_t* len) const {
   const TypeInfo* ti = type_info(static_cast<uint32_t>(t.type));
   if (!ti) return err("tensor " + quote(t.name) + " has an unknown type");
   // The TensorInfo must describe bytes inside this file (it could be a caller's copy).
@@ -455,7 +466,33 @@ Status File::dequantize_rows(const TensorInfo& t, int64_t row0, int64_t nrows, f
       __builtin_mul_overflow(static_cast<uint64_t>(row0 + nrows), rb, &end) || end > t.nbytes) {
     return err("tensor " + quote(t.name) + " shape does not match its byte size");
   }
-  return dequantize(t.type, t.data + static_cast<uint64_t>(row0) * rb, dst, nrows * t.row_len());
+  *off = static_cast<uint64_t>(row0) * rb;
+  *len = static_cast<uint64_t>(nrows) * rb;
+  return Status::Ok();
+}
+
+Status File::dequantize_rows(const TensorInfo& t, int64_t row0, int64_t nrows, float* dst) const {
+  uint64_t off = 0, len = 0;
+  OCTET_RETURN_IF_ERROR(row_span(t, row0, nrows, &off, &len));
+  return dequantize(t.type, t.data + off, dst, nrows * t.row_len());
+}
+
+Status File::read_rows(const TensorInfo& t, int64_t row0, int64_t nrows, float* dst) const {
+  if (fd_ < 0) return dequantize_rows(t, row0, nrows, dst);
+  uint64_t off = 0, len = 0;
+  OCTET_RETURN_IF_ERROR(row_span(t, row0, nrows, &off, &len));
+  thread_local std::vector<uint8_t> bytes;
+  bytes.resize(static_cast<size_t>(len));
+  const off_t pos = static_cast<off_t>(static_cast<uint64_t>(t.data - base_) + off);
+  for (uint64_t got = 0; got < len;) {
+    const ssize_t r = ::pread(fd_, bytes.data() + got, len - got, pos + static_cast<off_t>(got));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0)
+      return err(fmt("reading tensor %s from '%s': %s", quote(t.name).c_str(), path_.c_str(),
+                     r < 0 ? std::strerror(errno) : "unexpected end of file"));
+    got += static_cast<uint64_t>(r);
+  }
+  return dequantize(t.type, bytes.data(), dst, nrows * t.row_len());
 }
 
 Expected<std::vector<float>> File::to_float(const TensorInfo& t) const {

@@ -4,7 +4,6 @@
 #include <fmt/format.h>
 
 #include "model/arch.h"
-#include "octet/memory.h"
 
 namespace octet {
 
@@ -186,13 +185,11 @@ Status Model::bind(const std::string& path) {
 Status Model::embed(Token t, float* out) const {
   if (t < 0 || t >= hp_.n_vocab)
     return Status::Error(fmt::format("model: token id {} out of range [0, {})", t, hp_.n_vocab));
-  OCTET_RETURN_IF_ERROR(file_->dequantize_rows(*tok_embd_, t, 1, out));
+  // pread, not the mapping: see gguf::File::read_rows.
+  OCTET_RETURN_IF_ERROR(file_->read_rows(*tok_embd_, t, 1, out));
   if (hp_.embd_scale != 1.f) kernels::scale_f32(out, hp_.embd_scale, hp_.n_embd);
   return Status::Ok();
 }
 
-void Model::release_embedding_pages() const {
-  if (file_->is_mapped()) release_file_pages(tok_embd_->data, static_cast<size_t>(tok_embd_->nbytes));
-}
 
 }  // namespace octet

@@ -319,11 +319,6 @@ void Session::run_stage(sched::Kind kind, int64_t il, int64_t m, int64_t pos0,
         Status st = model_->embed(toks[i], b.x + i * E);
         (void)st;  // ids were validated in eval()
       }
-      // A long prompt's rows would keep most of the table resident (peak RSS would grow with
-      // the prompt); not when the LM head reads the same (tied) table in place anyway.
-      if (m >= 64 && !(model_->tied_output() &&
-                       (w_->mode() == ComputeMode::kGguf || w_->has_decode())))
-        model_->release_embedding_pages();
       for (int64_t i = 0; i < m; ++i) {
         kernels::rope_table(pos0 + i, R, hp_.rope_base, hp_.rope_scale, b.rc + i * R / 2,
                             b.rs + i * R / 2);

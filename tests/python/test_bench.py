@@ -55,7 +55,7 @@ def test_bench_kernels_uses_the_model_shapes(octet_bin, stories_path):
 
 def test_long_prompt_costs_only_its_kv_cache(octet_bin, gemma):
     # Issue 3: peak RSS of a long prefill exceeds a short one's only by the KV cache (one chunk
-    # arena whatever the length; the embedding table's pages are dropped after each chunk).
+    # arena whatever the length; the embedding rows are read with pread, not through the mapping).
     r = _run([octet_bin, "bench", "-m", gemma, "--prompts", "256,2048", "--gen", "0", "--json",
               "--reps", "2"], timeout=1200)
     short, long_ = _json_lines(r.stdout)
