@@ -188,7 +188,8 @@ bool parse_attn_operands(const std::string& s, AttnOperands* a);
 
 struct SessionOptions {
   int64_t n_ctx = 4096;   // KV capacity in tokens (capped at the model's training context)
-  int64_t chunk = 256;    // prefill chunk size C: one static plan for every chunk
+  int64_t chunk = 512;    // prefill chunk size C: one static plan for every chunk
+                          // (512: measured faster than 256, docs/results.md "Session 10")
   kernels::KvType kv_type = kernels::KvType::kF16;  // KV cache storage (docs/decode.md)
   AttnOperands attn = AttnOperands::kAuto;
 };

@@ -37,7 +37,7 @@ struct Node {
 };
 
 struct GraphOptions {
-  int64_t chunk = 256;
+  int64_t chunk = 512;  // = SessionOptions::chunk
   int64_t arenas = 4;        // chunks in flight (each has its own activation buffers)
   bool all_logits = false;   // kHead on every chunk, else only on the last
   bool logits = true;        // false: no kHead at all

@@ -62,8 +62,9 @@ def test_sim_optimum_not_worse_than_greedy():
 
 def test_bench_trace(tmp_path, gemma):
     tr = tmp_path / "t.json"
-    r = run("bench", "-m", gemma, "--prompts", "300", "--gen", "0", "--policy", "ooo",
-            "--processors", "int8:1,float:1", "--trace", str(tr), "--json")
+    # Two chunks (256 + 44), so the trace shows chunk-to-chunk overlap.
+    r = run("bench", "-m", gemma, "--prompts", "300", "--chunk", "256", "--gen", "0",
+            "--policy", "ooo", "--processors", "int8:1,float:1", "--trace", str(tr), "--json")
     row = json.loads([l for l in r.stdout.splitlines() if l.startswith("{")][-1])
     s = row["sched"]
     assert s["path"] == "scheduled" and s["policy"] == "ooo"

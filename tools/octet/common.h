@@ -19,7 +19,7 @@ struct EngineFlags {
   std::string model;
   int threads = 0;
   int64_t ctx = 4096;
-  int64_t chunk = 256;
+  int64_t chunk = 512;  // = SessionOptions::chunk
   std::string mode = "int8";
   std::string calib;          // calibration sidecar (default: next to the model)
   double shadow_keep = 1.0;   // share of linear inputs that keep the shadow-outlier path
