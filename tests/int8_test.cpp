@@ -556,6 +556,50 @@ TEST(Int8Activations, RowsMadeOnTheFlyMatchRowsInMemory) {
                                          0.0f, &a).ok());
 }
 
+// Segments of rows in any order give the bytes and outliers of whole-row quantisation.
+TEST(Int8Activations, SegmentsInAnyOrderMatchWholeRows) {
+  std::mt19937 rng(9);
+  const int64_t m = 21, k = 96;  // rows not a multiple of the VNNI row block
+  std::vector<float> x = random_f(rng, m * k, -3, 3);
+  for (int64_t i = 0; i < m; i += 2) x[i * k + (i * 11) % k] = (i % 4 ? 30.0f : -25.0f);
+  const float s = 0.05f;
+  for (Int8Isa isa : available_isas()) {
+    SCOPED_TRACE(int8_isa_name(isa));
+    Int8Activations want, got;
+    OutlierList ow, og;
+    ASSERT_TRUE(quantize_activations(x.data(), m, k, 0, s, &want, &ow, nullptr, isa).ok());
+    Int8SegmentQuantizer q;
+    ASSERT_TRUE(q.begin(m, k, s, &got, isa).ok());
+    // (row, first column, width) in a shuffled order, widths 16 and 32.
+    std::vector<std::array<int64_t, 3>> segs;
+    for (int64_t r = 0; r < m; ++r)
+      for (int64_t c = 0; c < k;) {
+        const int64_t n = (r + c) % 3 == 0 && c + 32 <= k ? 32 : 16;
+        segs.push_back({r, c, n});
+        c += n;
+      }
+    std::shuffle(segs.begin(), segs.end(), rng);
+    for (const auto& sg : segs) q.segment(x.data() + sg[0] * k + sg[1], sg[0], sg[1], sg[2], &og);
+    ASSERT_GE(ow.size(), 10u);
+    ASSERT_EQ(og.size(), ow.size());
+    std::sort(og.begin(), og.end(),
+              [](const Outlier& a, const Outlier& b) { return a.row != b.row ? a.row < b.row : a.col < b.col; });
+    for (size_t i = 0; i < ow.size(); ++i) {
+      EXPECT_EQ(og[i].row, ow[i].row);
+      EXPECT_EQ(og[i].col, ow[i].col);
+      EXPECT_EQ(og[i].residual, ow[i].residual);
+    }
+    for (int64_t i = 0; i < m; ++i) {
+      EXPECT_EQ(got.row_scale(i), s);
+      for (int64_t j = 0; j < k; ++j) ASSERT_EQ(got.at(i, j), want.at(i, j)) << i << "," << j;
+    }
+  }
+  Int8Activations a;
+  Int8SegmentQuantizer q;
+  EXPECT_FALSE(q.begin(2, 40, 1.0f, &a).ok());  // K not a multiple of 16
+  EXPECT_FALSE(q.begin(2, 32, 0.0f, &a).ok());
+}
+
 TEST(Int8Activations, RejectsBadInput) {
   std::vector<float> x(8, 1.0f);
   Int8Activations a;

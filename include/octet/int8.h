@@ -184,16 +184,38 @@ Status quantize_activations_dynamic(const float* x, int64_t m, int64_t k, int64_
                                     Int8Activations* out, ThreadPool* pool = nullptr,
                                     Int8Isa isa = Int8Isa::kAuto);
 
+// Static-scale quantisation piece by piece: segments of 16·j columns of single rows, in any order
+// and from any thread, as a producer finishes them (the gate/up GEMM's hook makes the down
+// projection's input this way, while the gate/up output is still in cache). The bytes and
+// each outlier equal quantize_activations' on whole rows.
+class Int8SegmentQuantizer {
+ public:
+  // Shapes out for m × k (k a multiple of 16), every row scale `scale`.
+  Status begin(int64_t m, int64_t k, float scale, Int8Activations* out,
+               Int8Isa isa = Int8Isa::kAuto);
+  // Columns [c0, c0 + n) of row r from x[0, n) (c0 and n multiples of 16); appends their
+  // outliers to *outliers (if not null) in column order.
+  void segment(const float* x, int64_t r, int64_t c0, int64_t n, OutlierList* outliers) const;
+
+ private:
+  using QuantRows = void (*)(const float*, int64_t, int64_t, float, float, uint8_t*, int64_t,
+                             int64_t, int64_t, OutlierList*);
+  QuantRows quant_ = nullptr;
+  Int8Activations* out_ = nullptr;
+  float scale_ = 0, inv_ = 0;
+};
+
 // ---- GEMM on quantised operands, with the ISA the activations were quantised for.
 // y [M, N] row stride ldy >= N; see the header comment for the exact formula. bias may be null.
 // Splits N across the pool (M when N is too narrow to share).
 // `after`, if set, runs on each finished block of output (rows [m0, m1), panels [p0, p1) of 16
 // channels) by the thread that computed it, while the block is still in cache (the shadow
-// path); blocks are disjoint and cover the output.
+// path); blocks are disjoint and cover the output. With after_align > 1 every block's
+// [p0, p1) starts and ends on a multiple of after_align panels (or at the last panel).
 using GemmAfter = std::function<void(int64_t m0, int64_t m1, int64_t p0, int64_t p1)>;
 Status gemm_int8(const Int8Activations& a, const Int8Weights& w, float* y, int64_t ldy,
                  const float* bias = nullptr, bool accumulate = false, ThreadPool* pool = nullptr,
-                 const GemmAfter* after = nullptr);
+                 const GemmAfter* after = nullptr, int64_t after_align = 1);
 // Exact integer products y[m,n] = Σ_k q_x[m,k]·q_w[n,k] (tests, debugging).
 Status gemm_int8_i32(const Int8Activations& a, const Int8Weights& w, int32_t* y, int64_t ldy,
                      ThreadPool* pool = nullptr);

@@ -33,6 +33,9 @@ struct ChunkArenas;
 struct LinearScratch {
   Int8Activations act;
   OutlierList outliers;
+  // The down projection's input while the gate/up GEMM makes it (Linear::forward_ffn).
+  Int8Activations act2;
+  OutlierList outliers2;
   std::vector<float> tmp;
   // Quantised activations of the GGUF decode linears (linear_gguf.h): 32- and 256-blocks.
   qgemv::Acts dec_act32, dec_act256;
@@ -56,6 +59,14 @@ class Linear {
   virtual bool fuses_gated() const { return false; }
   virtual void forward_gated(const float* gu, int64_t ldgu, GatedAct act, int64_t m, float* y,
                              int64_t ldy, ThreadPool* pool, LinearScratch* scratch) const;
+  // A gate/up projection that runs its whole gated FFN: y = down(act(gate, up)) for input x,
+  // with the activation and the down projection's input quantisation done on each block of
+  // the gate/up output as its GEMM finishes it (the output never makes a round trip through
+  // memory). gu [m, ldgu >= n()] is its working space. Only when fuses_ffn() (int8 weights
+  // paired at load, quant/int8_weights.cpp); the session then skips the down stage.
+  virtual bool fuses_ffn() const { return false; }
+  virtual void forward_ffn(const float* x, int64_t m, GatedAct act, float* gu, int64_t ldgu,
+                           float* y, int64_t ldy, ThreadPool* pool, LinearScratch* s) const;
   virtual size_t bytes() const = 0;
   // Adds its bytes to the right kinds of a breakdown (default: FP32 heap).
   virtual void account(WeightBytes* b) const { b->f32 += bytes(); }

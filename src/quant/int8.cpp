@@ -353,12 +353,49 @@ Status quantize_activations_dynamic(const float* x, int64_t m, int64_t k, int64_
   return Status::Ok();
 }
 
+Status Int8SegmentQuantizer::begin(int64_t m, int64_t k, float scale, Int8Activations* out,
+                                   Int8Isa isa) {
+  if (m < 0 || k < 16 || k % 16 != 0 || k > kInt8MaxK || !out)
+    return Status::Error("int8 segment quantiser: bad shape " + dims(m, k));
+  if (!(scale > 0) || !std::isfinite(scale))
+    return Status::Error("int8 activations: scale must be finite and > 0, got " +
+                         std::to_string(scale));
+  OCTET_ASSIGN_OR_RETURN(const Int8Isa use, int8_isa_resolve(isa));
+  const Kernels& kr = kernels_for(use);
+  Int8ActivationsAccess::reshape(out, m, k, use, kr.offset, kr.row_block);
+  std::fill_n(Int8ActivationsAccess::row_scale(out), m, scale);
+  quant_ = kr.quant;
+  out_ = out;
+  scale_ = scale;
+  inv_ = 1.0f / scale;
+  return Status::Ok();
+}
+
+void Int8SegmentQuantizer::segment(const float* x, int64_t r, int64_t c0, int64_t n,
+                                   OutlierList* outliers) const {
+  // The row kernels address row r of a layout from its `ld`: row blocks (VNNI) keep the
+  // whole row's stride and start at the segment's first group; row-major layouts get the
+  // segment as a one-row matrix of n bytes (no padding to clear).
+  uint8_t* dst = Int8ActivationsAccess::data(out_);
+  const int64_t rb = out_->row_block();
+  const size_t first = outliers ? outliers->size() : 0;
+  if (rb)
+    quant_(x, 0, n, inv_, scale_, dst + c0 * rb, out_->ld(), r, r + 1, outliers);
+  else
+    quant_(x, 0, n, inv_, scale_, dst + r * out_->ld() + c0, n, 0, 1, outliers);
+  if (outliers)
+    for (size_t i = first; i < outliers->size(); ++i) {
+      (*outliers)[i].row = static_cast<int32_t>(r);
+      (*outliers)[i].col += static_cast<int32_t>(c0);
+    }
+}
+
 // ---------------------------------------------------------------------------- GEMM
 
 namespace {
 
 Status run_gemm(const Int8Activations& a, const Int8Weights& w, const Epilogue& ep,
-                ThreadPool* pool, const GemmAfter* after = nullptr) {
+                ThreadPool* pool, const GemmAfter* after = nullptr, int64_t after_align = 1) {
   if (a.k() != w.k())
     return Status::Error("int8 gemm: activations K=" + std::to_string(a.k()) +
                          " but weights K=" + std::to_string(w.k()));
@@ -384,7 +421,11 @@ Status run_gemm(const Int8Activations& a, const Int8Weights& w, const Epilogue& 
   // With a hook (the shadow path) every block also costs one visit of each of its rows'
   // outliers: blocks of ≥ 8 panels keep that overhead small (the 0.5B shape's down projection
   // would otherwise visit ffn_mid's ~50 outliers per token once per 3 panels).
-  if (after && *after) chunk = std::max<int64_t>(chunk, (kHookMinPanels + grain - 1) / grain * grain);
+  if (after && *after) {
+    chunk = std::max<int64_t>(chunk, (kHookMinPanels + grain - 1) / grain * grain);
+    const int64_t unit = std::lcm(grain, std::max<int64_t>(1, after_align));
+    chunk = (chunk + unit - 1) / unit * unit;
+  }
   const int64_t nchunks = (panels + chunk - 1) / chunk;
   // One block of output, then the caller's pass over it while it is still in cache.
   // With a hook, in row stripes of kHookRows: the kernel walks a block in such stripes anyway
@@ -433,13 +474,14 @@ Status run_gemm(const Int8Activations& a, const Int8Weights& w, const Epilogue& 
 }  // namespace
 
 Status gemm_int8(const Int8Activations& a, const Int8Weights& w, float* y, int64_t ldy,
-                 const float* bias, bool accumulate, ThreadPool* pool, const GemmAfter* after) {
+                 const float* bias, bool accumulate, ThreadPool* pool, const GemmAfter* after,
+                 int64_t after_align) {
   Epilogue ep;
   ep.y = y;
   ep.ldy = ldy;
   ep.bias = bias;
   ep.accumulate = accumulate;
-  return run_gemm(a, w, ep, pool, after);
+  return run_gemm(a, w, ep, pool, after, after_align);
 }
 
 Status gemm_int8_i32(const Int8Activations& a, const Int8Weights& w, int32_t* y, int64_t ldy,

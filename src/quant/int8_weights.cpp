@@ -64,7 +64,18 @@ class Int8ShadowLinear final : public Linear {
     OutlierList* ol = shadow_ ? &s->outliers : nullptr;
     Status st = quantize_activations(x, m, k(), 0, scale_, &s->act, ol, pool);
     (void)st;  // shapes were fixed at build time
-    run(m, y, ldy, pool, s);
+    if (!down_) return run(s->act, ol, m, y, ldy, pool, s);
+    // Paired gate/up rows (see pair_with): the output is panel-interleaved; give the caller
+    // the usual [gate | up] rows (only tests and tools call forward on such a linear).
+    const int64_t N = n(), F = N / 2;
+    std::vector<float>& t = s->tmp;
+    t.resize(static_cast<size_t>(m * N));
+    run(s->act, ol, m, t.data(), N, pool, s);
+    for (int64_t r = 0; r < m; ++r)
+      for (int64_t q = 0; q < F / 16; ++q)
+        for (int h = 0; h < 2; ++h)
+          std::memcpy(y + r * ldy + h * F + q * 16, t.data() + r * N + (2 * q + h) * 16,
+                      16 * sizeof(float));
   }
   // The FFN activation goes row by row into the quantiser (each row in L1): the gate/up
   // product's float output (5 MB per 256-token chunk on the 0.5B shape) is never written and
@@ -77,20 +88,87 @@ class Int8ShadowLinear final : public Linear {
       act(gu + r * ldgu, gu + r * ldgu + K, buf, K);
       return buf;
     };
-    Status st = quantize_activations_rows(row, m, K, scale_, &s->act,
-                                          shadow_ ? &s->outliers : nullptr, pool);
+    OutlierList* ol = shadow_ ? &s->outliers : nullptr;
+    Status st = quantize_activations_rows(row, m, K, scale_, &s->act, ol, pool);
     (void)st;
-    run(m, y, ldy, pool, s);
+    run(s->act, ol, m, y, ldy, pool, s);
+  }
+
+  // Gate/up rows interleaved by 16-channel panel (gate 0-15, up 0-15, gate 16-31, ...), so
+  // every GEMM block whose panels start and end on even panels holds both halves of the
+  // activation for its channels. Build-time only (the weights were permuted to match).
+  void pair_with(const Int8ShadowLinear* down) { down_ = down; }
+  bool fuses_ffn() const override { return down_ != nullptr; }
+  void forward_ffn(const float* x, int64_t m, GatedAct act, float* gu, int64_t ldgu, float* y,
+                   int64_t ldy, ThreadPool* pool, LinearScratch* s) const override {
+    OutlierList* ol = shadow_ ? &s->outliers : nullptr;
+    Status st = quantize_activations(x, m, k(), 0, scale_, &s->act, ol, pool);
+    const Int8ShadowLinear& down = *down_;
+    Int8SegmentQuantizer quant;
+    st = quant.begin(m, down.k(), down.scale_, &s->act2);
+    (void)st;  // shapes were fixed at build time
+    // Outliers of the down input, per block; put in (first panel, first row) order below,
+    // which is the row-major, column-ascending order whole-row quantisation gives.
+    struct Piece {
+      int64_t p0, m0;
+      size_t at, n;
+    };
+    std::vector<Piece>& pieces = tl<std::vector<Piece>>();
+    pieces.clear();
+    OutlierList& staged = s->outliers2;
+    staged.clear();
+    std::mutex mu;
+    const GemmAfter then = [&](int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
+      OutlierList& mine = tl<OutlierList>();
+      mine.clear();
+      OutlierList* out = down.shadow_ ? &mine : nullptr;
+      // Per row: the block's gate and up halves side by side (copies in L1), then one call
+      // each of the activation and the quantiser for all its channels.
+      const int64_t q0 = p0 / 2, q1 = std::min(p1, down.k() / 8) / 2, c = 16 * (q1 - q0);
+      if (c <= 0) return;
+      std::vector<float>& buf = tl<std::vector<float>>();
+      if (static_cast<int64_t>(buf.size()) < 3 * c) buf.resize(static_cast<size_t>(3 * c));
+      float *g = buf.data(), *u = g + c, *a = u + c;
+      for (int64_t r = m0; r < m1; ++r) {
+        const float* row = gu + r * ldgu + 32 * q0;
+        for (int64_t q = 0; q < q1 - q0; ++q) {
+          std::memcpy(g + 16 * q, row + 32 * q, 16 * sizeof(float));
+          std::memcpy(u + 16 * q, row + 32 * q + 16, 16 * sizeof(float));
+        }
+        act(g, u, a, c);
+        quant.segment(a, r, 16 * q0, c, out);
+      }
+      if (mine.empty()) return;
+      std::lock_guard<std::mutex> lock(mu);
+      pieces.push_back({p0, m0, staged.size(), mine.size()});
+      staged.insert(staged.end(), mine.begin(), mine.end());
+    };
+    run(s->act, ol, m, gu, ldgu, pool, s, &then, 2);
+    OutlierList* dol = nullptr;
+    if (down.shadow_) {
+      std::sort(pieces.begin(), pieces.end(), [](const Piece& a, const Piece& b) {
+        return a.p0 != b.p0 ? a.p0 < b.p0 : a.m0 < b.m0;
+      });
+      dol = &s->outliers;  // this GEMM's own are done with
+      dol->clear();
+      for (const Piece& p : pieces)
+        dol->insert(dol->end(), staged.begin() + static_cast<std::ptrdiff_t>(p.at),
+                    staged.begin() + static_cast<std::ptrdiff_t>(p.at + p.n));
+    }
+    down.run(s->act2, dol, m, y, ldy, pool, s);
   }
 
  private:
-  // GEMM (and shadow path) on the quantised input in s->act / s->outliers.
-  void run(int64_t m, float* y, int64_t ldy, ThreadPool* pool, LinearScratch* s) const {
-    OutlierList* ol = shadow_ ? &s->outliers : nullptr;
+  // GEMM (and shadow path) on a quantised input and its outliers (null: no shadow path);
+  // `then` (if set) runs on each output block after its shadow correction, on blocks aligned
+  // to `align` panels.
+  void run(const Int8Activations& act, const OutlierList* ol, int64_t m, float* y, int64_t ldy,
+           ThreadPool* pool, LinearScratch* s, const GemmAfter* then = nullptr,
+           int64_t align = 1) const {
     Status st;
     s->entries += static_cast<uint64_t>(m * k());
     if (!ol || ol->empty()) {
-      st = gemm_int8(s->act, lin_.weights(), y, ldy, lin_.bias(), false, pool);
+      st = gemm_int8(act, lin_.weights(), y, ldy, lin_.bias(), false, pool, then, align);
       (void)st;  // shapes were fixed at build time
       return;
     }
@@ -127,14 +205,16 @@ class Int8ShadowLinear final : public Linear {
     const GemmAfter shadow = [&](int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
       w.shadow_rows(ents.data(), row_begin.data(), m0, m1, p0, p1,
                     hot_cols_.empty() ? nullptr : hot_cols_.data(), hot_stride_, y, ldy);
+      if (then) (*then)(m0, m1, p0, p1);
     };
-    st = gemm_int8(s->act, w, y, ldy, lin_.bias(), false, pool, &shadow);
+    st = gemm_int8(act, w, y, ldy, lin_.bias(), false, pool, &shadow, align);
     (void)st;
   }
 
   Int8Linear lin_;
   float scale_;
   bool shadow_;
+  const Int8ShadowLinear* down_ = nullptr;  // set: paired gate/up rows (pair_with)
   std::vector<int32_t> hot_index_;  // K entries: index into hot_cols_, or -1
   std::vector<float> hot_cols_;     // [panels][n_hot][16] (see ShadowEntry)
   int64_t hot_stride_ = 0;          // n_hot·16
@@ -186,9 +266,17 @@ Expected<std::shared_ptr<const Weights>> Weights::build_int8(const Model& m,
   OCTET_RETURN_IF_ERROR(fill_small_tensors(m, &layers, &out_norm));
   std::vector<float> buf;
   int64_t n = 0;
+  // Gated FFNs run as one call (Linear::forward_ffn) when the gate/up rows can be paired by
+  // 16-channel panel and both linears are int8.
+  const char* float_slots = std::getenv("OCTET_INT8_FLOAT_SLOTS");
+  const bool pair_ffn = hp.n_ff % 16 == 0 &&
+                        !(float_slots && (std::strstr(float_slots, slot_name(Slot::kFfnIn)) ||
+                                          std::strstr(float_slots, slot_name(Slot::kFfnMid))));
   auto make = [&](std::initializer_list<const gguf::TensorInfo*> ts, int64_t k, int64_t il,
                   Slot slot) -> Expected<std::unique_ptr<Linear>> {
-    OCTET_RETURN_IF_ERROR(stack_rows(m, ts, &buf, &n));
+    // Paired gate/up rows: 16-row blocks of gate and up alternate (see pair_with).
+    const bool paired = slot == Slot::kFfnIn && pair_ffn;
+    OCTET_RETURN_IF_ERROR(stack_rows(m, ts, &buf, &n, paired ? 16 : 0));
     // Smoothing: the int8 path sees x/s, so W's columns take s (see calibration.h).
     if (const auto& s = calib.at(il, slot).smooth; !s.empty()) {
       if (static_cast<int64_t>(s.size()) != k) return Status::Error("int8: smoothing size");
@@ -200,11 +288,13 @@ Expected<std::shared_ptr<const Weights>> Weights::build_int8(const Model& m,
       const auto& s = calib.at(il, Slot::kFfnMid).smooth;
       if (!s.empty()) {
         if (static_cast<int64_t>(s.size()) * 2 != n) return Status::Error("int8: smoothing size");
-        for (int64_t j = 0; j < hp.n_ff; ++j)
-          for (int64_t c = 0; c < k; ++c) buf[(hp.n_ff + j) * k + c] /= s[j];
+        for (int64_t j = 0; j < hp.n_ff; ++j) {
+          const int64_t row = paired ? (2 * (j / 16) + 1) * 16 + j % 16 : hp.n_ff + j;
+          for (int64_t c = 0; c < k; ++c) buf[row * k + c] /= s[j];
+        }
       }
     }
-    if (const char* e = std::getenv("OCTET_INT8_FLOAT_SLOTS"); e && std::strstr(e, slot_name(slot)))
+    if (float_slots && std::strstr(float_slots, slot_name(slot)))
       return std::unique_ptr<Linear>(std::make_unique<LinearF32>(buf.data(), n, k));
     OCTET_ASSIGN_OR_RETURN(Int8Linear lin, Int8Linear::from_float(buf.data(), n, k, nullptr, pool));
     const size_t idx = static_cast<size_t>(il * kSlots + static_cast<int>(slot));
@@ -228,12 +318,15 @@ Expected<std::shared_ptr<const Weights>> Weights::build_int8(const Model& m,
     OCTET_ASSIGN_OR_RETURN(L.wo, make({T.wo}, hp.q_dim(), il, Slot::kAttnOut));
     OCTET_ASSIGN_OR_RETURN(L.w_gate_up, make({T.ffn_gate, T.ffn_up}, hp.n_embd, il, Slot::kFfnIn));
     OCTET_ASSIGN_OR_RETURN(L.w_down, make({T.ffn_down}, hp.n_ff, il, Slot::kFfnMid));
+    if (pair_ffn)
+      static_cast<Int8ShadowLinear&>(*L.w_gate_up)
+          .pair_with(static_cast<const Int8ShadowLinear*>(L.w_down.get()));
   }
   // The LM head is the largest matrix (Gemma: 262144 × 640): quantise it in row blocks.
   std::vector<float>().swap(buf);
   const gguf::TensorInfo* out_t = m.output();
   if (out_t->row_len() != hp.n_embd) return Status::Error("int8: LM head width mismatch");
-  if (const char* e = std::getenv("OCTET_INT8_FLOAT_SLOTS"); e && std::strstr(e, "head")) {
+  if (float_slots && std::strstr(float_slots, "head")) {
     OCTET_RETURN_IF_ERROR(stack_rows(m, {out_t}, &buf, &n));
     return std::shared_ptr<const Weights>(std::make_shared<Weights>(
         ComputeMode::kInt8, std::move(layers), std::make_unique<LinearF32>(buf.data(), n, hp.n_embd),

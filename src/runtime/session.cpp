@@ -311,6 +311,11 @@ void Session::run_stage(sched::Kind kind, int64_t il, int64_t m, int64_t pos0,
     const LayerWeights& L = w_->layer(layer);
     each_row([&](int64_t i) { attn_norm_row(L, i); });
   };
+  auto gated_act = [&]() -> Linear::GatedAct {
+    return hp_.act == Activation::kGeluTanh
+               ? static_cast<Linear::GatedAct>(kernels::gelu_tanh_mul_f32)
+               : static_cast<Linear::GatedAct>(kernels::silu_mul_f32);
+  };
   // The head stage is numbered after the last layer (sched::build_graph) and uses no L.
   const LayerWeights& L = w_->layer(std::min(il, hp_.n_layer - 1));
   switch (kind) {
@@ -366,12 +371,18 @@ void Session::run_stage(sched::Kind kind, int64_t il, int64_t m, int64_t pos0,
         kernels::rmsnorm_f32(b.x + i * E, L.ffn_norm_for(dec).data(), b.xn + i * E, E, eps);
       });
       return;
-    case Kind::kGateUp:
-      pick(L.w_gate_up, L.dec_gate_up).forward(b.xn, m, b.gu, 2 * F, pool, scratch);
+    case Kind::kGateUp: {
+      const Linear& gate_up = pick(L.w_gate_up, L.dec_gate_up);
+      // A paired int8 gate/up runs the whole FFN (activation, down projection) itself.
+      if (gate_up.fuses_ffn())
+        return gate_up.forward_ffn(b.xn, m, gated_act(), b.gu, 2 * F, b.o, E, pool, scratch);
+      gate_up.forward(b.xn, m, b.gu, 2 * F, pool, scratch);
       return;
+    }
     case Kind::kAct:
       // An int8 down projection makes the activation's rows itself (Linear::fuses_gated).
-      if (pick(L.w_down, L.dec_down).fuses_gated()) return;
+      if (pick(L.w_down, L.dec_down).fuses_gated() || pick(L.w_gate_up, L.dec_gate_up).fuses_ffn())
+        return;
       parallel_for(pool, m, 1, [&](int64_t i0, int64_t i1, int) {
         for (int64_t i = i0; i < i1; ++i) {
           const float* g = b.gu + i * 2 * F;
@@ -383,12 +394,10 @@ void Session::run_stage(sched::Kind kind, int64_t il, int64_t m, int64_t pos0,
       });
       return;
     case Kind::kDown: {
+      if (pick(L.w_gate_up, L.dec_gate_up).fuses_ffn()) return;  // done in kGateUp
       const Linear& down = pick(L.w_down, L.dec_down);
       if (down.fuses_gated()) {
-        const Linear::GatedAct act = hp_.act == Activation::kGeluTanh
-                                         ? static_cast<Linear::GatedAct>(kernels::gelu_tanh_mul_f32)
-                                         : static_cast<Linear::GatedAct>(kernels::silu_mul_f32);
-        down.forward_gated(b.gu, 2 * F, act, m, b.o, E, pool, scratch);
+        down.forward_gated(b.gu, 2 * F, gated_act(), m, b.o, E, pool, scratch);
       } else {
         down.forward(b.h, m, b.o, E, pool, scratch);
       }

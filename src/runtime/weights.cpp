@@ -1,4 +1,5 @@
 #include <cstdio>
+#include <cstdlib>
 #include <fmt/format.h>
 
 #include "octet/memory.h"
@@ -25,6 +26,13 @@ void Linear::forward_gated(const float* gu, int64_t ldgu, GatedAct act, int64_t 
   forward(x.data(), m, y, ldy, pool, scratch);
 }
 
+void Linear::forward_ffn(const float*, int64_t, GatedAct, float*, int64_t, float*, int64_t,
+                         ThreadPool*, LinearScratch*) const {
+  // Callers check fuses_ffn(); reaching this is a programming error, not bad input.
+  std::fprintf(stderr, "octet: Linear::forward_ffn on a linear that does not fuse its FFN\n");
+  std::abort();
+}
+
 namespace {
 
 Status to_float(const Model& m, const gguf::TensorInfo* t, std::vector<float>* out) {
@@ -37,17 +45,27 @@ Status to_float(const Model& m, const gguf::TensorInfo* t, std::vector<float>* o
 }  // namespace
 
 Status stack_rows(const Model& m, std::initializer_list<const gguf::TensorInfo*> ts,
-                  std::vector<float>* out, int64_t* n_total) {
+                  std::vector<float>* out, int64_t* n_total, int64_t interleave) {
   int64_t n = 0, k = -1;
   for (auto* t : ts) {
     if (k >= 0 && t->row_len() != k) return Status::Error("weights: fused rows differ in width");
     k = t->row_len();
     n += t->n_rows();
   }
+  if (interleave > 0 && (ts.size() != 2 || ts.begin()[0]->n_rows() != ts.begin()[1]->n_rows() ||
+                         ts.begin()[0]->n_rows() % interleave != 0))
+    return Status::Error("weights: rows cannot be interleaved");
   out->resize(static_cast<size_t>(n * k));
   int64_t row = 0;
-  for (auto* t : ts) {
-    OCTET_RETURN_IF_ERROR(m.file().dequantize_rows(*t, 0, t->n_rows(), out->data() + row * k));
+  for (size_t i = 0; i < ts.size(); ++i) {
+    const gguf::TensorInfo* t = ts.begin()[i];
+    if (interleave > 0) {
+      for (int64_t r = 0; r < t->n_rows(); r += interleave)
+        OCTET_RETURN_IF_ERROR(m.file().dequantize_rows(
+            *t, r, interleave, out->data() + (2 * r + static_cast<int64_t>(i) * interleave) * k));
+    } else {
+      OCTET_RETURN_IF_ERROR(m.file().dequantize_rows(*t, 0, t->n_rows(), out->data() + row * k));
+    }
     // The copy replaces the file's pages in memory (decode over the GGUF faults back what
     // it reads): otherwise the whole file stays resident next to the copies (docs/memory.md).
     if (m.file().is_mapped()) release_file_pages(t->data, static_cast<size_t>(t->nbytes));
