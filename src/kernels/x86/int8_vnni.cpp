@@ -584,9 +584,20 @@ void weight_row_quant_avx512(const float* w, int64_t k, float inv, int8_t* dst, 
     // As quantize_one: scale, clamp, round half to even.
     const __m512 t = _mm512_max_ps(_mm512_min_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, w + j), vinv), hi), lo);
     const __m512i q = _mm512_cvt_roundps_epi32(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m128i b = _mm512_cvtepi32_epi8(q);
+    const int64_t g = j / 4;
+    if (k - j >= 16) {  // four whole groups, straight from the register (as quant_row)
+      const int32_t w0 = _mm_cvtsi128_si32(b), w1 = _mm_extract_epi32(b, 1),
+                    w2 = _mm_extract_epi32(b, 2), w3 = _mm_extract_epi32(b, 3);
+      std::memcpy(dst + g * stride, &w0, 4);
+      std::memcpy(dst + (g + 1) * stride, &w1, 4);
+      std::memcpy(dst + (g + 2) * stride, &w2, 4);
+      std::memcpy(dst + (g + 3) * stride, &w3, 4);
+      continue;
+    }
     alignas(16) int32_t g4[4];
-    _mm_store_si128(reinterpret_cast<__m128i*>(g4), _mm512_cvtepi32_epi8(q));
-    const int64_t g = j / 4, ng = std::min<int64_t>(4, (k - j + 3) / 4);
+    _mm_store_si128(reinterpret_cast<__m128i*>(g4), b);
+    const int64_t ng = (k - j + 3) / 4;
     for (int64_t l = 0; l < ng; ++l) {
       const int64_t valid = std::min<int64_t>(4, k - j - 4 * l);
       std::memcpy(dst + (g + l) * stride, &g4[l], static_cast<size_t>(valid));
