@@ -3,6 +3,7 @@
 // y += (x − clip(x))·W[:, k], with float columns for hot channels and the int8 weights
 // (dequantised on demand) for the rest. The LM head uses dynamic per-row scales.
 #include <algorithm>
+#include <atomic>
 #include <fmt/format.h>
 #include <numeric>
 #include <tuple>
@@ -119,7 +120,10 @@ class Int8ShadowLinear final : public Linear {
     pieces.clear();
     OutlierList& staged = s->outliers2;
     staged.clear();
-    std::mutex mu;
+    // A spin lock, not a mutex: blocks finish in bursts on both threads, and a contended
+    // mutex puts the loser to sleep in the kernel (a futex wake-up costs more than the
+    // copy it guards).
+    std::atomic_flag busy = ATOMIC_FLAG_INIT;
     const GemmAfter then = [&](int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
       OutlierList& mine = tl<OutlierList>();
       mine.clear();
@@ -141,9 +145,10 @@ class Int8ShadowLinear final : public Linear {
         quant.segment(a, r, 16 * q0, c, out);
       }
       if (mine.empty()) return;
-      std::lock_guard<std::mutex> lock(mu);
+      while (busy.test_and_set(std::memory_order_acquire)) __builtin_ia32_pause();
       pieces.push_back({p0, m0, staged.size(), mine.size()});
       staged.insert(staged.end(), mine.begin(), mine.end());
+      busy.clear(std::memory_order_release);
     };
     run(s->act, ol, m, gu, ldgu, pool, s, &then, 2);
     OutlierList* dol = nullptr;
@@ -271,7 +276,7 @@ Expected<std::shared_ptr<const Weights>> Weights::build_int8(const Model& m,
   // Gated FFNs run as one call (Linear::forward_ffn) when the gate/up rows can be paired by
   // 16-channel panel and both linears are int8.
   const char* float_slots = std::getenv("OCTET_INT8_FLOAT_SLOTS");
-  const bool pair_ffn = hp.n_ff % 16 == 0 &&
+  const bool pair_ffn = !std::getenv("OCTET_NO_FFN_PAIR") && hp.n_ff % 16 == 0 &&
                         !(float_slots && (std::strstr(float_slots, slot_name(Slot::kFfnIn)) ||
                                           std::strstr(float_slots, slot_name(Slot::kFfnMid))));
   auto make = [&](std::initializer_list<const gguf::TensorInfo*> ts, int64_t k, int64_t il,
