@@ -516,6 +516,23 @@ TEST(Int8Activations, DynamicPerRowAndNaN) {
 
 // Rows made on the fly (the FFN activation fed straight to the quantiser) quantise exactly as
 // the same rows in memory, with the same outliers in the same (row-major) order.
+// Same bytes, row scales and outliers (in order) as the whole-matrix quantisation.
+void expect_same_quantisation(const Int8Activations& want, const OutlierList& ow,
+                              const Int8Activations& got, const OutlierList& og, float s) {
+  ASSERT_EQ(og.size(), ow.size());
+  for (size_t i = 0; i < ow.size(); ++i) {
+    EXPECT_EQ(og[i].row, ow[i].row);
+    EXPECT_EQ(og[i].col, ow[i].col);
+    EXPECT_EQ(og[i].residual, ow[i].residual);
+  }
+  ASSERT_EQ(got.m(), want.m());
+  for (int64_t i = 0; i < want.m(); ++i) {
+    EXPECT_EQ(got.row_scale(i), s);
+    for (int64_t j = 0; j < want.k(); ++j)
+      ASSERT_EQ(got.at(i, j), want.at(i, j)) << i << "," << j;
+  }
+}
+
 TEST(Int8Activations, RowsMadeOnTheFlyMatchRowsInMemory) {
   std::mt19937 rng(8);
   const int64_t m = 37, k = 100;  // rows not a multiple of any row block, K not of 16
@@ -539,15 +556,7 @@ TEST(Int8Activations, RowsMadeOnTheFlyMatchRowsInMemory) {
       ASSERT_TRUE(quantize_activations_rows(row, m, k, s, &got, &og, &pool, isa).ok());
       ASSERT_GE(ow.size(), 10u);
       ASSERT_EQ(og.size(), ow.size());
-      for (size_t i = 0; i < ow.size(); ++i) {
-        EXPECT_EQ(og[i].row, ow[i].row);
-        EXPECT_EQ(og[i].col, ow[i].col);
-        EXPECT_EQ(og[i].residual, ow[i].residual);
-      }
-      for (int64_t i = 0; i < m; ++i) {
-        EXPECT_EQ(got.row_scale(i), s);
-        for (int64_t j = 0; j < k; ++j) ASSERT_EQ(got.at(i, j), want.at(i, j)) << i << "," << j;
-      }
+      expect_same_quantisation(want, ow, got, og, s);
     }
   }
   Int8Activations a;
@@ -584,15 +593,7 @@ TEST(Int8Activations, SegmentsInAnyOrderMatchWholeRows) {
     ASSERT_EQ(og.size(), ow.size());
     std::sort(og.begin(), og.end(),
               [](const Outlier& a, const Outlier& b) { return a.row != b.row ? a.row < b.row : a.col < b.col; });
-    for (size_t i = 0; i < ow.size(); ++i) {
-      EXPECT_EQ(og[i].row, ow[i].row);
-      EXPECT_EQ(og[i].col, ow[i].col);
-      EXPECT_EQ(og[i].residual, ow[i].residual);
-    }
-    for (int64_t i = 0; i < m; ++i) {
-      EXPECT_EQ(got.row_scale(i), s);
-      for (int64_t j = 0; j < k; ++j) ASSERT_EQ(got.at(i, j), want.at(i, j)) << i << "," << j;
-    }
+    expect_same_quantisation(want, ow, got, og, s);
   }
   Int8Activations a;
   Int8SegmentQuantizer q;

@@ -267,11 +267,9 @@ int64_t row_grain(int64_t k) { return std::max<int64_t>(1, (int64_t{1} << 16) / 
 
 namespace {
 
-// Static-scale quantisation of m rows; `rows(b, e, quant_rows)` hands the kernel its rows
-// (a view of x in place, or rows made one at a time).
-template <class Rows>
-Status quantize_static(int64_t m, int64_t k, float scale, Int8Activations* out,
-                       OutlierList* outliers, ThreadPool* pool, Int8Isa isa, const Rows& rows) {
+// Shapes out for m × k with every row scale `scale`; the kernels that fill it.
+Expected<const Kernels*> shape_static(int64_t m, int64_t k, float scale, Int8Activations* out,
+                                      Int8Isa isa) {
   if (!(scale > 0) || !std::isfinite(scale))
     return Status::Error("int8 activations: scale must be finite and > 0, got " +
                          std::to_string(scale));
@@ -279,6 +277,16 @@ Status quantize_static(int64_t m, int64_t k, float scale, Int8Activations* out,
   const Kernels& kr = kernels_for(use);
   Int8ActivationsAccess::reshape(out, m, k, use, kr.offset, kr.row_block);
   std::fill_n(Int8ActivationsAccess::row_scale(out), m, scale);
+  return &kr;
+}
+
+// Static-scale quantisation of m rows; `rows(b, e, quant_rows)` hands the kernel its rows
+// (a view of x in place, or rows made one at a time).
+template <class Rows>
+Status quantize_static(int64_t m, int64_t k, float scale, Int8Activations* out,
+                       OutlierList* outliers, ThreadPool* pool, Int8Isa isa, const Rows& rows) {
+  OCTET_ASSIGN_OR_RETURN(const Kernels* kp, shape_static(m, k, scale, out, isa));
+  const Kernels& kr = *kp;
   if (outliers) outliers->clear();
   const float inv = 1.0f / scale;
   uint8_t* dst = Int8ActivationsAccess::data(out);
@@ -357,14 +365,8 @@ Status Int8SegmentQuantizer::begin(int64_t m, int64_t k, float scale, Int8Activa
                                    Int8Isa isa) {
   if (m < 0 || k < 16 || k % 16 != 0 || k > kInt8MaxK || !out)
     return Status::Error("int8 segment quantiser: bad shape " + dims(m, k));
-  if (!(scale > 0) || !std::isfinite(scale))
-    return Status::Error("int8 activations: scale must be finite and > 0, got " +
-                         std::to_string(scale));
-  OCTET_ASSIGN_OR_RETURN(const Int8Isa use, int8_isa_resolve(isa));
-  const Kernels& kr = kernels_for(use);
-  Int8ActivationsAccess::reshape(out, m, k, use, kr.offset, kr.row_block);
-  std::fill_n(Int8ActivationsAccess::row_scale(out), m, scale);
-  quant_ = kr.quant;
+  OCTET_ASSIGN_OR_RETURN(const Kernels* kr, shape_static(m, k, scale, out, isa));
+  quant_ = kr->quant;
   out_ = out;
   scale_ = scale;
   inv_ = 1.0f / scale;
