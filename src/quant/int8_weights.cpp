@@ -7,6 +7,8 @@
 #include <fmt/format.h>
 #include <numeric>
 #include <tuple>
+#include <utility>
+#include <vector>
 #include <cstdlib>
 #include <cstring>
 
@@ -40,15 +42,18 @@ class Int8ShadowLinear final : public Linear {
       hot_stride_ = static_cast<int64_t>(c.hot.size()) * 16;
       const int64_t panels = (N + 15) / 16;
       hot_cols_.assign(static_cast<size_t>(panels * hot_stride_), 0.0f);
+      std::vector<std::pair<int64_t, int32_t>> valid;  // (slot h, channel k)
       for (size_t h = 0; h < c.hot.size(); ++h)
-        if (c.hot[h] >= 0 && c.hot[h] < K) hot_index_[c.hot[h]] = static_cast<int32_t>(h);
+        if (c.hot[h] >= 0 && c.hot[h] < K) {
+          hot_index_[c.hot[h]] = static_cast<int32_t>(h);
+          valid.push_back({static_cast<int64_t>(h), c.hot[h]});
+        }
       // Row by row (each row of W read once, in cache), not column by column (a cache miss
       // per element: ~600 hot channels × N rows on a down projection).
       for (int64_t n = 0; n < N; ++n) {
         const float* row = w_f32 + n * K;
         float* dst = hot_cols_.data() + (n / 16) * hot_stride_ + n % 16;
-        for (size_t h = 0; h < c.hot.size(); ++h)
-          if (c.hot[h] >= 0 && c.hot[h] < K) dst[h * 16] = row[c.hot[h]];
+        for (const auto& [h, k] : valid) dst[h * 16] = row[k];
       }
     }
   }
@@ -130,7 +135,7 @@ class Int8ShadowLinear final : public Linear {
       OutlierList* out = down.shadow_ ? &mine : nullptr;
       // Per row: the block's gate and up halves side by side (copies in L1), then one call
       // each of the activation and the quantiser for all its channels.
-      const int64_t q0 = p0 / 2, q1 = std::min(p1, down.k() / 8) / 2, c = 16 * (q1 - q0);
+      const int64_t q0 = p0 / 2, q1 = p1 / 2, c = 16 * (q1 - q0);
       if (c <= 0) return;
       std::vector<float>& buf = tl<std::vector<float>>();
       if (static_cast<int64_t>(buf.size()) < 3 * c) buf.resize(static_cast<size_t>(3 * c));

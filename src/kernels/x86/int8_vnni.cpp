@@ -298,6 +298,14 @@ struct OutlierStage {
   std::vector<float> res;
 };
 
+// The four 4-byte groups of b to d, d + stride, d + 2·stride, d + 3·stride, straight from the
+// register (vmovd / vpextrd to memory), not through a stack copy and a scalar loop.
+inline void store_groups4(__m128i b, void* d, int64_t stride) {
+  const int32_t w[4] = {_mm_cvtsi128_si32(b), _mm_extract_epi32(b, 1), _mm_extract_epi32(b, 2),
+                        _mm_extract_epi32(b, 3)};
+  for (int l = 0; l < 4; ++l) std::memcpy(static_cast<uint8_t*>(d) + l * stride, &w[l], 4);
+}
+
 void quant_row(const float* x, int64_t k, float inv, float s, uint8_t* d, int64_t k4,
                int32_t row, OutlierList* out) {
   const __m512 vinv = _mm512_set1_ps(inv);
@@ -334,13 +342,7 @@ void quant_row(const float* x, int64_t k, float inv, float s, uint8_t* d, int64_
       // Four groups of 4 bytes, 32 bytes apart (the row-block layout): straight from the
       // register (vmovd / vpextrd to memory); a copy through the stack and a scalar loop was
       // ~40 % of this kernel (a store-forwarded reload per group).
-      uint8_t* dd = d + g * 32;
-      const int32_t w0 = _mm_cvtsi128_si32(b), w1 = _mm_extract_epi32(b, 1),
-                    w2 = _mm_extract_epi32(b, 2), w3 = _mm_extract_epi32(b, 3);
-      std::memcpy(dd, &w0, 4);
-      std::memcpy(dd + 32, &w1, 4);
-      std::memcpy(dd + 64, &w2, 4);
-      std::memcpy(dd + 96, &w3, 4);
+      store_groups4(b, d + g * 32, 32);
     } else {
       alignas(16) int32_t g4[4];
       _mm_store_si128(reinterpret_cast<__m128i*>(g4), b);
@@ -587,12 +589,7 @@ void weight_row_quant_avx512(const float* w, int64_t k, float inv, int8_t* dst, 
     const __m128i b = _mm512_cvtepi32_epi8(q);
     const int64_t g = j / 4;
     if (k - j >= 16) {  // four whole groups, straight from the register (as quant_row)
-      const int32_t w0 = _mm_cvtsi128_si32(b), w1 = _mm_extract_epi32(b, 1),
-                    w2 = _mm_extract_epi32(b, 2), w3 = _mm_extract_epi32(b, 3);
-      std::memcpy(dst + g * stride, &w0, 4);
-      std::memcpy(dst + (g + 1) * stride, &w1, 4);
-      std::memcpy(dst + (g + 2) * stride, &w2, 4);
-      std::memcpy(dst + (g + 3) * stride, &w3, 4);
+      store_groups4(b, dst + g * stride, stride);
       continue;
     }
     alignas(16) int32_t g4[4];
