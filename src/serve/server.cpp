@@ -189,7 +189,11 @@ class Server {
   bool stopping_ = false;
 
   std::mutex cache_mu_;
+  std::condition_variable cache_cv_;
   PrefixCache cache_;
+  // Per app: snapshots being copied after a reply went out. A request of that app waits for
+  // them before its lookup (its conversation's last turn is usually the one being filed).
+  std::map<std::string, int> filing_;
   DecodeBatcher batcher_;
   std::vector<std::unique_ptr<Session>> sessions_;  // one per worker thread
   std::unique_ptr<TokenTable> tokens_;  // token bytes for constrained decoding
@@ -807,7 +811,8 @@ void Server::process(Job& job, Session& s) {
   int64_t reuse = 0;
   std::shared_ptr<const KvSnapshot> snap;
   {
-    std::lock_guard<std::mutex> lk(cache_mu_);
+    std::unique_lock<std::mutex> lk(cache_mu_);
+    cache_cv_.wait(lk, [&] { return filing_[job.app] == 0; });
     snap = cache_.lookup(job.app, prompt, np - 1, kMinReuse, &reuse);
   }
   Status st = snap ? s.load_kv(*snap, reuse) : Status::Ok();
@@ -1043,15 +1048,26 @@ void Server::process(Job& job, Session& s) {
     }
     last_ttft_ms_ = job.ttft_ms;
   }
-  job.finish();
-
-  // Keep what the session now holds (prompt + reply) for this app's next turn. Done after
-  // the reply went out, so the copy does not delay it.
-  if (!job.cancelled && s.n_past() >= kMinReuse) {
-    auto keep = std::make_shared<const KvSnapshot>(s.save_kv(s.n_past()));
+  // Keep what the session now holds (prompt + reply) for this app's next turn. Copied after
+  // the reply went out, so the copy does not delay it; announced before, so the app's next
+  // request (which may arrive as soon as the reply does) waits for it instead of missing it.
+  const bool file = !job.cancelled && s.n_past() >= kMinReuse;
+  if (file) {
     std::lock_guard<std::mutex> lk(cache_mu_);
-    cache_.insert(job.app, std::move(keep));
+    ++filing_[job.app];
   }
+  job.finish();
+  if (!file) return;
+  std::shared_ptr<const KvSnapshot> keep;
+  try {
+    keep = std::make_shared<const KvSnapshot>(s.save_kv(s.n_past()));
+  } catch (const std::exception&) {
+    // No memory for the copy: the next turn prefills in full (the waiters must not hang).
+  }
+  std::lock_guard<std::mutex> lk(cache_mu_);
+  if (keep) cache_.insert(job.app, std::move(keep));
+  --filing_[job.app];
+  cache_cv_.notify_all();
 }
 
 // ---------------------------------------------------------------------------------------
