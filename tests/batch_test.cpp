@@ -233,6 +233,31 @@ TEST(Batch, GemmaMatchesEvalBitForBit) {
   so.chunk = 32;
   check_batch(model, *w8, so, &pool, {20, 7}, 2, "gemma int8 linears");
   check_gated_down(**w8, &pool);
+  // The pairing's row interleave, checked against weights built without it: gate/up's
+  // forward() hands back the same [gate | up] rows, bit for bit (a wrong interleave would
+  // pass check_gated_down, whose reference de-interleaves the same way).
+  Int8Options unpaired;
+  unpaired.pair_ffn = false;
+  auto wu = Weights::build_int8(*model, calib, unpaired, &pool);
+  ASSERT_TRUE(wu.ok());
+  for (int64_t il : {0, 3}) {
+    const Linear& a = *(*w8)->layer(il).w_gate_up;
+    const Linear& b = *(*wu)->layer(il).w_gate_up;
+    ASSERT_TRUE(a.fuses_ffn());
+    ASSERT_FALSE(b.fuses_ffn());
+    ASSERT_EQ(a.n(), b.n());
+    const int64_t m = 37, E = a.k(), N = a.n();
+    std::mt19937 rng(7);
+    std::normal_distribution<float> nd(0.f, 2.f);
+    std::vector<float> x(static_cast<size_t>(m * E)), ya(static_cast<size_t>(m * N)), yb(ya.size());
+    for (auto& v : x) v = nd(rng);
+    LinearScratch sa, sb;
+    a.forward(x.data(), m, ya.data(), N, &pool, &sa);
+    b.forward(x.data(), m, yb.data(), N, &pool, &sb);
+    EXPECT_GT(sb.outlier_entries, 0u);
+    EXPECT_EQ(sa.outlier_entries, sb.outlier_entries);
+    for (size_t i = 0; i < ya.size(); ++i) ASSERT_EQ(ya[i], yb[i]) << "layer " << il << " at " << i;
+  }
   // With GGUF decode linears attached the down projections of decode steps do not fuse.
   EXPECT_FALSE((*w)->ffn_act_fused());
 }

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -13,6 +14,7 @@
 #include "octet/calibration.h"
 #include "octet/memory.h"
 #include "octet/runtime.h"
+#include "octet/synth.h"
 
 using namespace octet;
 
@@ -116,6 +118,75 @@ TEST(GgufMode, DecodeLinearsOnSmoothedInt8WeightsUseTheFilesNorms) {
     ASSERT_EQ(l8.size(), static_cast<size_t>(V) * step.size());
     for (size_t i = 0; i < l8.size(); ++i) ASSERT_EQ(l8[i], lg[i]) << i;
   }
+}
+
+// The int8 mode's LM head reads the file's own blocks in place where they are fewer bytes than
+// an int8 copy (Int8Options::file_head): a Q4_0 head is, Gemma's Q8_0 head (8.5 bits) is not.
+// Either head must track the FP32 logits; the file head without any heap copy.
+TEST(GgufMode, Int8HeadReadsTheFileWhereItIsSmaller) {
+  ThreadPool pool(2);
+  const std::string path = ::testing::TempDir() + "octet_file_head_qwen.bin";
+  synth::Options o;
+  o.shape = "qwen2.5-0.5b";
+  o.type = gguf::Type::Q4_0;
+  o.head_type = gguf::Type::Q4_0;
+  o.n_layer = 2;
+  o.threads = 2;
+  o.progress = false;
+  ASSERT_TRUE(synth::write_model(o, path).ok());
+  auto m = Model::load(path);
+  std::filesystem::remove(path);  // mapped: the data stays
+  ASSERT_TRUE(m.ok()) << m.error();
+  std::shared_ptr<const Model> model = std::move(m).value();
+  ASSERT_EQ(model->output()->type, gguf::Type::Q4_0);
+  auto calib = calibrate_text(model, "", "builtin", CalibOptions{}, 256, &pool, {});
+  ASSERT_TRUE(calib.ok()) << calib.error();
+  Int8Options copy;
+  copy.file_head = false;
+  auto wfile = Weights::build_int8(*model, *calib, Int8Options{}, &pool);
+  auto wcopy = Weights::build_int8(*model, *calib, copy, &pool);
+  auto wf = Weights::build_fp32(*model, &pool);
+  ASSERT_TRUE(wfile.ok() && wcopy.ok() && wf.ok());
+  const WeightBytes bf = (*wfile)->breakdown(), bc = (*wcopy)->breakdown();
+  EXPECT_EQ(bf.int8_lm_head, 0u);
+  EXPECT_EQ(bf.gguf_mapped, model->output()->nbytes);
+  EXPECT_GT(bc.int8_lm_head, bf.gguf_mapped);
+  EXPECT_EQ(bc.gguf_mapped, 0u);
+  EXPECT_EQ(bf.int8, bc.int8);  // only the head differs
+
+  const int64_t V = model->hparams().n_vocab;
+  SessionOptions so;
+  so.n_ctx = 64;
+  so.chunk = 16;
+  Session sfile(model, *wfile, so, &pool), scopy(model, *wcopy, so, &pool), sf(model, *wf, so, &pool);
+  std::vector<Token> prompt;
+  for (int i = 0; i < 21; ++i) prompt.push_back(static_cast<Token>(1000 + 37 * i));
+  // Prefill (logits of the last row only) then decode steps of one token.
+  for (const std::vector<Token>& step : {prompt, {77}, {4242}}) {
+    std::vector<float> lfile, lcopy, lf;
+    ASSERT_TRUE(sfile.eval(step, false, &lfile).ok());
+    ASSERT_TRUE(scopy.eval(step, false, &lcopy).ok());
+    ASSERT_TRUE(sf.eval(step, false, &lf).ok());
+    ASSERT_EQ(lfile.size(), static_cast<size_t>(V));
+    const double kfile = kl(lf.data(), lfile.data(), V), kcopy = kl(lf.data(), lcopy.data(), V);
+    std::printf("KL vs fp32: file head %.5f, int8 head %.5f\n", kfile, kcopy);
+    EXPECT_LT(kfile, 0.05) << "file head vs fp32";
+    EXPECT_LT(kcopy, 0.05) << "int8 head vs fp32";
+    // The two heads differ (a different quantisation of the same logits)...
+    EXPECT_NE(lfile, lcopy);
+    // ...but the file head is the file's own arithmetic, never much worse than the copy.
+    EXPECT_LT(kfile, 2 * kcopy + 1e-3);
+  }
+
+  // Gemma 3's head is Q8_0: 8.5 bits per weight, more than the int8 copy's.
+  std::shared_ptr<const Model> gemma;
+  Calibration gcal;
+  ASSERT_NO_FATAL_FAILURE(test::load_default_model(&pool, &gemma, &gcal));
+  if (!gemma) GTEST_SKIP() << "no model at " << test::default_model_path();
+  auto wg = Weights::build_int8(*gemma, gcal, Int8Options{}, &pool);
+  ASSERT_TRUE(wg.ok());
+  EXPECT_GT((*wg)->breakdown().int8_lm_head, 0u);
+  EXPECT_EQ((*wg)->breakdown().gguf_mapped, 0u);
 }
 
 }  // namespace

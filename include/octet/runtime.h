@@ -119,6 +119,14 @@ struct Int8Options {
   double shadow_keep = 1.0;
   // Keep float columns of W for hot channels (else every outlier reads int8 weights).
   bool hot_float = true;
+  // Run each gated FFN as one call (Linear::forward_ffn) where it can: gate/up rows paired
+  // by 16-channel panel. OCTET_NO_FFN_PAIR=1 in the environment turns it off too.
+  bool pair_ffn = true;
+  // The LM head reads the file's own quantised blocks in place (GEMV kernels, 4 rows at a
+  // time) where they are fewer bytes than an int8 copy: decode streams the whole head every
+  // token (Qwen1.5-1.8B Q4_K_M, Q6_K head: 243 instead of 298 MB) and no copy is made at load.
+  // False: always the int8 copy, for many rows of logits at once (ppl: its GEMM is far faster).
+  bool file_head = true;
 };
 const char* compute_mode_name(ComputeMode m);
 

@@ -7,6 +7,7 @@
 // F16 never sits in memory). See docs/synth.md for the recipe.
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -47,6 +48,9 @@ struct Options {
   std::string shape;
   gguf::Type type = gguf::Type::Q8_0;  // F32, F16, Q8_0 or Q4_0
   int64_t n_layer = 0;                 // 0: the shape's own layer count
+  // The LM head's (or tied embedding's) type; unset: as llama.cpp's quantize would give it
+  // (Q8_0 under Q4_0, else `type`).
+  std::optional<gguf::Type> head_type;
   uint64_t seed = 1;
   int n_outliers = 6;                  // outlier channels of the residual stream (0: none)
   int threads = 0;                     // <= 0: hardware concurrency

@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include "octet/calibration.h"
+#include "octet/linear_gguf.h"
 #include "octet/memory.h"
 #include "octet/runtime.h"
 #include "runtime/weights_util.h"
@@ -252,6 +253,11 @@ class Int8DynamicLinear final : public Linear {
   Int8Linear lin_;
 };
 
+// An int8 row costs k bytes plus its scale; a file row its block bytes.
+bool file_head_is_smaller(gguf::Type t, int64_t k) {
+  return gguf::row_bytes(t, k) < static_cast<size_t>(k) + sizeof(float);
+}
+
 }  // namespace
 
 Expected<std::shared_ptr<const Weights>> Weights::build_int8(const Model& m,
@@ -281,7 +287,7 @@ Expected<std::shared_ptr<const Weights>> Weights::build_int8(const Model& m,
   // Gated FFNs run as one call (Linear::forward_ffn) when the gate/up rows can be paired by
   // 16-channel panel and both linears are int8.
   const char* float_slots = std::getenv("OCTET_INT8_FLOAT_SLOTS");
-  const bool pair_ffn = !std::getenv("OCTET_NO_FFN_PAIR") && hp.n_ff % 16 == 0 &&
+  const bool pair_ffn = opt.pair_ffn && !std::getenv("OCTET_NO_FFN_PAIR") && hp.n_ff % 16 == 0 &&
                         !(float_slots && (std::strstr(float_slots, slot_name(Slot::kFfnIn)) ||
                                           std::strstr(float_slots, slot_name(Slot::kFfnMid))));
   auto make = [&](std::initializer_list<const gguf::TensorInfo*> ts, int64_t k, int64_t il,
@@ -343,6 +349,13 @@ Expected<std::shared_ptr<const Weights>> Weights::build_int8(const Model& m,
     return std::shared_ptr<const Weights>(std::make_shared<Weights>(
         ComputeMode::kInt8, std::move(layers), std::make_unique<LinearF32>(buf.data(), n, hp.n_embd),
         std::move(out_norm)));
+  }
+  if (opt.file_head && m.file().is_mapped() && qgemv::supported(out_t->type) &&
+      file_head_is_smaller(out_t->type, hp.n_embd)) {
+    auto head = LinearGguf::create({out_t});
+    if (head.ok())
+      return std::shared_ptr<const Weights>(std::make_shared<Weights>(
+          ComputeMode::kInt8, std::move(layers), std::move(head).value(), std::move(out_norm)));
   }
   OCTET_ASSIGN_OR_RETURN(
       Int8Weights hq,

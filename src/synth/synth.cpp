@@ -302,6 +302,7 @@ struct Builder {
     // llama.cpp's quantize gives the LM head (or a tied embedding) Q6_K under Q4_0; octet's
     // writer has no Q6_K, and Q8_0 is what llama.cpp itself falls back to when rows do not
     // fit 256-blocks (Qwen2.5-0.5B), so the head is Q8_0.
+    if (is_output && o.head_type) return *o.head_type;
     if (is_output && o.type == Type::Q4_0) return Type::Q8_0;
     return o.type;
   }
@@ -545,8 +546,9 @@ Expected<Summary> write_model(const Options& o, const std::string& path) {
     for (const auto& s : kShapes) names += (names.empty() ? "" : ", ") + std::string(s.name);
     return Status::Error("synth: unknown shape '" + o.shape + "' (known: " + names + ")");
   }
-  if (o.type != Type::F32 && o.type != Type::F16 && o.type != Type::Q8_0 && o.type != Type::Q4_0)
-    return Status::Error("synth: type must be f32, f16, q8_0 or q4_0");
+  for (Type t : {o.type, o.head_type.value_or(o.type)})
+    if (t != Type::F32 && t != Type::F16 && t != Type::Q8_0 && t != Type::Q4_0)
+      return Status::Error("synth: type must be f32, f16, q8_0 or q4_0");
   if (o.n_layer < 0 || o.n_layer > 1024) return Status::Error("synth: --layers must be in [1, 1024]");
   if (o.n_outliers < 0 || o.n_outliers > sh->n_embd / 4) return Status::Error("synth: bad outlier count");
   const auto t0 = std::chrono::steady_clock::now();

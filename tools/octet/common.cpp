@@ -41,6 +41,11 @@ void EngineFlags::add_to(CLI::App* cmd) {
                   "decode steps (<= 4 tokens): gguf reads the file's own quantised weights "
                   "when every type has a kernel; same uses the --mode weights")
       ->check(CLI::IsMember({"gguf", "same"}));
+  cmd->add_option("--head", head,
+                  "int8 mode's LM head: file reads the file's own quantised blocks in place "
+                  "when they are smaller than an int8 copy (fewer bytes per decoded token); "
+                  "int8 always makes the copy (faster for many rows of logits, as in ppl)")
+      ->check(CLI::IsMember({"file", "int8"}));
   cmd->add_option("--kv-type", kv_type,
                   "KV cache storage: f16 (default), int8 (per-row scale) or f32")
       ->check(CLI::IsMember({"f32", "f16", "int8"}));
@@ -86,6 +91,7 @@ std::unique_ptr<Engine> load_engine(const EngineFlags& f) {
     if (!calib) fail(calib.error());
     Int8Options io;
     io.shadow_keep = f.shadow_keep;
+    io.file_head = f.head == "file";
     auto w = Weights::build_int8(*e->model, *calib, io, e->pool.get());
     if (!w) fail(w.error());
     e->weights = std::move(w).value();

@@ -26,6 +26,7 @@ struct EngineFlags {
   std::string decode = "same";  // gguf: decode steps read the file's quantised blocks; same
   std::string kv_type = "f16";  // KV cache storage: f32 | f16 | int8
   std::string attn = "auto";    // prefill attention operands: auto | f32 | bf16
+  std::string head = "file";    // int8 LM head: file (its blocks in place, when smaller) | int8
   bool verbose = false;
   void add_to(CLI::App* cmd);
 };
