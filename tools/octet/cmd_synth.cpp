@@ -10,7 +10,7 @@
 namespace {
 
 struct SynthArgs {
-  std::string shape, type = "q8_0", out;
+  std::string shape, type = "q8_0", head_type, out;
   int64_t layers = 0;
   uint64_t seed = 1;
   int outliers = 6, threads = 0;
@@ -37,6 +37,14 @@ int run(const SynthArgs& a) {
     return 1;
   }
   synth::Options o;
+  if (!a.head_type.empty()) {
+    auto ht = synth::parse_type(a.head_type);
+    if (!ht.ok()) {
+      std::fprintf(stderr, "octet synth: --head-type: %s\n", ht.error().c_str());
+      return 1;
+    }
+    o.head_type = *ht;
+  }
   o.shape = a.shape;
   o.type = *type;
   o.n_layer = a.layers;
@@ -65,6 +73,9 @@ static void register_synth(CLI::App& app) {
   auto* cmd = app.add_subcommand("synth", "Write a random-weight GGUF shaped like a real model");
   cmd->add_option("--shape", a->shape, "qwen2.5-0.5b, qwen1.5-1.8b, gemma-2b, phi-2 or llama-2-7b");
   cmd->add_option("--type", a->type, "weight type: f16, q8_0, q4_0 (or f32)")->capture_default_str();
+  cmd->add_option("--head-type", a->head_type,
+                  "LM head (or tied embedding) type (default: q8_0 under q4_0, as llama.cpp's "
+                  "fallback for rows that do not fit 256-blocks; else --type)");
   cmd->add_option("--layers", a->layers, "override the layer count (0: the model's own)");
   cmd->add_option("--seed", a->seed, "random seed")->capture_default_str();
   cmd->add_option("--outliers", a->outliers, "outlier channels in the residual stream")->capture_default_str();
