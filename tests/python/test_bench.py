@@ -108,3 +108,28 @@ def test_bench_reports_the_attention_operands(octet_bin, gemma):
     assert attn("--attn", "f32") == "f32"
     assert attn("--attn", "bf16-pv") == ("bf16-pv" if bf16 else "f32")
     assert attn("--mode", "fp32") == "f32"
+
+
+def test_bench_ab_pairs_two_configurations_in_one_process(octet_bin, stories_path):
+    # --ab: B = the given flags changed by the spec; alternating prefills on the same ids, one
+    # row per prompt length with each side's best and the paired B/A ratios.
+    for spec in ("chunk=4", "mode=fp32,kv-type=f32"):
+        r = _run([octet_bin, "bench", "-m", stories_path, "--prompts", "16,40", "-t", "1",
+                  "--ab", spec, "--rounds", "3", "--json"])
+        rows = _json_lines(r.stdout)
+        assert [row["prompt_tokens"] for row in rows] == [16, 40]
+        for row in rows:
+            assert row["ab"] == spec and row["rounds"] == 3
+            a, b = row["a_prefill_tok_s_all"], row["b_prefill_tok_s_all"]
+            assert len(a) == len(b) == 3 and min(a) > 0 and min(b) > 0
+            assert row["a_prefill_tok_s"] == max(a) and row["b_prefill_tok_s"] == max(b)
+            ratios = sorted(y / x for x, y in zip(a, b))
+            assert abs(row["b_over_a_median"] - ratios[1]) < 1e-12
+            assert row["b_over_a_min"] == ratios[0] and row["b_over_a_max"] == ratios[2]
+    # Bad specs are clear errors.
+    for spec, msg in (("bogus=1", "unknown key 'bogus'"), ("chunk", "is not key=value"),
+                      ("shadow-keep=2", "expected a number in [0, 1]"),
+                      ("ffn-pair=maybe", "expected 0 or 1")):
+        p = subprocess.run([octet_bin, "bench", "-m", stories_path, "--prompts", "16", "--ab", spec],
+                           capture_output=True, text=True, timeout=120)
+        assert p.returncode != 0 and msg in p.stderr, (spec, p.stderr)

@@ -14,6 +14,7 @@
 #include <random>
 #include <sstream>
 
+#include "bench_ab.h"
 #include "bench_kernels.h"
 #include "bench_sched.h"
 #include "commands.h"
@@ -32,6 +33,7 @@ struct BenchArgs {
   std::string tokens_file;
   std::string text_file;  // prompts cut from this text instead of random tokens
   std::string compare;
+  std::string ab;      // --ab SPEC: A/B of two configurations in one process (bench_ab.cpp)
   int64_t rounds = 1;  // alternating (octet, peer) measurements per prompt length
   bool json = false;
   bool kernels = false;  // run the int8 GEMM kernel bench (kbench) on this model's shapes
@@ -243,6 +245,9 @@ void run(const BenchArgs& args) {
     return cli::run_sched_profile(args.sched, args.engine, args.prompts);
   if (args.sched.compare)
     return cli::run_sched_compare(args.sched, args.engine, args.prompts, args.json);
+  if (!args.ab.empty())
+    return cli::run_ab(args.engine, args.ab, args.prompts, args.rounds > 1 ? args.rounds : 6,
+                       args.sched.bench_reps(), args.json);
   BenchArgs a = args;
   const std::string sched_how = cli::resolve_sched_default(&a.sched, a.engine);
   const std::string model = cli::resolve_model(a.engine.model);
@@ -409,6 +414,10 @@ static void register_bench(CLI::App& app) {
                   "measurements per prompt length, alternating with the --compare peer: the "
                   "table keeps each engine's best, and the median of the paired ratios")
       ->check(CLI::Range(1, 50));
+  cmd->add_option("--ab", a->ab,
+                  "A/B in one process: B = these key=value changes to the flags given (chunk, "
+                  "attn, kv-type, mode, shadow-keep, head, ffn-pair, hot-float), prefill timed "
+                  "alternately on the same token ids (--rounds pairs, default 6; --reps each)");
   cmd->add_flag("--json", a->json, "one JSON object per line");
   cmd->add_flag("--kernels", a->kernels,
                 "int8 GEMM efficiency on this model's linear shapes vs the measured VNNI peak "

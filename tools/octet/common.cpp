@@ -75,8 +75,24 @@ std::unique_ptr<Engine> load_engine(const EngineFlags& f) {
   auto m = Model::load(path);
   if (!m) fail(m.error());
   e->model = std::move(m).value();
-  e->pool = std::make_unique<ThreadPool>(f.threads);
+  e->pool = std::make_shared<ThreadPool>(f.threads);
   e->model_path = path;
+  build_engine(f, e.get());
+  const double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  if (f.verbose)
+    std::fprintf(stderr,
+                 "octet: loaded %s (%s) in %.0f ms: %s; %s weights %.1f MiB, decode %s, "
+                 "%d threads\n",
+                 path.c_str(), e->model->name().c_str(), ms,
+                 e->model->hparams().describe().c_str(), compute_mode_name(e->weights->mode()),
+                 e->weights->bytes() / 1048576.0,
+                 e->weights->has_decode() ? "gguf (in place)" : "same", e->pool->size());
+  return e;
+}
+
+void build_engine(const EngineFlags& f, Engine* e) {
+  const std::string& path = e->model_path;
   if (f.mode == "fp32") {
     auto w = Weights::build_fp32(*e->model, e->pool.get());
     if (!w) fail(w.error());
@@ -92,6 +108,8 @@ std::unique_ptr<Engine> load_engine(const EngineFlags& f) {
     Int8Options io;
     io.shadow_keep = f.shadow_keep;
     io.file_head = f.head == "file";
+    io.pair_ffn = f.pair_ffn;
+    io.hot_float = f.hot_float;
     auto w = Weights::build_int8(*e->model, *calib, io, e->pool.get());
     if (!w) fail(w.error());
     e->weights = std::move(w).value();
@@ -106,22 +124,16 @@ std::unique_ptr<Engine> load_engine(const EngineFlags& f) {
       std::fprintf(stderr, "octet: decode stays on %s weights (%s)\n",
                    compute_mode_name(w->mode()), st.message().c_str());
   }
-  e->session_opts.n_ctx = f.ctx;
-  e->session_opts.chunk = f.chunk;
-  if (!kernels::parse_kv_type(f.kv_type.c_str(), &e->session_opts.kv_type))
-    fail("unknown --kv-type " + f.kv_type);
-  if (!parse_attn_operands(f.attn, &e->session_opts.attn)) fail("unknown --attn " + f.attn);
-  const double ms =
-      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-  if (f.verbose)
-    std::fprintf(stderr,
-                 "octet: loaded %s (%s) in %.0f ms: %s; %s weights %.1f MiB, decode %s, "
-                 "%d threads\n",
-                 path.c_str(), e->model->name().c_str(), ms,
-                 e->model->hparams().describe().c_str(), compute_mode_name(e->weights->mode()),
-                 e->weights->bytes() / 1048576.0,
-                 e->weights->has_decode() ? "gguf (in place)" : "same", e->pool->size());
-  return e;
+  e->session_opts = session_options(f);
+}
+
+SessionOptions session_options(const EngineFlags& f) {
+  SessionOptions so;
+  so.n_ctx = f.ctx;
+  so.chunk = f.chunk;
+  if (!kernels::parse_kv_type(f.kv_type.c_str(), &so.kv_type)) fail("unknown --kv-type " + f.kv_type);
+  if (!parse_attn_operands(f.attn, &so.attn)) fail("unknown --attn " + f.attn);
+  return so;
 }
 
 void SamplingFlags::add_to(CLI::App* cmd) {

@@ -28,11 +28,13 @@ struct EngineFlags {
   std::string attn = "auto";    // prefill attention operands: auto | f32 | bf16
   std::string head = "file";    // int8 LM head: file (its blocks in place, when smaller) | int8
   bool verbose = false;
+  bool pair_ffn = true;  // Int8Options::pair_ffn (bench --ab ffn-pair=0)
+  bool hot_float = true;  // Int8Options::hot_float (bench --ab hot-float=0)
   void add_to(CLI::App* cmd);
 };
 
 struct Engine {
-  std::unique_ptr<ThreadPool> pool;
+  std::shared_ptr<ThreadPool> pool;  // shared by engines over one model (bench --ab)
   std::shared_ptr<const Model> model;
   std::shared_ptr<const Weights> weights;
   SessionOptions session_opts;
@@ -44,6 +46,11 @@ struct Engine {
 
 // Loads model and weights; prints a clear error and returns nullptr on failure.
 std::unique_ptr<Engine> load_engine(const EngineFlags& f);
+// The weights and session options of f on e's model and pool (fills e->weights,
+// e->session_opts); exits with a clear error on failure.
+void build_engine(const EngineFlags& f, Engine* e);
+// f's context, chunk, KV type and attention operands (exits on a bad value).
+SessionOptions session_options(const EngineFlags& f);
 
 struct SamplingFlags {
   SamplerParams p;
