@@ -13,7 +13,6 @@
 #include <cstdio>
 #include <map>
 #include <nlohmann/json.hpp>
-#include <random>
 #include <sstream>
 
 namespace octet::cli {
@@ -95,14 +94,7 @@ void run_ab(const EngineFlags& fa, const std::string& spec, const std::vector<in
                 spec.c_str(), own_weights ? "own weights" : "A's weights", reps, "prompt",
                 "A tok/s", "B tok/s", "B/A paired: median [min-max] of the rounds");
   for (const int64_t n : prompts) {
-    std::mt19937 rng(1234);
-    std::uniform_int_distribution<int32_t> d(0, tok.n_vocab() - 1);
-    std::vector<Token> ids;
-    if (tok.bos() >= 0) ids.push_back(tok.bos());
-    while (static_cast<int64_t>(ids.size()) < n) {
-      const Token t = d(rng);
-      if (tok.token_type(t) == TokenType::NORMAL) ids.push_back(t);
-    }
+    const std::vector<Token> ids = bench_prompt(tok, n);
     auto make = [&](const Engine& e) {
       SessionOptions so = e.session_opts;
       so.n_ctx = n + 8;

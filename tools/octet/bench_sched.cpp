@@ -11,7 +11,6 @@
 #include <filesystem>
 #include <fmt/format.h>
 #include <fstream>
-#include <random>
 #include <thread>
 
 #include "octet/calibration.h"
@@ -60,18 +59,6 @@ std::string SchedBenchFlags::child_args() const {
 namespace {
 
 int n_cores() { return std::max(1u, std::thread::hardware_concurrency()); }
-
-std::vector<Token> random_prompt(const Tokenizer& tok, int64_t n) {
-  std::mt19937 rng(1234);
-  std::uniform_int_distribution<int32_t> d(0, tok.n_vocab() - 1);
-  std::vector<Token> ids;
-  if (tok.bos() >= 0) ids.push_back(tok.bos());
-  while (static_cast<int64_t>(ids.size()) < n) {
-    const Token t = d(rng);
-    if (tok.token_type(t) == TokenType::NORMAL) ids.push_back(t);
-  }
-  return ids;
-}
 
 std::string split_procs(int threads) {
   const int ni = std::max(1, threads / 2), nf = std::max(1, threads - ni);
@@ -254,7 +241,7 @@ std::string resolve_sched_default(SchedBenchFlags* f, const EngineFlags& engine)
   std::fprintf(stderr, "octet: measuring the prefill scheduler configurations for this "
                        "machine (once; cached in %s)\n", path.c_str());
   auto eng = load_engine(engine);
-  const auto ids = random_prompt(eng->model->tokenizer(), 512);
+  const auto ids = bench_prompt(eng->model->tokenizer(), 512);
   std::vector<Config> configs = {{"sequential", "shared:" + std::to_string(threads)}};
   if (threads >= 2)
     for (const char* p : {"inorder", "ooo", "critical"}) configs.push_back({p, split_procs(threads)});
@@ -318,7 +305,7 @@ void run_sched_profile(const SchedBenchFlags& f, const EngineFlags& engine,
   std::vector<std::string> cfgs = {"shared:" + std::to_string(threads)};
   if (threads >= 2) cfgs.push_back(split_procs(threads));
   for (int64_t n : prompts) {
-    const auto ids = random_prompt(eng->model->tokenizer(), n);
+    const auto ids = bench_prompt(eng->model->tokenizer(), n);
     timed_prefill(*eng, {"sequential", cfgs.back()}, ids, f.arenas, !f.no_pin, nullptr,
                   nullptr);  // warm-up
     for (const auto& procs : cfgs) {
@@ -446,7 +433,7 @@ void run_sched_compare(const SchedBenchFlags& f, const EngineFlags& engine,
                 "processors", "path", "best ms", "median", "tok/s", "simulated", "error",
                 "int busy", "flt busy", "int idle");
   for (int64_t n : prompts) {
-    const auto ids = random_prompt(eng->model->tokenizer(), n);
+    const auto ids = bench_prompt(eng->model->tokenizer(), n);
     timed_prefill(*eng, cfgs.back().c, ids, f.arenas, !f.no_pin, nullptr, nullptr);  // warm-up
     struct Best {
       std::vector<double> ms;  // per round, in round order

@@ -11,7 +11,6 @@
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <random>
 #include <sstream>
 
 #include "bench_ab.h"
@@ -52,19 +51,6 @@ double process_cpu_ms() {
   timespec ts{};
   clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
   return 1e3 * static_cast<double>(ts.tv_sec) + 1e-6 * static_cast<double>(ts.tv_nsec);
-}
-
-// Deterministic prompt ids: ordinary (non-special) tokens drawn with a fixed seed.
-std::vector<octet::Token> bench_tokens(const octet::Tokenizer& tok, int64_t n) {
-  std::mt19937 rng(1234);
-  std::uniform_int_distribution<int32_t> d(0, tok.n_vocab() - 1);
-  std::vector<octet::Token> ids;
-  if (tok.bos() >= 0) ids.push_back(tok.bos());
-  while (static_cast<int64_t>(ids.size()) < n) {
-    const octet::Token t = d(rng);
-    if (tok.token_type(t) == octet::TokenType::NORMAL) ids.push_back(t);
-  }
-  return ids;
 }
 
 void measure_one(const BenchArgs& a) {
@@ -291,7 +277,7 @@ void run(const BenchArgs& args) {
     std::printf("%-10s %7s %12s %10s %12s %10s\n", "engine", "prompt", "prefill t/s", "ttft ms",
                 "decode t/s", "rss MiB");
   for (int64_t n : a.prompts) {
-    auto ids = bench_tokens((*m)->tokenizer(), n);
+    auto ids = cli::bench_prompt((*m)->tokenizer(), n);
     if (!text_ids.empty()) {
       if (static_cast<int64_t>(text_ids.size()) < n)
         cli::fail("--text has only " + std::to_string(text_ids.size()) + " tokens");

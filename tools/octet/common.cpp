@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <random>
 #include <fstream>
 #include <sstream>
 
@@ -125,6 +126,18 @@ void build_engine(const EngineFlags& f, Engine* e) {
                    compute_mode_name(w->mode()), st.message().c_str());
   }
   e->session_opts = session_options(f);
+}
+
+std::vector<Token> bench_prompt(const Tokenizer& tok, int64_t n) {
+  std::mt19937 rng(1234);
+  std::uniform_int_distribution<int32_t> d(0, tok.n_vocab() - 1);
+  std::vector<Token> ids;
+  if (tok.bos() >= 0) ids.push_back(tok.bos());
+  while (static_cast<int64_t>(ids.size()) < n) {
+    const Token t = d(rng);
+    if (tok.token_type(t) == TokenType::NORMAL) ids.push_back(t);
+  }
+  return ids;
 }
 
 SessionOptions session_options(const EngineFlags& f) {

@@ -52,6 +52,10 @@ void build_engine(const EngineFlags& f, Engine* e);
 // f's context, chunk, KV type and attention operands (exits on a bad value).
 SessionOptions session_options(const EngineFlags& f);
 
+// The benchmarks' prompt: BOS (where the model has one), then ordinary (non-special) token
+// ids drawn with a fixed seed, n in all; the same ids in every run and process.
+std::vector<Token> bench_prompt(const Tokenizer& tok, int64_t n);
+
 struct SamplingFlags {
   SamplerParams p;
   void add_to(CLI::App* cmd);
