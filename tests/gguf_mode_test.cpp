@@ -153,6 +153,11 @@ TEST(GgufMode, Int8HeadReadsTheFileWhereItIsSmaller) {
   EXPECT_GT(bc.int8_lm_head, bf.gguf_mapped);
   EXPECT_EQ(bc.gguf_mapped, 0u);
   EXPECT_EQ(bf.int8, bc.int8);  // only the head differs
+  // With GGUF decode linears too, the head's mapped bytes count once (same tensor).
+  auto wdec = Weights::build_int8(*model, *calib, Int8Options{}, &pool);
+  ASSERT_TRUE(wdec.ok());
+  ASSERT_TRUE(std::const_pointer_cast<Weights>(*wdec)->attach_gguf_decode(*model).ok());
+  EXPECT_EQ((*wdec)->breakdown().gguf_mapped, (*wdec)->decode_bytes());
 
   const int64_t V = model->hparams().n_vocab;
   SessionOptions so;

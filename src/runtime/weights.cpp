@@ -142,6 +142,7 @@ size_t Weights::bytes() const {
 WeightBytes Weights::breakdown() const {
   WeightBytes b;
   lm_head_->account(&b);
+  const bool head_mapped = b.gguf_mapped > 0;  // the head reads the file (int8 --head file)
   b.small += out_norm_.size() * sizeof(float);
   for (const auto& L : layers_) {
     for (const auto* l : {&L.wqkv, &L.wo, &L.w_gate_up, &L.w_down}) (*l)->account(&b);
@@ -153,7 +154,8 @@ WeightBytes Weights::breakdown() const {
                           &L.ffn_norm, &L.ffn_post_norm, &L.dec_attn_norm, &L.dec_ffn_norm})
       b.small += v->size() * sizeof(float);
   }
-  if (dec_lm_head_ && mode_ != ComputeMode::kGguf) dec_lm_head_->account(&b);
+  // ...and so does a decode head over the tensor the head already reads in place.
+  if (dec_lm_head_ && mode_ != ComputeMode::kGguf && !head_mapped) dec_lm_head_->account(&b);
   return b;
 }
 
