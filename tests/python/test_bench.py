@@ -133,3 +133,20 @@ def test_bench_ab_pairs_two_configurations_in_one_process(octet_bin, stories_pat
         p = subprocess.run([octet_bin, "bench", "-m", stories_path, "--prompts", "16", "--ab", spec],
                            capture_output=True, text=True, timeout=120)
         assert p.returncode != 0 and msg in p.stderr, (spec, p.stderr)
+
+
+def test_bench_head_flag_reaches_the_child(octet_bin, tmp_path):
+    # A Q4_0 LM head is smaller than an int8 copy: --head file (default) reads it in place (no
+    # int8 head bytes, the tensor's bytes mapped); --head int8 makes the copy.
+    model = str(tmp_path / "q05-1l-q4head.gguf")
+    _run([octet_bin, "synth", "--shape", "qwen2.5-0.5b", "--type", "q4_0", "--head-type", "q4_0",
+          "--layers", "1", "-t", "2", "-q", "-o", model])
+    def row(*extra):
+        r = _run([octet_bin, "bench", "-m", model, "--prompts", "16", "--gen", "2", "--json", *extra])
+        return _json_lines(r.stdout)[0]
+    f, c = row(), row("--head", "int8")
+    assert f["head"] == "file" and c["head"] == "int8"
+    head_q4 = 151936 * 896 // 32 * 18  # Q4_0: 18 bytes per 32 weights
+    assert f["w_int8_lm_head_mb"] == 0 and abs(f["w_gguf_decode_mb"] * 2**20 - head_q4) < 1
+    assert c["w_int8_lm_head_mb"] * 2**20 > head_q4 and c["w_gguf_decode_mb"] == 0
+    assert f["decode_tok_s"] > 0 and c["decode_tok_s"] > 0
