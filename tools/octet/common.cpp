@@ -47,6 +47,9 @@ void EngineFlags::add_to(CLI::App* cmd) {
                   "when they are smaller than an int8 copy (fewer bytes per decoded token); "
                   "int8 always makes the copy (faster for many rows of logits, as in ppl)")
       ->check(CLI::IsMember({"file", "int8"}));
+  cmd->add_option("--hot-float", hot_float,
+                  "int8 mode: keep float weight columns of the hot (frequent-outlier) input "
+                  "channels for the shadow path (else it reads the int8 columns)");
   cmd->add_option("--kv-type", kv_type,
                   "KV cache storage: f16 (default), int8 (per-row scale) or f32")
       ->check(CLI::IsMember({"f32", "f16", "int8"}));
