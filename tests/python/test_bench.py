@@ -150,3 +150,7 @@ def test_bench_head_flag_reaches_the_child(octet_bin, tmp_path):
     assert f["w_int8_lm_head_mb"] == 0 and abs(f["w_gguf_decode_mb"] * 2**20 - head_q4) < 1
     assert c["w_int8_lm_head_mb"] * 2**20 > head_q4 and c["w_gguf_decode_mb"] == 0
     assert f["decode_tok_s"] > 0 and c["decode_tok_s"] > 0
+    # --hot-float 0 reaches the child too: no float columns of hot channels.
+    h = row("--hot-float", "0")
+    assert f["hot_float"] is True and h["hot_float"] is False
+    assert f["w_hot_float_mb"] > 0 and h["w_hot_float_mb"] == 0

@@ -129,6 +129,7 @@ void measure_one(const BenchArgs& a) {
       {"chunk", so.chunk},
       {"shadow_keep", a.engine.shadow_keep},
       {"head", a.engine.head},
+      {"hot_float", a.engine.hot_float},
       {"weights_mb", eng->weights->bytes() / 1048576.0},
       {"kv_mb", s.kv_bytes() / MiB},
       {"kv_type", kernels::kv_type_name(s.kv_type())},
@@ -292,8 +293,8 @@ void run(const BenchArgs& args) {
         << model << "' -t " << threads << " --chunk " << a.engine.chunk << " --mode "
         << a.engine.mode << " --decode " << a.engine.decode << " --gen " << a.gen
         << " --shadow-keep " << a.engine.shadow_keep << " --kv-type " << a.engine.kv_type
-        << " --attn " << a.engine.attn << " --head " << a.engine.head << " --reps "
-        << a.sched.bench_reps();
+        << " --attn " << a.engine.attn << " --head " << a.engine.head << " --hot-float "
+        << a.engine.hot_float << " --reps " << a.sched.bench_reps();
     if (a.ctx_set) cmd << " -c " << a.engine.ctx;
     if (!calib.empty()) cmd << " --calib '" << calib << "'";
     cli::SchedBenchFlags sf = a.sched;
