@@ -123,7 +123,7 @@ TEST(GgufMode, DecodeLinearsOnSmoothedInt8WeightsUseTheFilesNorms) {
 // The int8 mode's LM head reads the file's own blocks in place where they are fewer bytes than
 // an int8 copy (Int8Options::file_head): a Q4_0 head is, Gemma's Q8_0 head (8.5 bits) is not.
 // Either head must track the FP32 logits; the file head without any heap copy.
-TEST(GgufMode, Int8HeadReadsTheFileWhereItIsSmaller) {
+TEST(GgufMode, Int8HeadReadsTheFileBlocks) {
   ThreadPool pool(2);
   const std::string path = ::testing::TempDir() + "octet_file_head_qwen.bin";
   synth::Options o;
@@ -183,15 +183,33 @@ TEST(GgufMode, Int8HeadReadsTheFileWhereItIsSmaller) {
     EXPECT_LT(kfile, 2 * kcopy + 1e-3);
   }
 
-  // Gemma 3's head is Q8_0: 8.5 bits per weight, more than the int8 copy's.
+  // A float head (F16) has no per-block activation scales to gain and is twice an int8
+  // copy's bytes: the copy is made.
+  {
+    const std::string p16 = ::testing::TempDir() + "octet_f16_head_qwen.bin";
+    o.head_type = gguf::Type::F16;
+    ASSERT_TRUE(synth::write_model(o, p16).ok());
+    auto m16 = Model::load(p16);
+    std::filesystem::remove(p16);
+    ASSERT_TRUE(m16.ok()) << m16.error();
+    ASSERT_EQ((*m16)->output()->type, gguf::Type::F16);
+    auto w16 = Weights::build_int8(**m16, *calib, Int8Options{}, &pool);  // same shapes
+    ASSERT_TRUE(w16.ok()) << w16.error();
+    EXPECT_GT((*w16)->breakdown().int8_lm_head, 0u);
+    EXPECT_EQ((*w16)->breakdown().gguf_mapped, 0u);
+  }
+
+  // Gemma 3's head is Q8_0 (8.5 bits per weight, more than an int8 copy): it is read in place
+  // too, for the accuracy of per-block activation scales (and no 168 MB copy). Prefill's last
+  // row gets the logits decode would give.
   std::shared_ptr<const Model> gemma;
   Calibration gcal;
   ASSERT_NO_FATAL_FAILURE(test::load_default_model(&pool, &gemma, &gcal));
   if (!gemma) GTEST_SKIP() << "no model at " << test::default_model_path();
   auto wg = Weights::build_int8(*gemma, gcal, Int8Options{}, &pool);
   ASSERT_TRUE(wg.ok());
-  EXPECT_GT((*wg)->breakdown().int8_lm_head, 0u);
-  EXPECT_EQ((*wg)->breakdown().gguf_mapped, 0u);
+  EXPECT_EQ((*wg)->breakdown().int8_lm_head, 0u);
+  EXPECT_EQ((*wg)->breakdown().gguf_mapped, gemma->output()->nbytes);
 }
 
 }  // namespace

@@ -164,13 +164,12 @@ TEST(Qgemv, RejectsBadInput) {
   EXPECT_FALSE(LinearGguf::create({nullptr}).ok());
 }
 
-// Fused LinearGguf over parts of different types equals the parts run one by one.
-TEST(LinearGguf, FusedPartsMatchSeparateGemvs) {
+// Fused LinearGguf over parts of different types equals the parts run one by one, 4 rows
+// at a time, bit for bit.
+void expect_fused_matches_parts(int64_t k, const int64_t (&ns)[3], std::initializer_list<int64_t> ms) {
   std::mt19937 rng(11);
-  const int64_t k = 512;
   std::vector<gguf::TensorInfo> ts(3);
   const Type types[3] = {Type::Q5_0, Type::Q6_K, Type::Q8_0};
-  const int64_t ns[3] = {19, 8, 5};
   std::vector<std::vector<uint8_t>> data;
   for (int p = 0; p < 3; ++p) {
     data.push_back(random_rows(types[p], ns[p], k, rng));
@@ -182,26 +181,37 @@ TEST(LinearGguf, FusedPartsMatchSeparateGemvs) {
   }
   auto lin = LinearGguf::create({&ts[0], &ts[1], &ts[2]});
   ASSERT_TRUE(lin.ok()) << lin.error();
-  EXPECT_EQ((*lin)->n(), 32);
+  const int64_t n = ns[0] + ns[1] + ns[2], ld = n + 8;
+  EXPECT_EQ((*lin)->n(), n);
   ThreadPool pool(2);
-  for (int64_t m : {1, 3, 6}) {  // 6: taken 4 + 2 rows
+  for (int64_t m : ms) {
     const std::vector<float> x = random_x(m, k, rng);
-    std::vector<float> y(m * 40, 0.f), ys(m * 40, 0.f);
+    std::vector<float> y(m * ld, 0.f), ys(m * ld, 0.f);
     LinearScratch scratch;
-    (*lin)->forward(x.data(), m, y.data(), 40, &pool, &scratch);
+    (*lin)->forward(x.data(), m, y.data(), ld, &pool, &scratch);
     int64_t row0 = 0;
     for (int p = 0; p < 3; ++p) {
       for (int64_t i0 = 0; i0 < m; i0 += 4) {
         const int64_t mr = std::min<int64_t>(4, m - i0);
         qgemv::Acts a;
         ASSERT_TRUE(qgemv::gemv(types[p], data[p].data(), ns[p], k, x.data() + i0 * k, mr,
-                                ys.data() + i0 * 40 + row0, 40, nullptr, &a).ok());
+                                ys.data() + i0 * ld + row0, ld, nullptr, &a).ok());
       }
       row0 += ns[p];
     }
     for (int64_t i = 0; i < m; ++i)
-      for (int64_t r = 0; r < 32; ++r) EXPECT_EQ(y[i * 40 + r], ys[i * 40 + r]) << m << " " << r;
+      for (int64_t r = 0; r < n; ++r) ASSERT_EQ(y[i * ld + r], ys[i * ld + r]) << m << " " << r;
   }
+}
+
+TEST(LinearGguf, FusedPartsMatchSeparateGemvs) {
+  expect_fused_matches_parts(512, {19, 8, 5}, {1, 3, 6});  // 6: taken 4 + 2 rows
+}
+
+// Many rows (ppl's logits): blocks of ~30 weight rows at this width (256 KiB of Q8_0), so
+// blocks straddle parts and threads' ranges, each block meeting every group of 4 rows.
+TEST(LinearGguf, ManyRowsMatchFourRowPasses) {
+  expect_fused_matches_parts(8192, {70, 40, 25}, {5, 13});
 }
 
 // Decode steps through the GGUF linears against the fp32 path on the same tokens: the

@@ -22,7 +22,7 @@ class LinearGguf final : public Linear {
 
   int64_t n() const override { return n_; }
   int64_t k() const override { return k_; }
-  // Any m works (rows are taken 4 at a time), but the kernels are meant for decode.
+  // Any m works: rows are taken 4 at a time against blocks of weight rows held in cache.
   void forward(const float* x, int64_t m, float* y, int64_t ldy, ThreadPool* pool,
                LinearScratch* scratch) const override;
   // Bytes of the mapped tensors it reads (file pages, not heap).

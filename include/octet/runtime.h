@@ -37,8 +37,9 @@ struct LinearScratch {
   Int8Activations act2;
   OutlierList outliers2;
   std::vector<float> tmp;
-  // Quantised activations of the GGUF decode linears (linear_gguf.h): 32- and 256-blocks.
-  qgemv::Acts dec_act32, dec_act256;
+  // Quantised activations of the GGUF decode linears (linear_gguf.h): 32- and 256-blocks,
+  // one entry per group of ≤ 4 rows.
+  std::vector<qgemv::Acts> dec_act32, dec_act256;
   // Counters for reports: activation entries seen and how many were outliers.
   uint64_t entries = 0, outlier_entries = 0;
 };
@@ -122,10 +123,12 @@ struct Int8Options {
   // Run each gated FFN as one call (Linear::forward_ffn) where it can: gate/up rows paired
   // by 16-channel panel. OCTET_NO_FFN_PAIR=1 in the environment turns it off too.
   bool pair_ffn = true;
-  // The LM head reads the file's own quantised blocks in place (GEMV kernels, 4 rows at a
-  // time) where they are fewer bytes than an int8 copy: decode streams the whole head every
-  // token (Qwen1.5-1.8B Q4_K_M, Q6_K head: 243 instead of 298 MB) and no copy is made at load.
-  // False: always the int8 copy, for many rows of logits at once (ppl: its GEMM is far faster).
+  // The LM head reads the file's own quantised blocks in place (the decode GEMV kernels) when
+  // the head is block-quantised (or an int8 copy would be larger): the logits are those of
+  // the decode steps (which read the same blocks), activations are quantised per 32 or 256
+  // values instead of per row (Gemma 3: the int8 copy's per-row scales were half of the INT8
+  // path's KL against FP32), and no copy is made at load (Gemma 3: 168 MB).
+  // False: always the int8 copy (its GEMM is faster for many rows of logits at once).
   bool file_head = true;
 };
 const char* compute_mode_name(ComputeMode m);

@@ -43,26 +43,40 @@ Expected<std::unique_ptr<LinearGguf>> LinearGguf::create(
 
 void LinearGguf::forward(const float* x, int64_t m, float* y, int64_t ldy, ThreadPool* pool,
                          LinearScratch* scratch) const {
-  for (int64_t i0 = 0; i0 < m; i0 += qgemv::kMaxRows) {
-    const int64_t mr = std::min<int64_t>(qgemv::kMaxRows, m - i0);
-    const float* xr = x + i0 * k_;
-    float* yr = y + i0 * ldy;
-    qgemv::Acts& a32 = scratch->dec_act32;
-    qgemv::Acts& a256 = scratch->dec_act256;
-    if (need32_) qgemv::quantize_acts(xr, mr, k_, 32, &a32);
-    if (need256_) qgemv::quantize_acts(xr, mr, k_, 256, &a256);
-    a32.m = mr;  // the float path reads m from here
-    // One fork-join over the fused n; a thread's range may straddle parts.
-    parallel_for(pool, n_, 16, [&](int64_t b, int64_t e, int) {
-      for (const Part& p : parts_) {
-        const int64_t lo = std::max(b, p.row0), hi = std::min(e, p.row0 + p.n);
-        if (lo >= hi) continue;
-        const qgemv::Acts* a = p.block == 256 ? &a256 : &a32;
-        qgemv::gemv_rows(isa_, p.type, p.data, p.stride, k_, lo - p.row0, hi - p.row0, xr, a,
-                         yr + p.row0, ldy);
-      }
-    });
+  // Activations in groups of ≤ 4 rows (the kernels' width), each group quantised once.
+  const int64_t groups = (m + qgemv::kMaxRows - 1) / qgemv::kMaxRows;
+  std::vector<qgemv::Acts>& a32 = scratch->dec_act32;
+  std::vector<qgemv::Acts>& a256 = scratch->dec_act256;
+  if (static_cast<int64_t>(a32.size()) < groups) a32.resize(static_cast<size_t>(groups));
+  if (static_cast<int64_t>(a256.size()) < groups) a256.resize(static_cast<size_t>(groups));
+  for (int64_t g = 0; g < groups; ++g) {
+    const int64_t i0 = g * qgemv::kMaxRows, mr = std::min<int64_t>(qgemv::kMaxRows, m - i0);
+    if (need32_) qgemv::quantize_acts(x + i0 * k_, mr, k_, 32, &a32[g]);
+    if (need256_) qgemv::quantize_acts(x + i0 * k_, mr, k_, 256, &a256[g]);
+    a32[g].m = mr;  // the float path reads m from here
   }
+  // Many rows (ppl, all-position logits): a block of weight rows, small enough to stay in L2,
+  // meets every group before the next block is read, so the matrix streams from memory once
+  // rather than once per 4 rows. Each output is the same kernel call either way (bit-equal).
+  size_t stride = 0;
+  for (const Part& p : parts_) stride = std::max(stride, p.stride);
+  const int64_t block = std::clamp<int64_t>(static_cast<int64_t>((256u << 10) / stride), 16, 4096);
+  // One fork-join over the fused n; a thread's range may straddle parts.
+  parallel_for(pool, n_, 16, [&](int64_t b, int64_t e, int) {
+    for (int64_t n0 = b; n0 < e; n0 += block) {
+      const int64_t n1 = std::min(e, n0 + block);
+      for (int64_t g = 0; g < groups; ++g) {
+        const int64_t i0 = g * qgemv::kMaxRows;
+        for (const Part& p : parts_) {
+          const int64_t lo = std::max(n0, p.row0), hi = std::min(n1, p.row0 + p.n);
+          if (lo >= hi) continue;
+          const qgemv::Acts* a = p.block == 256 ? &a256[g] : &a32[g];
+          qgemv::gemv_rows(isa_, p.type, p.data, p.stride, k_, lo - p.row0, hi - p.row0,
+                           x + i0 * k_, a, y + i0 * ldy + p.row0, ldy);
+        }
+      }
+    }
+  });
 }
 
 Expected<std::shared_ptr<const Weights>> Weights::build_gguf(const Model& m) {

@@ -17,22 +17,20 @@ def _run(args, timeout=900):
     return r.stdout
 
 
-def _ppl(octet_bin, model, text, ctx, chunks, mode, calib):
+def _ppl(octet_bin, model, text, ctx, chunks, mode, calib, kv):
     out = _run([octet_bin, "ppl", "-m", model, "-f", text, "--ctx", str(ctx), "--chunks",
-                str(chunks), "--mode", mode, "--calib", calib, "--kv-type", "f32", "--json"])
+                str(chunks), "--mode", mode, "--calib", calib, "--kv-type", kv, "--json"])
     return json.loads(out.strip().splitlines()[-1])
 
 
-# The criterion is int8 weights vs fp32 weights, so both runs keep an exact F32 KV cache. With
-# the default F16 KV the Gemma int8 run is +1.37 % (fp32 14.9866, int8 15.1923): the int8
-# path amplifies the tiny F16 rounding (docs/results.md, "KV type accuracy").
-def _check(octet_bin, model, text, ctx, chunks, tmp_path):
+# Both runs keep the same KV type, so the difference is the int8 weights and activations.
+def _check(octet_bin, model, text, ctx, chunks, tmp_path, kv="f16"):
     calib = str(tmp_path / "calib.json")
     _run([octet_bin, "calibrate", "-m", model, "-o", calib, "-q"])
     c = json.load(open(calib))
     assert c["format"] == "octet-calibration" and c["text_source"] == "builtin"
-    i8 = _ppl(octet_bin, model, text, ctx, chunks, "int8", calib)
-    f32 = _ppl(octet_bin, model, text, ctx, chunks, "fp32", calib)
+    i8 = _ppl(octet_bin, model, text, ctx, chunks, "int8", calib, kv)
+    f32 = _ppl(octet_bin, model, text, ctx, chunks, "fp32", calib, kv)
     rel = i8["ppl"] / f32["ppl"] - 1
     print(f"\n{os.path.basename(model)}: fp32 ppl {f32['ppl']:.4f}, int8 ppl {i8['ppl']:.4f} "
           f"({rel * 100:+.2f} %), KL {i8['kl_mean']:.5f}, top-1 {i8['top1_agree'] * 100:.1f} %")
@@ -53,10 +51,13 @@ def test_gemma3_int8_within_1pct_on_wikitext(octet_bin, gemma, tmp_path):
     wiki = harness.shared_data("wikitext-2", "wiki.test.raw")
     if not os.path.exists(wiki):
         pytest.skip(f"test data missing: {wiki}")
-    head = tmp_path / "wiki-head.txt"  # the first ~60 KB: 3 chunks of 512 tokens and more
+    head = tmp_path / "wiki-head.txt"  # the first ~60 KB: 8 chunks of 512 tokens
     with open(wiki, "rb") as f:
         head.write_bytes(f.read(60000))
-    _check(octet_bin, gemma, str(head), 512, 3, tmp_path)
+    # The defaults (F16 KV, bf16 attention, the LM head read from the file's Q8_0 blocks):
+    # +0.78 % and KL 0.0055 on these 8 chunks, +0.68 % over 40 (docs/results.md).
+    i8 = _check(octet_bin, gemma, str(head), 512, 8, tmp_path)
+    assert i8["kl_mean"] < 0.01
 
 
 def test_explicit_calibration_must_exist(octet_bin, stories_path, tmp_path):

@@ -48,7 +48,6 @@ static void register_logits(CLI::App& app) {
   auto a = std::make_shared<LogitsArgs>();
   auto* cmd = app.add_subcommand("logits", "Write raw float32 logits [n_tokens, n_vocab]");
   a->engine.add_to(cmd);
-  a->engine.head = "int8";  // logits for every position: the int8 head's GEMM
   cmd->add_option("--tokens", a->tokens, "comma-separated token ids (no BOS added)");
   cmd->add_option("-p,--prompt", a->prompt, "text (tokenized with BOS) instead of --tokens");
   cmd->add_option("-o,--out", a->out, "output file")->required();

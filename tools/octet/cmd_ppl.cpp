@@ -127,7 +127,6 @@ static void register_ppl(CLI::App& app) {
   auto* cmd = app.add_subcommand("ppl", "Perplexity of a text (and KL vs fp32 in int8 mode)");
   a->engine.add_to(cmd);
   a->engine.ctx = 512;
-  a->engine.head = "int8";  // logits for every position: the int8 head's GEMM
   cmd->add_option("-f,--file", a->file, "text file")->required();
   cmd->add_option("--chunks", a->chunks, "chunks to score (0: all)");
   cmd->add_option("--kv-ref", a->kv_ref,

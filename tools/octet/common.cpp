@@ -44,8 +44,9 @@ void EngineFlags::add_to(CLI::App* cmd) {
       ->check(CLI::IsMember({"gguf", "same"}));
   cmd->add_option("--head", head,
                   "int8 mode's LM head: file reads the file's own quantised blocks in place "
-                  "when they are smaller than an int8 copy (fewer bytes per decoded token); "
-                  "int8 always makes the copy (faster for many rows of logits, as in ppl)")
+                  "(as decode does: per-block activation scales, no copy) when the head is "
+                  "block-quantised; int8 always makes an int8 copy (per-row activation scales, "
+                  "less accurate, faster for many rows of logits)")
       ->check(CLI::IsMember({"file", "int8"}));
   cmd->add_option("--hot-float", hot_float,
                   "int8 mode: keep float weight columns of the hot (frequent-outlier) input "

@@ -26,7 +26,7 @@ struct EngineFlags {
   std::string decode = "same";  // gguf: decode steps read the file's quantised blocks; same
   std::string kv_type = "f16";  // KV cache storage: f32 | f16 | int8
   std::string attn = "auto";    // prefill attention operands: auto | f32 | bf16
-  std::string head = "file";    // int8 LM head: file (its blocks in place, when smaller) | int8
+  std::string head = "file";    // int8 LM head: file (its blocks in place, as decode) | int8
   bool verbose = false;
   bool pair_ffn = true;  // Int8Options::pair_ffn (bench --ab ffn-pair=0)
   bool hot_float = true;  // Int8Options::hot_float (bench --ab hot-float=0)
