@@ -29,7 +29,7 @@ struct WeightBytes {
   size_t hot_float = 0;     // float columns (+ index) of hot input channels
   size_t f32 = 0;           // FP32 packed linears (fp32 mode, or slots forced to float)
   size_t small = 0;         // norms, biases
-  size_t gguf_mapped = 0;   // GGUF tensors the decode linears read in place (file pages)
+  size_t gguf_mapped = 0;   // GGUF tensors read in place (file pages): file LM head, decode linears
   size_t heap() const { return int8 + int8_lm_head + hot_float + f32 + small; }
 };
 

@@ -147,8 +147,8 @@ def test_bench_head_flag_reaches_the_child(octet_bin, tmp_path):
     f, c = row(), row("--head", "int8")
     assert f["head"] == "file" and c["head"] == "int8"
     head_q4 = 151936 * 896 // 32 * 18  # Q4_0: 18 bytes per 32 weights
-    assert f["w_int8_lm_head_mb"] == 0 and abs(f["w_gguf_decode_mb"] * 2**20 - head_q4) < 1
-    assert c["w_int8_lm_head_mb"] * 2**20 > head_q4 and c["w_gguf_decode_mb"] == 0
+    assert f["w_int8_lm_head_mb"] == 0 and abs(f["w_gguf_mapped_mb"] * 2**20 - head_q4) < 1
+    assert c["w_int8_lm_head_mb"] * 2**20 > head_q4 and c["w_gguf_mapped_mb"] == 0
     assert f["decode_tok_s"] > 0 and c["decode_tok_s"] > 0
     # --hot-float 0 reaches the child too: no float columns of hot channels.
     h = row("--hot-float", "0")

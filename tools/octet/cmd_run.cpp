@@ -111,7 +111,7 @@ void run(const RunArgs& a) {
     std::fprintf(stderr,
                  "octet: memory (MiB): peak RSS %.1f, now %.1f = anon %.1f + GGUF file pages "
                  "%.1f (+ other files); weights: int8 %.1f, int8 LM head %.1f, hot float %.1f, "
-                 "fp32 %.1f, small %.1f, decode reads %.1f mapped; KV %.1f (%s, ctx %lld, "
+                 "fp32 %.1f, small %.1f, read in place from the file %.1f; KV %.1f (%s, ctx %lld, "
                  "window slots %lld); arena %.1f\n",
                  pm.peak_rss / MiB, pm.rss / MiB, pm.rss_anon / MiB, pm.file_resident / MiB,
                  wb.int8 / MiB, wb.int8_lm_head / MiB, wb.hot_float / MiB, wb.f32 / MiB,
