@@ -235,7 +235,8 @@ def test_deterministic_across_threads(tmp_path):
 def test_bad_arguments_fail_cleanly(tmp_path):
     if not Path(OCTET).exists():
         pytest.skip("no octet binary")
-    for args in (["--shape", "nope"], ["--shape", "phi-2", "--type", "q5_k"], ["--shape", "phi-2", "--layers", "-3"]):
+    for args in (["--shape", "nope"], ["--shape", "phi-2", "--type", "q5_k"], ["--shape", "phi-2", "--layers", "-3"],
+                 ["--shape", "phi-2", "--head-type", "q6_k"], ["--shape", "phi-2", "--head-type", "x"]):
         p = subprocess.run([OCTET, "synth", *args, "-o", str(tmp_path / "x.gguf")], capture_output=True, text=True)
         assert p.returncode != 0
         assert "synth" in p.stderr
