@@ -58,9 +58,11 @@ void LinearGguf::forward(const float* x, int64_t m, float* y, int64_t ldy, Threa
   // Many rows (ppl, all-position logits): a block of weight rows, small enough to stay in L2,
   // meets every group before the next block is read, so the matrix streams from memory once
   // rather than once per 4 rows. Each output is the same kernel call either way (bit-equal).
+  // One group (decode) takes a thread's whole range per call, as the kernels' prefetch expects.
   size_t stride = 0;
   for (const Part& p : parts_) stride = std::max(stride, p.stride);
-  const int64_t block = std::clamp<int64_t>(static_cast<int64_t>((256u << 10) / stride), 16, 4096);
+  const int64_t block =
+      groups == 1 ? n_ : std::clamp<int64_t>(static_cast<int64_t>((256u << 10) / stride), 16, 4096);
   // One fork-join over the fused n; a thread's range may straddle parts.
   parallel_for(pool, n_, 16, [&](int64_t b, int64_t e, int) {
     for (int64_t n0 = b; n0 < e; n0 += block) {
