@@ -120,9 +120,9 @@ TEST(GgufMode, DecodeLinearsOnSmoothedInt8WeightsUseTheFilesNorms) {
   }
 }
 
-// The int8 mode's LM head reads the file's own blocks in place where they are fewer bytes than
-// an int8 copy (Int8Options::file_head): a Q4_0 head is, Gemma's Q8_0 head (8.5 bits) is not.
-// Either head must track the FP32 logits; the file head without any heap copy.
+// The int8 mode's LM head reads the file's own blocks in place whenever they are block-quantised
+// (Int8Options::file_head): Q4_0 and Q8_0 heads are, an F16 head gets an int8 copy. Either
+// head must track the FP32 logits; the file head without any heap copy.
 TEST(GgufMode, Int8HeadReadsTheFileBlocks) {
   ThreadPool pool(2);
   const std::string path = ::testing::TempDir() + "octet_file_head_qwen.bin";
@@ -183,25 +183,30 @@ TEST(GgufMode, Int8HeadReadsTheFileBlocks) {
     EXPECT_LT(kfile, 2 * kcopy + 1e-3);
   }
 
-  // A float head (F16) has no per-block activation scales to gain and is twice an int8
-  // copy's bytes: the copy is made.
-  {
-    const std::string p16 = ::testing::TempDir() + "octet_f16_head_qwen.bin";
-    o.head_type = gguf::Type::F16;
-    ASSERT_TRUE(synth::write_model(o, p16).ok());
-    auto m16 = Model::load(p16);
-    std::filesystem::remove(p16);
-    ASSERT_TRUE(m16.ok()) << m16.error();
-    ASSERT_EQ((*m16)->output()->type, gguf::Type::F16);
-    auto w16 = Weights::build_int8(**m16, *calib, Int8Options{}, &pool);  // same shapes
-    ASSERT_TRUE(w16.ok()) << w16.error();
-    EXPECT_GT((*w16)->breakdown().int8_lm_head, 0u);
-    EXPECT_EQ((*w16)->breakdown().gguf_mapped, 0u);
+  // A Q8_0 head (8.5 bits per weight, more than an int8 copy: what llama.cpp and synth write
+  // for these rows) is read in place too, for its per-block activation scales; a float head
+  // (F16) has none to gain and is twice an int8 copy's bytes: the copy is made.
+  for (const gguf::Type ht : {gguf::Type::Q8_0, gguf::Type::F16}) {
+    const std::string ph = ::testing::TempDir() + "octet_head_type_qwen.bin";
+    o.head_type = ht;
+    ASSERT_TRUE(synth::write_model(o, ph).ok());
+    auto mh = Model::load(ph);
+    std::filesystem::remove(ph);
+    ASSERT_TRUE(mh.ok()) << mh.error();
+    ASSERT_EQ((*mh)->output()->type, ht);
+    auto wh = Weights::build_int8(**mh, *calib, Int8Options{}, &pool);  // same shapes
+    ASSERT_TRUE(wh.ok()) << wh.error();
+    const WeightBytes bh = (*wh)->breakdown();
+    if (ht == gguf::Type::Q8_0) {
+      EXPECT_EQ(bh.int8_lm_head, 0u);
+      EXPECT_EQ(bh.gguf_mapped, (*mh)->output()->nbytes);
+    } else {
+      EXPECT_GT(bh.int8_lm_head, 0u);
+      EXPECT_EQ(bh.gguf_mapped, 0u);
+    }
   }
 
-  // Gemma 3's head is Q8_0 (8.5 bits per weight, more than an int8 copy): it is read in place
-  // too, for the accuracy of per-block activation scales (and no 168 MB copy). Prefill's last
-  // row gets the logits decode would give.
+  // Gemma 3's head is Q8_0 too: read in place (no 168 MB copy).
   std::shared_ptr<const Model> gemma;
   Calibration gcal;
   ASSERT_NO_FATAL_FAILURE(test::load_default_model(&pool, &gemma, &gcal));

@@ -166,10 +166,10 @@ TEST(Qgemv, RejectsBadInput) {
 
 // Fused LinearGguf over parts of different types equals the parts run one by one, 4 rows
 // at a time, bit for bit.
-void expect_fused_matches_parts(int64_t k, const int64_t (&ns)[3], std::initializer_list<int64_t> ms) {
+void expect_fused_matches_parts(int64_t k, const Type (&types)[3], const int64_t (&ns)[3],
+                                std::initializer_list<int64_t> ms) {
   std::mt19937 rng(11);
   std::vector<gguf::TensorInfo> ts(3);
-  const Type types[3] = {Type::Q5_0, Type::Q6_K, Type::Q8_0};
   std::vector<std::vector<uint8_t>> data;
   for (int p = 0; p < 3; ++p) {
     data.push_back(random_rows(types[p], ns[p], k, rng));
@@ -184,10 +184,10 @@ void expect_fused_matches_parts(int64_t k, const int64_t (&ns)[3], std::initiali
   const int64_t n = ns[0] + ns[1] + ns[2], ld = n + 8;
   EXPECT_EQ((*lin)->n(), n);
   ThreadPool pool(2);
+  LinearScratch scratch;  // reused across calls of different m, as sessions do
   for (int64_t m : ms) {
     const std::vector<float> x = random_x(m, k, rng);
     std::vector<float> y(m * ld, 0.f), ys(m * ld, 0.f);
-    LinearScratch scratch;
     (*lin)->forward(x.data(), m, y.data(), ld, &pool, &scratch);
     int64_t row0 = 0;
     for (int p = 0; p < 3; ++p) {
@@ -200,18 +200,23 @@ void expect_fused_matches_parts(int64_t k, const int64_t (&ns)[3], std::initiali
       row0 += ns[p];
     }
     for (int64_t i = 0; i < m; ++i)
-      for (int64_t r = 0; r < n; ++r) ASSERT_EQ(y[i * ld + r], ys[i * ld + r]) << m << " " << r;
+      for (int64_t r = 0; r < ld; ++r)  // past n: the padding stays untouched (0)
+        ASSERT_EQ(y[i * ld + r], ys[i * ld + r]) << m << " " << r;
   }
 }
 
 TEST(LinearGguf, FusedPartsMatchSeparateGemvs) {
-  expect_fused_matches_parts(512, {19, 8, 5}, {1, 3, 6});  // 6: taken 4 + 2 rows
+  expect_fused_matches_parts(512, {Type::Q5_0, Type::Q6_K, Type::Q8_0}, {19, 8, 5},
+                             {1, 3, 6});  // 6: taken 4 + 2 rows
 }
 
 // Many rows (ppl's logits): blocks of ~30 weight rows at this width (256 KiB of Q8_0), so
 // blocks straddle parts and threads' ranges, each block meeting every group of 4 rows.
 TEST(LinearGguf, ManyRowsMatchFourRowPasses) {
-  expect_fused_matches_parts(8192, {70, 40, 25}, {5, 13});
+  expect_fused_matches_parts(8192, {Type::Q5_0, Type::Q6_K, Type::Q8_0}, {70, 40, 25},
+                             {13, 5, 1, 6});
+  // A float part (F16: x read unquantised, the row count taken from the 32-block scratch).
+  expect_fused_matches_parts(8192, {Type::Q6_K, Type::F16, Type::Q4_K}, {30, 20, 11}, {9, 2});
 }
 
 // Decode steps through the GGUF linears against the fp32 path on the same tokens: the

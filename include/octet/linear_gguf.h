@@ -1,5 +1,6 @@
 // A Linear over GGUF tensors in their stored block format, read in place from the mapped file
-// (zero copy): the decode path (m <= 4 rows), where streaming the fewest weight bytes wins.
+// (zero copy): decode steps (m <= 4 rows), where streaming the fewest weight bytes wins, the
+// int8 mode's LM head (any m: ppl's logits too) and `--mode gguf`.
 // Several tensors of the same width k may be concatenated along n (fused q/k/v, gate/up);
 // each part keeps its own type.
 #pragma once

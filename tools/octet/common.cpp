@@ -85,14 +85,16 @@ std::unique_ptr<Engine> load_engine(const EngineFlags& f) {
   build_engine(f, e.get());
   const double ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-  if (f.verbose)
+  if (f.verbose) {
+    const WeightBytes wb = e->weights->breakdown();
     std::fprintf(stderr,
-                 "octet: loaded %s (%s) in %.0f ms: %s; %s weights %.1f MiB, decode %s, "
-                 "%d threads\n",
+                 "octet: loaded %s (%s) in %.0f ms: %s; %s weights %.1f MiB (+ %.1f MiB read in "
+                 "place from the file), decode %s, %d threads\n",
                  path.c_str(), e->model->name().c_str(), ms,
                  e->model->hparams().describe().c_str(), compute_mode_name(e->weights->mode()),
-                 e->weights->bytes() / 1048576.0,
+                 wb.heap() / 1048576.0, wb.gguf_mapped / 1048576.0,
                  e->weights->has_decode() ? "gguf (in place)" : "same", e->pool->size());
+  }
   return e;
 }
 
