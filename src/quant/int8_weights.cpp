@@ -1,7 +1,9 @@
 // INT8 weights for prefill: every block linear becomes W8A8 with its calibrated static
 // activation scale; entries beyond the clip range take the float shadow path
 // y += (x − clip(x))·W[:, k], with float columns for hot channels and the int8 weights
-// (dequantised on demand) for the rest. The LM head uses dynamic per-row scales.
+// (dequantised on demand) for the rest. The LM head reads the file's blocks in place when
+// they are block-quantised (per-block activation scales, as decode); else an int8 copy with
+// dynamic per-row activation scales.
 #include <algorithm>
 #include <atomic>
 #include <fmt/format.h>
