@@ -124,7 +124,7 @@ struct Int8Options {
   // by 16-channel panel. OCTET_NO_FFN_PAIR=1 in the environment turns it off too.
   bool pair_ffn = true;
   // The LM head reads the file's own quantised blocks in place (the decode GEMV kernels) when
-  // the head is block-quantised (or an int8 copy would be larger): the logits are those of
+  // the head is block-quantised (float heads get the int8 copy): the logits are those of
   // the decode steps (which read the same blocks), activations are quantised per 32 or 256
   // values instead of per row (Gemma 3: the int8 copy's per-row scales were half of the INT8
   // path's KL against FP32), and no copy is made at load (Gemma 3: 168 MB).

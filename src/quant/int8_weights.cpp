@@ -255,12 +255,9 @@ class Int8DynamicLinear final : public Linear {
   Int8Linear lin_;
 };
 
-// The file's head serves prefill when its blocks quantise activations per block (any
-// block-quantised type), or when it is smaller than an int8 copy (k bytes plus a scale per row).
-bool file_head_serves(gguf::Type t, int64_t k) {
-  return qgemv::supported(t) &&
-         (qgemv::act_block(t) > 0 || gguf::row_bytes(t, k) < static_cast<size_t>(k) + sizeof(float));
-}
+// The file's head serves prefill when its kernel quantises activations per block (any
+// block-quantised type). Float heads (F16/BF16/F32) are larger than an int8 copy: copied.
+bool file_head_serves(gguf::Type t) { return qgemv::supported(t) && qgemv::act_block(t) > 0; }
 
 }  // namespace
 
@@ -354,7 +351,7 @@ Expected<std::shared_ptr<const Weights>> Weights::build_int8(const Model& m,
         ComputeMode::kInt8, std::move(layers), std::make_unique<LinearF32>(buf.data(), n, hp.n_embd),
         std::move(out_norm)));
   }
-  if (opt.file_head && m.file().is_mapped() && file_head_serves(out_t->type, hp.n_embd)) {
+  if (opt.file_head && m.file().is_mapped() && file_head_serves(out_t->type)) {
     auto head = LinearGguf::create({out_t});
     if (head.ok())
       return std::shared_ptr<const Weights>(std::make_shared<Weights>(
