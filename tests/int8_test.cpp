@@ -325,8 +325,8 @@ TEST(Int8Weights, ShadowRowsMatchScalarDefinition) {
   // column read in place (every byte position k % 4), odd N (tail lanes untouched), row and
   // output panel ranges that start and end anywhere (also inside a 3-panel column block).
   // Bit-exact against the formula in kernels/int8_kernels.h computed from unpacked operands.
-  // A row's entries come in ascending column order (as quantisation emits them); with ≥ 32
-  // cold entries in a call the kernel sums those in a column sweep across the rows (M = 40).
+  // A row's entries come in ascending column order (as quantisation emits them); 9 and 40
+  // rows (the kernel pairs rows for narrow blocks: odd counts leave one alone).
   std::mt19937 rng(17);
   for (auto [n, M] : {std::pair<int64_t, int64_t>{5, 9}, {16, 9}, {47, 9}, {161, 9}, {300, 9},
                       {47, 40}, {300, 40}}) {
@@ -533,6 +533,66 @@ void expect_same_quantisation(const Int8Activations& want, const OutlierList& ow
   }
 }
 
+// Every ISA's quantiser against the scalar reference on odd shapes: rows that start and end
+// inside the VNNI row block (the whole-block path and the single-row path meet), K not a
+// multiple of 4 or 16, a row stride wider than K, many outliers (~5 %).
+TEST(Int8Activations, RowBlocksAndOddShapesMatchReference) {
+  std::mt19937 rng(12);
+  const float s = 0.03f;  // clip range ±3.81 of uniform ±4
+  for (int64_t k : {1, 3, 4, 15, 16, 17, 63, 70, 100, 256}) {
+    for (int64_t m : {1, 7, 8, 9, 16, 23, 40}) {
+      for (int64_t pad : {0, 5}) {
+        const int64_t ldx = k + pad;
+        std::vector<float> x = random_f(rng, m * ldx, -4, 4);
+        Int8Activations want;
+        OutlierList ow;
+        ASSERT_TRUE(quantize_activations(x.data(), m, k, ldx, s, &want, &ow, nullptr,
+                                         Int8Isa::kRef).ok());
+        for (Int8Isa isa : available_isas()) {
+          for (int threads : {1, 2}) {
+            SCOPED_TRACE(std::string(int8_isa_name(isa)) + " threads=" + std::to_string(threads) +
+                         " m=" + std::to_string(m) + " k=" + std::to_string(k) +
+                         " ldx=" + std::to_string(ldx));
+            ThreadPool pool(threads);
+            Int8Activations got;
+            OutlierList og;
+            ASSERT_TRUE(quantize_activations(x.data(), m, k, ldx, s, &got, &og, &pool, isa).ok());
+            expect_same_quantisation(want, ow, got, og, s);
+            Int8Activations plain;  // the same codes without the outlier list
+            ASSERT_TRUE(quantize_activations(x.data(), m, k, ldx, s, &plain, nullptr, &pool, isa).ok());
+            expect_same_quantisation(want, {}, plain, {}, s);
+          }
+        }
+      }
+    }
+  }
+}
+
+// The VNNI quantiser's row ranges may start and end inside a row block: pieces give the
+// bytes and outliers of one whole-range call.
+TEST(Int8Activations, VnniRangesInsideRowBlocksMatchOneCall) {
+  if (!int8_isa_resolve(Int8Isa::kVnni).ok()) GTEST_SKIP() << "no AVX-512 VNNI";
+  const kernels::int8::Kernels& kr = kernels::int8::kernels_vnni();
+  std::mt19937 rng(13);
+  const int64_t m = 29, k = 70, ld = 72, ldx = 75;  // ld: K rounded up to groups of 4
+  const float s = 0.03f;
+  std::vector<float> x = random_f(rng, m * ldx, -4, 4);
+  const size_t bytes = static_cast<size_t>((m + 7) / 8 * 8 * ld);  // whole row blocks
+  std::vector<uint8_t> whole(bytes, 0), parts(bytes, 0);
+  OutlierList ow, op;
+  kr.quant(x.data(), ldx, k, 1.0f / s, s, whole.data(), ld, 0, m, &ow);
+  for (auto [r0, r1] : {std::pair{0, 3}, {3, 11}, {11, 12}, {12, 24}, {24, 29}})
+    kr.quant(x.data() + r0 * ldx, ldx, k, 1.0f / s, s, parts.data(), ld, r0, r1, &op);
+  EXPECT_EQ(parts, whole);
+  ASSERT_GE(ow.size(), 20u);
+  ASSERT_EQ(op.size(), ow.size());
+  for (size_t i = 0; i < ow.size(); ++i) {
+    EXPECT_EQ(op[i].row, ow[i].row);
+    EXPECT_EQ(op[i].col, ow[i].col);
+    EXPECT_EQ(op[i].residual, ow[i].residual);
+  }
+}
+
 TEST(Int8Activations, RowsMadeOnTheFlyMatchRowsInMemory) {
   std::mt19937 rng(8);
   const int64_t m = 37, k = 100;  // rows not a multiple of any row block, K not of 16
@@ -594,6 +654,23 @@ TEST(Int8Activations, SegmentsInAnyOrderMatchWholeRows) {
     std::sort(og.begin(), og.end(),
               [](const Outlier& a, const Outlier& b) { return a.row != b.row ? a.row < b.row : a.col < b.col; });
     expect_same_quantisation(want, ow, got, og, s);
+    // Row groups (segment_rows, x with its own row stride): groups of 1-9 rows that start
+    // inside and on 8-row blocks, columns in two segments, the second first.
+    Int8Activations rows;
+    OutlierList orows;
+    ASSERT_TRUE(q.begin(m, k, s, &rows, isa).ok());
+    for (int64_t c0 : {int64_t{48}, int64_t{0}}) {
+      for (int64_t r0 = 0, n = 1; r0 < m; r0 += n, n = n % 9 + 1) {
+        const int64_t r1 = std::min(m, r0 + n), ldx = 50;
+        std::vector<float> seg((r1 - r0) * ldx, 0.0f);
+        for (int64_t r = r0; r < r1; ++r)
+          std::copy_n(x.data() + r * k + c0, 48, seg.data() + (r - r0) * ldx);
+        q.segment_rows(seg.data(), ldx, r0, r1, c0, 48, &orows);
+      }
+    }
+    std::sort(orows.begin(), orows.end(),
+              [](const Outlier& a, const Outlier& b) { return a.row != b.row ? a.row < b.row : a.col < b.col; });
+    expect_same_quantisation(want, ow, rows, orows, s);
   }
   Int8Activations a;
   Int8SegmentQuantizer q;

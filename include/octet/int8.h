@@ -195,7 +195,13 @@ class Int8SegmentQuantizer {
                Int8Isa isa = Int8Isa::kAuto);
   // Columns [c0, c0 + n) of row r from x[0, n) (c0 and n multiples of 16); appends their
   // outliers to *outliers (if not null) in column order.
-  void segment(const float* x, int64_t r, int64_t c0, int64_t n, OutlierList* outliers) const;
+  void segment(const float* x, int64_t r, int64_t c0, int64_t n, OutlierList* outliers) const {
+    segment_rows(x, 0, r, r + 1, c0, n, outliers);
+  }
+  // The same for rows [r0, r1), row r from x + (r − r0)·ldx: a whole row block (8 rows on
+  // VNNI) goes through the kernel's block path. Outliers in row-major, column order.
+  void segment_rows(const float* x, int64_t ldx, int64_t r0, int64_t r1, int64_t c0, int64_t n,
+                    OutlierList* outliers) const;
 
  private:
   using QuantRows = void (*)(const float*, int64_t, int64_t, float, float, uint8_t*, int64_t,

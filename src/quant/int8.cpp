@@ -261,7 +261,11 @@ Status check_x(const float* x, int64_t m, int64_t k, int64_t ldx, const Int8Acti
 }
 
 // Rows per parallel task: enough work to pay for a pool wake-up.
-int64_t row_grain(int64_t k) { return std::max<int64_t>(1, (int64_t{1} << 16) / k); }
+// ~64 K values per piece, in whole 8-row blocks (the VNNI layout's row block: a range that
+// starts inside a block takes the kernel's single-row path up to the next block).
+int64_t row_grain(int64_t k) {
+  return std::max<int64_t>(1, ((int64_t{1} << 16) / k + 7) / 8 * 8);
+}
 
 }  // namespace
 
@@ -307,7 +311,7 @@ Status quantize_static(int64_t m, int64_t k, float scale, Int8Activations* out,
   parallel_for(pool, m, row_grain(k), [&](int64_t b, int64_t e, int tid) {
     OutlierList* ol = outliers ? &local[tid].v : nullptr;
     rows(b, e, [&](const float* x, int64_t ldx, int64_t r0, int64_t r1) {
-      kr.quant(x, ldx, k, inv, scale, dst, out->ld(), r0, r1, ol);
+      kr.quant(x + r0 * ldx, ldx, k, inv, scale, dst, out->ld(), r0, r1, ol);
     });
   });
   if (outliers)
@@ -355,7 +359,8 @@ Status quantize_activations_dynamic(const float* x, int64_t m, int64_t k, int64_
     for (int64_t r = b; r < e; ++r) {
       const float s = rs[r] / 127.0f;
       rs[r] = s;
-      kr.quant(x, ldx, k, s > 0 ? 1.0f / s : 0.0f, s, dst, out->ld(), r, r + 1, nullptr);
+      kr.quant(x + r * ldx, ldx, k, s > 0 ? 1.0f / s : 0.0f, s, dst, out->ld(), r, r + 1,
+               nullptr);
     }
   });
   return Status::Ok();
@@ -373,23 +378,31 @@ Status Int8SegmentQuantizer::begin(int64_t m, int64_t k, float scale, Int8Activa
   return Status::Ok();
 }
 
-void Int8SegmentQuantizer::segment(const float* x, int64_t r, int64_t c0, int64_t n,
-                                   OutlierList* outliers) const {
+void Int8SegmentQuantizer::segment_rows(const float* x, int64_t ldx, int64_t r0, int64_t r1,
+                                        int64_t c0, int64_t n, OutlierList* outliers) const {
   // The row kernels address row r of a layout from its `ld`: row blocks (VNNI) keep the
   // whole row's stride and start at the segment's first group; row-major layouts get the
-  // segment as a one-row matrix of n bytes (no padding to clear).
+  // segment as a matrix of n bytes per row (no padding to clear).
   uint8_t* dst = Int8ActivationsAccess::data(out_);
   const int64_t rb = out_->row_block();
-  const size_t first = outliers ? outliers->size() : 0;
-  if (rb)
-    quant_(x, 0, n, inv_, scale_, dst + c0 * rb, out_->ld(), r, r + 1, outliers);
-  else
-    quant_(x, 0, n, inv_, scale_, dst + r * out_->ld() + c0, n, 0, 1, outliers);
-  if (outliers)
-    for (size_t i = first; i < outliers->size(); ++i) {
-      (*outliers)[i].row = static_cast<int32_t>(r);
-      (*outliers)[i].col += static_cast<int32_t>(c0);
-    }
+  const int32_t col0 = static_cast<int32_t>(c0);
+  if (rb) {
+    const size_t first = outliers ? outliers->size() : 0;
+    quant_(x, ldx, n, inv_, scale_, dst + c0 * rb, out_->ld(), r0, r1, outliers);
+    if (outliers)
+      for (size_t i = first; i < outliers->size(); ++i) (*outliers)[i].col += col0;
+    return;
+  }
+  for (int64_t r = r0; r < r1; ++r) {
+    const size_t first = outliers ? outliers->size() : 0;
+    quant_(x + (r - r0) * ldx, 0, n, inv_, scale_, dst + r * out_->ld() + c0, n, 0, 1,
+           outliers);
+    if (outliers)  // the kernel numbered the row 0 and the segment's columns from 0
+      for (size_t i = first; i < outliers->size(); ++i) {
+        (*outliers)[i].row = static_cast<int32_t>(r);
+        (*outliers)[i].col += col0;
+      }
+  }
 }
 
 // ---------------------------------------------------------------------------- GEMM

@@ -137,20 +137,26 @@ class Int8ShadowLinear final : public Linear {
       mine.clear();
       OutlierList* out = down.shadow_ ? &mine : nullptr;
       // Per row: the block's gate and up halves side by side (copies in L1), then one call
-      // each of the activation and the quantiser for all its channels.
+      // of the activation for all its channels; the quantiser takes 8 rows at a time (the
+      // VNNI row block: whole-block stores).
       const int64_t q0 = p0 / 2, q1 = p1 / 2, c = 16 * (q1 - q0);
       if (c <= 0) return;
+      constexpr int64_t kRows = 8;
       std::vector<float>& buf = tl<std::vector<float>>();
-      if (static_cast<int64_t>(buf.size()) < 3 * c) buf.resize(static_cast<size_t>(3 * c));
+      if (static_cast<int64_t>(buf.size()) < (2 + kRows) * c)
+        buf.resize(static_cast<size_t>((2 + kRows) * c));
       float *g = buf.data(), *u = g + c, *a = u + c;
-      for (int64_t r = m0; r < m1; ++r) {
-        const float* row = gu + r * ldgu + 32 * q0;
-        for (int64_t q = 0; q < q1 - q0; ++q) {
-          std::memcpy(g + 16 * q, row + 32 * q, 16 * sizeof(float));
-          std::memcpy(u + 16 * q, row + 32 * q + 16, 16 * sizeof(float));
+      for (int64_t r0 = m0; r0 < m1; r0 += kRows) {
+        const int64_t r1 = std::min(m1, r0 + kRows);
+        for (int64_t r = r0; r < r1; ++r) {
+          const float* row = gu + r * ldgu + 32 * q0;
+          for (int64_t q = 0; q < q1 - q0; ++q) {
+            std::memcpy(g + 16 * q, row + 32 * q, 16 * sizeof(float));
+            std::memcpy(u + 16 * q, row + 32 * q + 16, 16 * sizeof(float));
+          }
+          act(g, u, a + (r - r0) * c, c);
         }
-        act(g, u, a, c);
-        quant.segment(a, r, 16 * q0, c, out);
+        quant.segment_rows(a, c, r0, r1, 16 * q0, c, out);
       }
       if (mine.empty()) return;
       while (busy.test_and_set(std::memory_order_acquire)) __builtin_ia32_pause();

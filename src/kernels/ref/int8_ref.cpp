@@ -33,7 +33,7 @@ void gemm_ref(const AView& a, const WView& w, const Epilogue& ep, int64_t m0, in
 void quant_ref(const float* x, int64_t ldx, int64_t k, float inv, float s, uint8_t* dst,
                int64_t ld, int64_t r0, int64_t r1, OutlierList* out) {
   for (int64_t r = r0; r < r1; ++r) {
-    const float* xr = x + r * ldx;
+    const float* xr = x + (r - r0) * ldx;
     uint8_t* d = dst + r * ld;
     for (int64_t j = 0; j < k; ++j) {
       d[j] = static_cast<uint8_t>(quantize_one(xr[j], inv));

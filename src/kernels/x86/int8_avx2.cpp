@@ -99,7 +99,7 @@ void quant_avx2(const float* x, int64_t ldx, int64_t k, float inv, float s, uint
   const __m256 hi = _mm256_set1_ps(127.0f), lo = _mm256_set1_ps(-127.0f);
   const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
   for (int64_t r = r0; r < r1; ++r) {
-    const float* xr = x + r * ldx;
+    const float* xr = x + (r - r0) * ldx;
     uint8_t* d = dst + r * ld;
     int64_t j = 0;
     for (; j + 8 <= k; j += 8) {
