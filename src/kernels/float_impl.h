@@ -654,7 +654,11 @@ void attn_block(const AttnTask& t, const AttnScratch& sc) {
         float* mrow = o + S::kBQ * dp;
         float* lrow = mrow + bqmax;
         float* corr = lrow + bqmax;
-        P::scores(bk, v_hi - v_lo, kt, D, qt + r_lo, bqp, st + r_lo);
+        // The score kernels take up to kNQ query vectors (their accumulators fill the
+        // registers); the tile's K rows stay in L1 across the groups.
+        for (int v0 = v_lo; v0 < v_hi; v0 += static_cast<int>(S::kNQ))
+          P::scores(bk, static_cast<int>(imin(S::kNQ, v_hi - v0)), kt, D, qt + v0 * W, bqp,
+                    st + v0 * W);
         for (int v = v_lo; v < v_hi; ++v) {
           const V pos = S::add(S::set1(static_cast<float>(p_lo + v * W)), S::iota());
           const V pw = S::sub(pos, S::set1(static_cast<float>(d.window)));
