@@ -163,7 +163,7 @@ class Int8Activations {
   int64_t m_ = 0, k_ = 0, ld_ = 0, rb_ = 0;
   Int8Isa isa_ = Int8Isa::kRef;
   uint8_t offset_ = 0;
-  detail::AlignedVector<uint8_t> data_;
+  detail::HugeVector<uint8_t> data_;
   std::vector<float> row_scale_;
 };
 

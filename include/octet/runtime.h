@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "octet/aligned.h"
 #include "octet/int8.h"
 #include "octet/kernels.h"
 #include "octet/memory.h"
@@ -326,14 +327,14 @@ class Session {
   // kv_type_ (bytes in k_/v_); INT8 scales [layer][kv_head][slot] at layer_off_[il] / head_dim.
   kernels::KvType kv_type_;
   kernels::AttnBf16 attn_bf16_ = kernels::AttnBf16::kOff;
-  std::vector<uint8_t> k_, v_;
+  detail::HugeVector<uint8_t> k_, v_;
   std::vector<float> ks_, vs_;
   std::vector<int64_t> layer_off_, layer_slots_;
   int64_t ring_ = 0;        // slots of window layers when they use a ring, else 0
   int64_t written_hi_ = 0;  // 1 + highest position written (window rows below - ring_ are gone)
   int64_t window_floor_ = 0;  // window rows below this were never there (from load_kv)
   // Chunk arena: sized for `chunk` rows once, reused by every chunk.
-  std::vector<float> x_, xn_, qkv_, att_, o_, gu_, h_;
+  detail::HugeVector<float> x_, xn_, qkv_, att_, o_, gu_, h_;
   LinearScratch scratch_;
   std::vector<float> rope_cos_, rope_sin_, rope_cos_swa_, rope_sin_swa_;  // [n_ctx][n_rot/2]
   // Chunk arenas and processor pools of eval_scheduled, made on its first call and reused.

@@ -1,5 +1,7 @@
 #include "octet/memory.h"
 
+#include "octet/aligned.h"
+
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -54,4 +56,19 @@ void release_file_pages(const void* p, size_t n) {
   if (hi > lo) madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
 }
 
+namespace detail {
+
+void huge_page_advise(void* p, size_t n) {
+  static const bool off = [] {
+    const char* e = std::getenv("OCTET_NO_HUGEPAGES");
+    return e && *e && *e != '0';
+  }();
+  if (off || !p || n < kHugePageBytes) return;
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  const uintptr_t lo = (a + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes;
+  const uintptr_t hi = (a + n) / kHugePageBytes * kHugePageBytes;
+  if (hi > lo) madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_HUGEPAGE);
+}
+
+}  // namespace detail
 }  // namespace octet

@@ -237,7 +237,7 @@ class Int8ShadowLinear final : public Linear {
   bool shadow_;
   const Int8ShadowLinear* down_ = nullptr;  // set: paired gate/up rows (pair_with)
   std::vector<int32_t> hot_index_;  // K entries: index into hot_cols_, or -1
-  std::vector<float> hot_cols_;     // [panels][n_hot][16] (see ShadowEntry)
+  detail::AlignedVector<float> hot_cols_;  // [panels][n_hot][16] (see ShadowEntry)
   int64_t hot_stride_ = 0;          // n_hot·16
 };
 

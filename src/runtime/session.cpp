@@ -70,9 +70,8 @@ Session::Session(std::shared_ptr<const Model> model, std::shared_ptr<const Weigh
 
 size_t Session::arena_bytes() const {
   size_t n = 0;
-  for (const auto* v : {&x_, &xn_, &qkv_, &att_, &o_, &gu_, &h_, &rope_cos_,
-                        &rope_sin_, &rope_cos_swa_, &rope_sin_swa_})
-    n += v->size();
+  for (const auto* v : {&x_, &xn_, &qkv_, &att_, &o_, &gu_, &h_}) n += v->size();
+  for (const auto* v : {&rope_cos_, &rope_sin_, &rope_cos_swa_, &rope_sin_swa_}) n += v->size();
   return n * sizeof(float);
 }
 
