@@ -13,14 +13,18 @@ namespace {
 // 2 MiB start on a 2 MiB boundary (the huge-page advice needs whole 2 MiB pages) and hold
 // their data through growth (the allocation size picks the matching delete).
 TEST(AlignedStorage, AlignmentAndHugeBuffers) {
-  for (size_t n : {size_t{1}, size_t{1000}, size_t{1} << 20, size_t{3} << 20}) {
+  // 300 000 floats (1.2 MB) grow past 2 MiB: a 64-byte block freed, a 2 MiB-aligned one made.
+  for (size_t n : {size_t{1}, size_t{1000}, size_t{300000}, size_t{1} << 20, size_t{3} << 20}) {
     detail::AlignedVector<float> a(n, 1.5f);
     detail::HugeVector<float> h(n, 2.5f);
     EXPECT_EQ(reinterpret_cast<uintptr_t>(a.data()) % 64, 0u) << n;
     const uintptr_t want = n * sizeof(float) >= detail::kHugePageBytes ? detail::kHugePageBytes : 64;
     EXPECT_EQ(reinterpret_cast<uintptr_t>(h.data()) % want, 0u) << n;
     EXPECT_EQ(h[n - 1], 2.5f);
-    h.resize(n * 2 + 5, 3.5f);  // reallocates across the 2 MiB threshold for the small sizes
+    h.resize(n * 2 + 5, 3.5f);
+    const uintptr_t grown =
+        (n * 2 + 5) * sizeof(float) >= detail::kHugePageBytes ? detail::kHugePageBytes : 64;
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(h.data()) % grown, 0u) << n;
     EXPECT_EQ(h[n - 1], 2.5f);
     EXPECT_EQ(h[n * 2 + 4], 3.5f);
     EXPECT_EQ(a[n - 1], 1.5f);

@@ -1,6 +1,6 @@
 // 64-byte aligned storage for SIMD panels: packed weights and activations are read with
-// full-width zmm loads that must not straddle cache lines. Large buffers (weights, KV cache,
-// chunk arena) also ask the kernel for transparent huge pages (see huge_page_advise).
+// full-width zmm loads that must not straddle cache lines. HugeVector buffers (the session's
+// KV cache and chunk arena, int8 activations) also ask for transparent huge pages.
 #pragma once
 #include <cstddef>
 #include <new>
@@ -11,10 +11,11 @@ namespace octet::detail {
 // Buffers of at least this many bytes are 2 MiB aligned and advised for huge pages.
 inline constexpr size_t kHugePageBytes = size_t{2} << 20;
 
-// madvise(MADV_HUGEPAGE) on [p, p + n) where the system's THP mode is "madvise" (Debian's
-// default): one TLB entry per 2 MiB instead of per 4 KiB for the streamed weights and the
-// shadow path's scattered column reads, and 512× fewer first-touch page faults. Best effort:
-// without THP support nothing changes. OCTET_NO_HUGEPAGES=1 turns it off (A/B runs).
+// madvise(MADV_HUGEPAGE) on the whole 2 MiB pages of [p, p + n), for the system's THP mode
+// "madvise" (Debian's default): one TLB entry per 2 MiB instead of per 4 KiB and 512× fewer
+// first-touch page faults. Best effort: without THP support nothing changes.
+// OCTET_NO_HUGEPAGES=1 turns it off (A/B runs). The advice stays on the range after it is
+// freed (glibc may reuse heap ranges below its mmap threshold); harmless for correctness.
 void huge_page_advise(void* p, size_t n);
 
 // Huge: large buffers are advised for huge pages (the chunk arena, activations, KV cache);

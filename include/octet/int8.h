@@ -184,7 +184,8 @@ Status quantize_activations_dynamic(const float* x, int64_t m, int64_t k, int64_
                                     Int8Activations* out, ThreadPool* pool = nullptr,
                                     Int8Isa isa = Int8Isa::kAuto);
 
-// Static-scale quantisation piece by piece: segments of 16·j columns of single rows, in any order
+// Static-scale quantisation piece by piece: segments of 16·j columns of one row or a group of
+// rows (segment_rows), in any order
 // and from any thread, as a producer finishes them (the gate/up GEMM's hook makes the down
 // projection's input this way, while the gate/up output is still in cache). The bytes and
 // each outlier equal quantize_activations' on whole rows.

@@ -43,9 +43,9 @@ struct Epilogue {
 // Computes rows [m0, m1) × panels [p0, p1) of the output.
 using GemmFn = void (*)(const AView& a, const WView& w, const Epilogue& ep, int64_t m0,
                         int64_t m1, int64_t p0, int64_t p1);
-// Quantises rows [r0, r1) of x (x is row r0; row stride ldx) into dst (the kernel's activation layout, K
-// padded to ld = 4·k4 with the offset) using inv = 1/s; appends outliers (if out != null) in
-// row-major order.
+// Quantises rows [r0, r1) of x (x is row r0; row stride ldx) into dst (the kernel's
+// activation layout, K padded to ld = 4·k4 with the offset) using inv = 1/s; appends
+// outliers (if out != null) in row-major order.
 using QuantFn = void (*)(const float* x, int64_t ldx, int64_t k, float inv, float s,
                          uint8_t* dst, int64_t ld, int64_t r0, int64_t r1, OutlierList* out);
 // max_k |x[row, k]| for rows [r0, r1) into amax[row - r0].

@@ -262,9 +262,11 @@ Status check_x(const float* x, int64_t m, int64_t k, int64_t ldx, const Int8Acti
 
 // Rows per parallel task: enough work to pay for a pool wake-up.
 // ~64 K values per piece, in whole 8-row blocks (the VNNI layout's row block: a range that
-// starts inside a block takes the kernel's single-row path up to the next block).
+// starts inside a block takes the kernel's single-row path up to the next block) unless a
+// piece is under 8 rows (K > 8192): then small batches still split across the threads.
 int64_t row_grain(int64_t k) {
-  return std::max<int64_t>(1, ((int64_t{1} << 16) / k + 7) / 8 * 8);
+  const int64_t g = std::max<int64_t>(1, (int64_t{1} << 16) / k);
+  return g < 8 ? g : (g + 7) / 8 * 8;
 }
 
 }  // namespace
@@ -340,7 +342,7 @@ Status quantize_activations_rows(const ActRowFn& row, int64_t m, int64_t k, floa
                          [&](int64_t b, int64_t e, const auto& quant) {
                            thread_local std::vector<float> buf;  // this worker's row
                            if (static_cast<int64_t>(buf.size()) < k) buf.resize(static_cast<size_t>(k));
-                           // Row r at x + r·0: the kernel's row loop reads x itself.
+                           // One row at a time (x is row r, stride 0).
                            for (int64_t r = b; r < e; ++r) quant(row(r, buf.data()), 0, r, r + 1);
                          });
 }

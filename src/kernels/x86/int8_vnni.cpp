@@ -20,7 +20,6 @@
 
 #include <algorithm>
 #include <array>
-#include <cstdlib>
 #include <cstring>
 #include <utility>
 #include <vector>
@@ -579,8 +578,7 @@ void shadow_block(const WView& wv, const ShadowEntry* e, const int32_t* row_begi
   w.step0 = w.step[0];
   // The block's hot weights are one contiguous range, touched in random order by the rows'
   // outliers: start fetching it into L2 now (the first touch of each line would stall).
-  static const bool no_pf = std::getenv("OCTET_TMP_NOPF") != nullptr;
-  if (hot_base && !no_pf)
+  if (hot_base)
     for (int64_t off = 0; off < NP * hot_stride; off += 16)
       _mm_prefetch(reinterpret_cast<const char*>(hot_base + p0 * hot_stride + off), _MM_HINT_T1);
   auto next_row = [&](int64_t r) {
