@@ -386,16 +386,17 @@ void quant_block8(const float* x, int64_t ldx, int64_t k, float inv, float s, ui
     for (int i = 0; i < kMR; ++i) {
       const __m512 xv = _mm512_maskz_loadu_ps(m, x + i * ldx + j);
       const __m512 t = _mm512_mul_ps(xv, vinv);
-      if (out) {
-        const __mmask16 o = _mm512_mask_cmp_ps_mask(m, _mm512_abs_ps(t), hi, _CMP_GT_OQ);
-        if (o) {
+      // Unlike quant_row this branches on "the vector holds an outlier": isolated, the branch
+      // won at ~0.1 % outliers and tied at 2 % (quant_row keeps its branch-free form).
+      const __mmask16 o =
+          out ? _mm512_mask_cmp_ps_mask(m, _mm512_abs_ps(t), hi, _CMP_GT_OQ) : __mmask16{0};
+      if (o) {
         const __mmask16 pos = _mm512_cmp_ps_mask(xv, _mm512_setzero_ps(), _CMP_GT_OQ);
         const __m512 r = _mm512_mask_sub_ps(_mm512_add_ps(xv, clip), pos, xv, clip);
         const __m512i c = _mm512_add_epi32(lane, _mm512_set1_epi32(static_cast<int32_t>(j)));
         _mm512_storeu_si512(st[i].col.data() + n_out[i], _mm512_maskz_compress_epi32(o, c));
         _mm512_storeu_ps(st[i].res.data() + n_out[i], _mm512_maskz_compress_ps(o, r));
         n_out[i] += __builtin_popcount(o);
-        }
       }
       const __m512 c = _mm512_max_ps(_mm512_min_ps(t, hi), lo);
       q[i] = _mm512_cvt_roundps_epi32(c, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
