@@ -157,53 +157,53 @@ struct Bf16Ops {
   static int64_t stage_floats(int64_t D) { return kBK * D; }
   // F16 caches (the default) convert straight to bf16 in registers; other types go through
   // kv_rows' float rows (a staging pass that was ~1/8 of the bf16 attention's time with F16).
+  // `row(r)` is key r's first element, as half or float: load16 reads 16 of either as floats.
   static const uint16_t* f16_row(const KvHead& kv, int64_t D, int64_t pos) {
     const int64_t slot = kv.ring > 0 ? pos % kv.ring : pos;
     return static_cast<const uint16_t*>(kv.p) + slot * D;
   }
-  static __m512 f16x16(const uint16_t* p) {
+  static __m512 load16(const uint16_t* p) {
     return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  }
+  static __m512 load16(const float* p) { return _mm512_loadu_ps(p); }
+  template <class Row>
+  static void k_rows(const Row& row, int64_t D, int64_t bk, uint16_t* out) {
+    for (int64_t r = 0; r < bk; ++r) {
+      const auto* x = row(r);
+      for (int64_t d0 = 0; d0 < D; d0 += 32)
+        _mm512_storeu_si512(out + r * D + d0, to_bf16(load16(x + d0), load16(x + d0 + 16)));
+    }
+  }
+  template <class Row>
+  static void v_pairs(const Row& row, int64_t D, int64_t bk, uint16_t* out) {
+    for (int64_t m = 0; m < (bk + 1) / 2; ++m) {
+      const auto* r0 = row(2 * m);
+      const bool odd = 2 * m + 1 == bk;  // no row 2m+1 (it may not even be readable)
+      const auto* r1 = odd ? r0 : row(2 * m + 1);
+      for (int64_t d0 = 0; d0 < D; d0 += 16)
+        _mm512_storeu_si512(out + m * 2 * D + 2 * d0,
+                            pairs_bf16(load16(r0 + d0), odd ? _mm512_setzero_ps() : load16(r1 + d0)));
+    }
   }
   static const uint16_t* k_tile(const KvHead& kv, int64_t D, int64_t j0, int64_t bk, float* buf,
                                 float* stage) {
     auto* out = reinterpret_cast<uint16_t*>(buf);
     if (kv.type == KvType::kF16) {
-      for (int64_t r = 0; r < bk; ++r) {
-        const uint16_t* x = f16_row(kv, D, j0 + r);
-        for (int64_t d0 = 0; d0 < D; d0 += 32)
-          _mm512_storeu_si512(out + r * D + d0, to_bf16(f16x16(x + d0), f16x16(x + d0 + 16)));
-      }
-      return out;
+      k_rows([&](int64_t r) { return f16_row(kv, D, j0 + r); }, D, bk, out);
+    } else {
+      const float* x = kv_rows<Avx512>(kv, D, j0, bk, stage);
+      k_rows([&](int64_t r) { return x + r * D; }, D, bk, out);
     }
-    const float* x = kv_rows<Avx512>(kv, D, j0, bk, stage);
-    for (int64_t r = 0; r < bk; ++r)
-      for (int64_t d0 = 0; d0 < D; d0 += 32)
-        _mm512_storeu_si512(out + r * D + d0, to_bf16(_mm512_loadu_ps(x + r * D + d0),
-                                                      _mm512_loadu_ps(x + r * D + d0 + 16)));
     return out;
   }
   static const uint16_t* v_tile(const KvHead& kv, int64_t D, int64_t j0, int64_t bk, float* buf,
                                 float* stage) {
     auto* out = reinterpret_cast<uint16_t*>(buf);
     if (kv.type == KvType::kF16) {
-      for (int64_t m = 0; m < (bk + 1) / 2; ++m) {
-        const uint16_t* r0 = f16_row(kv, D, j0 + 2 * m);
-        const bool odd = 2 * m + 1 == bk;  // no row 2m+1 (it may not even be readable)
-        const uint16_t* r1 = odd ? nullptr : f16_row(kv, D, j0 + 2 * m + 1);
-        for (int64_t d0 = 0; d0 < D; d0 += 16)
-          _mm512_storeu_si512(out + m * 2 * D + 2 * d0,
-                              pairs_bf16(f16x16(r0 + d0), odd ? _mm512_setzero_ps() : f16x16(r1 + d0)));
-      }
-      return out;
-    }
-    const float* x = kv_rows<Avx512>(kv, D, j0, bk, stage);
-    for (int64_t m = 0; m < (bk + 1) / 2; ++m) {
-      const float* r0 = x + 2 * m * D;
-      const bool odd = 2 * m + 1 == bk;  // no row 2m+1 (it may not even be readable)
-      for (int64_t d0 = 0; d0 < D; d0 += 16)
-        _mm512_storeu_si512(out + m * 2 * D + 2 * d0,
-                            pairs_bf16(_mm512_loadu_ps(r0 + d0),
-                                       odd ? _mm512_setzero_ps() : _mm512_loadu_ps(r0 + D + d0)));
+      v_pairs([&](int64_t r) { return f16_row(kv, D, j0 + r); }, D, bk, out);
+    } else {
+      const float* x = kv_rows<Avx512>(kv, D, j0, bk, stage);
+      v_pairs([&](int64_t r) { return x + r * D; }, D, bk, out);
     }
     return out;
   }

@@ -296,6 +296,32 @@ void gemm_vnni(const AView& a, const WView& w, const Epilogue& ep, int64_t m0, i
 struct OutlierStage {
   std::vector<int32_t> col;
   std::vector<float> res;
+  int64_t n = 0;
+  void start(int64_t k) {
+    n = 0;
+    if (static_cast<int64_t>(col.size()) < k + 16) {
+      col.resize(static_cast<size_t>(k + 16));
+      res.resize(static_cast<size_t>(k + 16));
+    }
+  }
+  // Lanes o of columns j..j+15: column index and outlier_residual (x − 127·s for x > 0, else
+  // x + 127·s; clip = 127·s).
+  __attribute__((always_inline)) void add(__mmask16 o, __m512 xv, __m512 clip, int64_t j) {
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __mmask16 pos = _mm512_cmp_ps_mask(xv, _mm512_setzero_ps(), _CMP_GT_OQ);
+    const __m512 r = _mm512_mask_sub_ps(_mm512_add_ps(xv, clip), pos, xv, clip);
+    const __m512i c = _mm512_add_epi32(lane, _mm512_set1_epi32(static_cast<int32_t>(j)));
+    _mm512_storeu_si512(col.data() + n, _mm512_maskz_compress_epi32(o, c));
+    _mm512_storeu_ps(res.data() + n, _mm512_maskz_compress_ps(o, r));
+    n += __builtin_popcount(o);
+  }
+  void flush(int32_t row, OutlierList* out) const {
+    if (n == 0) return;
+    const size_t base = out->size();
+    out->resize(base + static_cast<size_t>(n));
+    Outlier* o = out->data() + base;
+    for (int64_t i = 0; i < n; ++i) o[i] = {row, col[i], res[i]};
+  }
 };
 
 // The four 4-byte groups of b to d, d + stride, d + 2·stride, d + 3·stride, straight from the
@@ -311,28 +337,16 @@ void quant_row(const float* x, int64_t k, float inv, float s, uint8_t* d, int64_
   const __m512 vinv = _mm512_set1_ps(inv);
   const __m512 hi = _mm512_set1_ps(127.0f), lo = _mm512_set1_ps(-127.0f);
   const __m128i flip = _mm_set1_epi8(static_cast<char>(0x80));
-  // outlier_residual: x − 127·s for x > 0, else x + 127·s (same float operations).
   const __m512 clip = _mm512_set1_ps(127.0f * s);
-  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
   thread_local OutlierStage st;
-  int64_t n_out = 0;
-  if (out && static_cast<int64_t>(st.col.size()) < k + 16) {
-    st.col.resize(static_cast<size_t>(k + 16));
-    st.res.resize(static_cast<size_t>(k + 16));
-  }
+  if (out) st.start(k);
   for (int64_t j = 0; j < k; j += 16) {
     const __mmask16 m = k - j >= 16 ? 0xffff : static_cast<__mmask16>((1u << (k - j)) - 1);
     const __m512 xv = _mm512_maskz_loadu_ps(m, x + j);
     const __m512 t = _mm512_mul_ps(xv, vinv);
     if (out) {
       // Branch-free: whether a group of 16 holds an outlier is a coin toss on ffn_mid.
-      const __mmask16 o = _mm512_mask_cmp_ps_mask(m, _mm512_abs_ps(t), hi, _CMP_GT_OQ);
-      const __mmask16 pos = _mm512_cmp_ps_mask(xv, _mm512_setzero_ps(), _CMP_GT_OQ);
-      const __m512 r = _mm512_mask_sub_ps(_mm512_add_ps(xv, clip), pos, xv, clip);
-      const __m512i c = _mm512_add_epi32(lane, _mm512_set1_epi32(static_cast<int32_t>(j)));
-      _mm512_storeu_si512(st.col.data() + n_out, _mm512_maskz_compress_epi32(o, c));
-      _mm512_storeu_ps(st.res.data() + n_out, _mm512_maskz_compress_ps(o, r));
-      n_out += __builtin_popcount(o);
+      st.add(_mm512_mask_cmp_ps_mask(m, _mm512_abs_ps(t), hi, _CMP_GT_OQ), xv, clip, j);
     }
     const __m512 c = _mm512_max_ps(_mm512_min_ps(t, hi), lo);
     const __m512i q = _mm512_cvt_roundps_epi32(c, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
@@ -349,12 +363,7 @@ void quant_row(const float* x, int64_t k, float inv, float s, uint8_t* d, int64_
       for (int64_t l = 0; l < k4 - g; ++l) std::memcpy(d + (g + l) * 32, &g4[l], 4);
     }
   }
-  if (n_out > 0) {
-    const size_t base = out->size();
-    out->resize(base + static_cast<size_t>(n_out));
-    Outlier* o = out->data() + base;
-    for (int64_t i = 0; i < n_out; ++i) o[i] = {row, st.col[i], st.res[i]};
-  }
+  if (out) st.flush(row, out);
 }
 
 // A whole row block (8 rows, r0 a multiple of 8) at once: per 16 columns, the 8 rows' int32
@@ -369,16 +378,11 @@ void quant_block8(const float* x, int64_t ldx, int64_t k, float inv, float s, ui
   const __m512 hi = _mm512_set1_ps(127.0f), lo = _mm512_set1_ps(-127.0f);
   const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
   const __m512 clip = _mm512_set1_ps(127.0f * s);
-  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
   const __m512i lo_groups = _mm512_setr_epi64(0, 1, 8, 9, 2, 3, 10, 11);
   const __m512i hi_groups = _mm512_setr_epi64(4, 5, 12, 13, 6, 7, 14, 15);
   thread_local OutlierStage st[kMR];
-  int64_t n_out[kMR] = {};
-  if (out && static_cast<int64_t>(st[0].col.size()) < k + 16)
-    for (auto& r : st) {
-      r.col.resize(static_cast<size_t>(k + 16));
-      r.res.resize(static_cast<size_t>(k + 16));
-    }
+  if (out)
+    for (auto& r : st) r.start(k);
   for (int64_t j = 0; j < k; j += 16) {
     const __mmask16 m = k - j >= 16 ? 0xffff : static_cast<__mmask16>((1u << (k - j)) - 1);
     __m512i q[kMR];
@@ -390,14 +394,7 @@ void quant_block8(const float* x, int64_t ldx, int64_t k, float inv, float s, ui
       // won at ~0.1 % outliers and tied at 2 % (quant_row keeps its branch-free form).
       const __mmask16 o =
           out ? _mm512_mask_cmp_ps_mask(m, _mm512_abs_ps(t), hi, _CMP_GT_OQ) : __mmask16{0};
-      if (o) {
-        const __mmask16 pos = _mm512_cmp_ps_mask(xv, _mm512_setzero_ps(), _CMP_GT_OQ);
-        const __m512 r = _mm512_mask_sub_ps(_mm512_add_ps(xv, clip), pos, xv, clip);
-        const __m512i c = _mm512_add_epi32(lane, _mm512_set1_epi32(static_cast<int32_t>(j)));
-        _mm512_storeu_si512(st[i].col.data() + n_out[i], _mm512_maskz_compress_epi32(o, c));
-        _mm512_storeu_ps(st[i].res.data() + n_out[i], _mm512_maskz_compress_ps(o, r));
-        n_out[i] += __builtin_popcount(o);
-      }
+      if (o) st[i].add(o, xv, clip, j);
       const __m512 c = _mm512_max_ps(_mm512_min_ps(t, hi), lo);
       q[i] = _mm512_cvt_roundps_epi32(c, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     }
@@ -419,14 +416,8 @@ void quant_block8(const float* x, int64_t ldx, int64_t k, float inv, float s, ui
       if (left == 3) _mm512_mask_storeu_epi64(p + 64, 0x0f, g23);
     }
   }
-  if (!out) return;
-  for (int i = 0; i < kMR; ++i) {
-    if (n_out[i] == 0) continue;
-    const size_t base = out->size();
-    out->resize(base + static_cast<size_t>(n_out[i]));
-    Outlier* o = out->data() + base;
-    for (int64_t e = 0; e < n_out[i]; ++e) o[e] = {row0 + i, st[i].col[e], st[i].res[e]};
-  }
+  if (out)
+    for (int i = 0; i < kMR; ++i) st[i].flush(row0 + i, out);
 }
 
 void quant_vnni(const float* x, int64_t ldx, int64_t k, float inv, float s, uint8_t* dst,
