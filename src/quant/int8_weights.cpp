@@ -222,6 +222,28 @@ class Int8ShadowLinear final : public Linear {
       for (int64_t r = m; r > 0; --r) row_begin[r] = row_begin[r - 1];
       row_begin[0] = 0;
     }
+    // Per row: the int8-column entries first, then the float-column (hot) ones, each in its
+    // own order. The kernel branches on the kind per entry; in random order (~17 % hot on
+    // ffn_mid) that branch was mispredicted often (isolated kernel, 1.8B down projection's
+    // shape: 5.7 → 4.8 cycles per entry and panel). The two kinds sum in separate chains,
+    // so the results are the same bit for bit.
+    if (!hot_index_.empty()) {
+      struct HotStage {  // a type of its own: tl<> keys its scratch by type
+        std::vector<ShadowEntry> v;
+      };
+      std::vector<ShadowEntry>& hot = tl<HotStage>().v;
+      for (int64_t r = 0; r < m; ++r) {
+        ShadowEntry* const b = ents.data() + row_begin[r];
+        ShadowEntry* const e = ents.data() + row_begin[r + 1];
+        hot.clear();
+        ShadowEntry* cold = b;
+        for (ShadowEntry* p = b; p != e; ++p) {
+          if (p->hot) hot.push_back(*p);
+          else *cold++ = *p;
+        }
+        std::copy(hot.begin(), hot.end(), cold);
+      }
+    }
     const Int8Weights& w = lin_.weights();
     const GemmAfter shadow = [&](int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
       w.shadow_rows(ents.data(), row_begin.data(), m0, m1, p0, p1,

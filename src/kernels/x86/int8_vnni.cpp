@@ -317,9 +317,10 @@ struct OutlierStage {
   }
   void flush(int32_t row, OutlierList* out) const {
     if (n == 0) return;
-    // push_back, not resize: resize zero-fills first (its _M_default_append was ~0.3 % of
-    // a prefill); the lists are reused, so their capacity is already there.
-    for (int64_t i = 0; i < n; ++i) out->push_back({row, col[i], res[i]});
+    const size_t base = out->size();
+    out->resize(base + static_cast<size_t>(n));  // no zero fill (Outlier's constructor)
+    Outlier* o = out->data() + base;
+    for (int64_t i = 0; i < n; ++i) o[i] = {row, col[i], res[i]};
   }
 };
 
