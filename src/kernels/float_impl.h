@@ -567,6 +567,16 @@ struct F32Ops {
   }
 };
 
+// exp of a score minus the running max (<= 0) for a probability: the policy's own where it
+// has one (bf16 operands round p to 8 significant bits, so its exp need not be exact).
+template <class S, class P>
+inline typename S::V prob_exp(typename S::V x) {
+  if constexpr (requires { P::prob_exp(x); })
+    return P::prob_exp(x);
+  else
+    return vexp<S>(x);
+}
+
 // Per-head state of a block task: Qt [q_rows][kBQ'] (scaled, transposed), O [kBQ][dp], and
 // the running max / sum / rescale factor of each query (kBQ' = kBQ rounded up to W).
 template <class S, class P>
@@ -693,7 +703,7 @@ void attn_block(const AttnTask& t, const AttnScratch& sc) {
           const V c = vexp<S>(S::sub(mold, mx));
           V l = S::mul(S::load(lrow + v * W), c);
           for (int64_t j = 0; j < bk; ++j) {
-            const V p = vexp<S>(S::sub(S::load(st + j * bqp + v * W), mx));
+            const V p = prob_exp<S, P>(S::sub(S::load(st + j * bqp + v * W), mx));
             S::store(st + j * bqp + v * W, p);
             l = S::add(l, p);
           }
