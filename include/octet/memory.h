@@ -21,6 +21,10 @@ ProcMemory proc_memory(const std::string& path = "");
 // fault back in from the page cache if read again. Used once a tensor has been copied into
 // int8/float form. Never call it on anonymous memory (that would zero it).
 void release_file_pages(const void* p, size_t n);
+// Maps [p, p + n) of a read-only file mapping in now (MADV_POPULATE_READ, else a read per
+// page), so that its first use does not take thousands of page faults: for a tensor every
+// request reads whole (the LM head used in place), at load instead of in the first request.
+void populate_file_pages(const void* p, size_t n);
 
 // Bytes a Weights object holds, by kind (all heap except gguf_mapped).
 struct WeightBytes {
