@@ -292,6 +292,40 @@ void softmax(float* x, int64_t n) {
   scale<S>(x, 1.f / S::hsum(sum), n);
 }
 
+// x·sigmoid(x) for SwiGLU, ~4e-7 relative (vsigmoid: ~2 ulp), about a third fewer vector
+// operations: exp(-|x|) needs only the lower clamp and a degree-5 polynomial (least maximum
+// relative error on |r| <= ln2/2: 1.8e-7 with float Horner steps), and 1/(1 + e), e in
+// (0, 1], takes an approximate reciprocal and one Newton step where the ISA has one instead
+// of a division. (GELU keeps vsigmoid: Gemma's greedy outputs in the tests sit on ulps.)
+template <class S>
+inline typename S::V vsilu(typename S::V x) {
+  using V = typename S::V;
+  const V a = S::max(S::set1(-104.f), S::min(x, S::sub(S::zero(), x)));  // -|x|, NaN kept
+  const V n = S::round(S::mul(a, S::set1(1.44269504088896341f)));
+  V r = S::fmadd(n, S::set1(-0.693145751953125f), a);
+  r = S::fmadd(n, S::set1(-1.42860682030941723e-6f), r);
+  V p = S::set1(8.312527090e-03f);
+  p = S::fmadd(p, r, S::set1(4.189011455e-02f));
+  p = S::fmadd(p, r, S::set1(1.666711420e-01f));
+  p = S::fmadd(p, r, S::set1(4.999923110e-01f));
+  p = S::fmadd(p, r, S::set1(1.f));
+  p = S::fmadd(p, r, S::set1(1.f));
+  V e;
+  if constexpr (requires { S::scalef(p, n); }) {
+    e = S::scalef(p, n);
+  } else {
+    const V n1 = S::floor(S::mul(n, S::set1(0.5f)));
+    e = S::mul(S::mul(p, S::pow2i(n1)), S::pow2i(S::sub(n, n1)));
+  }
+  const V d = S::add(S::set1(1.f), e);
+  V s;
+  if constexpr (requires { S::recip(d); })
+    s = S::recip(d);
+  else
+    s = S::div(S::set1(1.f), d);
+  return S::mul(x, S::sel_le(S::zero(), x, s, S::mul(e, s)));
+}
+
 template <class S>
 void silu_mul(const float* g, const float* u, float* out, int64_t n) {
   using V = typename S::V;
@@ -299,12 +333,12 @@ void silu_mul(const float* g, const float* u, float* out, int64_t n) {
   int64_t i = 0;
   for (; i + W <= n; i += W) {
     const V x = S::load_u(g + i);
-    S::store_u(out + i, S::mul(S::mul(x, vsigmoid<S>(x)), S::load_u(u + i)));
+    S::store_u(out + i, S::mul(vsilu<S>(x), S::load_u(u + i)));
   }
   if (i < n) {
     const int r = static_cast<int>(n - i);
     const V x = S::loadn(g + i, r);
-    S::storen(out + i, S::mul(S::mul(x, vsigmoid<S>(x)), S::loadn(u + i, r)), r);
+    S::storen(out + i, S::mul(vsilu<S>(x), S::loadn(u + i, r)), r);
   }
 }
 
