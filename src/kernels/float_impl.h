@@ -15,11 +15,22 @@
 inline int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
 inline int64_t imax(int64_t a, int64_t b) { return a > b ? a : b; }
 
+// p·2^n for integer-valued n: one vscalefps where the ISA has it (one rounding), else two
+// exact power-of-two factors 2^floor(n/2)·2^(n-floor(n/2)), so denormal results and overflow
+// to +inf come out right (the same result).
+template <class S>
+inline typename S::V scale_pow2(typename S::V p, typename S::V n) {
+  if constexpr (requires { S::scalef(p, n); }) {
+    return S::scalef(p, n);
+  } else {
+    const typename S::V n1 = S::floor(S::mul(n, S::set1(0.5f)));
+    return S::mul(S::mul(p, S::pow2i(n1)), S::pow2i(S::sub(n, n1)));
+  }
+}
+
 // exp(x) to ~2 ulp over the whole float range: Cody–Waite reduction x = n·ln2 + r,
-// |r| <= ln2/2, Taylor to degree 7 (truncation < 5e-9 relative), then ·2^n applied as two
-// factors 2^floor(n/2)·2^(n-floor(n/2)) so results down to the denormal range and overflow to
-// +inf come out right (or one vscalefps where the ISA has it: p·2^n rounded once, which is
-// what the two exact power-of-two products give too). Input clamped to [-104, 88.8]
+// |r| <= ln2/2, Taylor to degree 7 (truncation < 5e-9 relative), then ·2^n (scale_pow2:
+// right down to the denormal range and up to overflow). Input clamped to [-104, 88.8]
 // (beyond: 0 / inf). NaN propagates.
 template <class S>
 inline typename S::V vexp(typename S::V x) {
@@ -36,13 +47,7 @@ inline typename S::V vexp(typename S::V x) {
   p = S::fmadd(p, r, S::set1(0.5f));
   p = S::fmadd(p, r, S::set1(1.f));
   p = S::fmadd(p, r, S::set1(1.f));
-  if constexpr (requires { S::scalef(p, n); }) {
-    return S::scalef(p, n);  // p·2^n in one rounding (AVX-512 vscalefps): same result
-  } else {
-    const V n1 = S::floor(S::mul(n, S::set1(0.5f)));
-    const V n2 = S::sub(n, n1);
-    return S::mul(S::mul(p, S::pow2i(n1)), S::pow2i(n2));
-  }
+  return scale_pow2<S>(p, n);
 }
 
 // 1 / (1 + exp(-x)) from e = exp(-|x|), which never overflows: for x < 0 it is e / (1 + e),
@@ -310,13 +315,7 @@ inline typename S::V vsilu(typename S::V x) {
   p = S::fmadd(p, r, S::set1(4.999923110e-01f));
   p = S::fmadd(p, r, S::set1(1.f));
   p = S::fmadd(p, r, S::set1(1.f));
-  V e;
-  if constexpr (requires { S::scalef(p, n); }) {
-    e = S::scalef(p, n);
-  } else {
-    const V n1 = S::floor(S::mul(n, S::set1(0.5f)));
-    e = S::mul(S::mul(p, S::pow2i(n1)), S::pow2i(S::sub(n, n1)));
-  }
+  const V e = scale_pow2<S>(p, n);
   const V d = S::add(S::set1(1.f), e);
   V s;
   if constexpr (requires { S::recip(d); })

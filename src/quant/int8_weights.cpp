@@ -381,13 +381,14 @@ Expected<std::shared_ptr<const Weights>> Weights::build_int8(const Model& m,
   }
   if (opt.file_head && m.file().is_mapped() && file_head_serves(out_t->type)) {
     auto head = LinearGguf::create({out_t});
-    // Every prefill reads the whole head: mapped in at load, not by ~2-3 K page faults in
-    // the first request's last stage (~14 ms of a 0.5B-shape 512-token prefill's ~650 ms,
-    // 20-45 ms on the 1.8B shape). Resident from then on either way.
-    if (head.ok()) populate_file_pages(out_t->data, static_cast<size_t>(out_t->nbytes));
-    if (head.ok())
+    if (head.ok()) {
+      // Every prefill reads the whole head: mapped in at load, not by ~2 K page faults in
+      // the first request's last stage (0.5B shape: that head 10-12 → 6.5 ms). Resident
+      // from then on either way.
+      populate_file_pages(out_t->data, static_cast<size_t>(out_t->nbytes));
       return std::shared_ptr<const Weights>(std::make_shared<Weights>(
           ComputeMode::kInt8, std::move(layers), std::move(head).value(), std::move(out_norm)));
+    }
   }
   OCTET_ASSIGN_OR_RETURN(
       Int8Weights hq,
