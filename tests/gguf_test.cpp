@@ -7,6 +7,10 @@
 #include "octet/gguf.h"
 #include "octet/memory.h"
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
 namespace octet::gguf {
 namespace {
 
@@ -130,6 +134,32 @@ TEST(GgufReal, ReadRowsMatchesTheMappingWithoutTouchingIt) {
 
 // ---------------------------------------------------------------------------------------------
 // SIMD dequantisers against the scalar reference, on every ISA path this CPU can run.
+
+// populate_file_pages maps a read-only file mapping in at once (the in-place LM head at load):
+// resident before any read. (The kernel may map more around it: whole large folios.)
+TEST(FilePages, PopulateMakesTheRangeResident) {
+  const std::string path = ::testing::TempDir() + "octet_populate.bin";
+  const size_t n = size_t{4} << 20;
+  {
+    std::FILE* fp = std::fopen(path.c_str(), "wb");
+    ASSERT_NE(fp, nullptr);
+    std::vector<unsigned char> buf(n, 7);
+    ASSERT_EQ(std::fwrite(buf.data(), 1, n, fp), n);
+    std::fclose(fp);
+  }
+  const int fd = ::open(path.c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+  void* p = ::mmap(nullptr, n, PROT_READ, MAP_PRIVATE, fd, 0);
+  ::close(fd);
+  ASSERT_NE(p, MAP_FAILED);
+  EXPECT_LE(octet::proc_memory(path).file_resident, size_t{64} << 10);
+  // The second MiB and the first half of the third (page-aligned start, unaligned end).
+  octet::populate_file_pages(static_cast<const unsigned char*>(p) + (size_t{1} << 20), (size_t{3} << 19) - 100);
+  const size_t got = octet::proc_memory(path).file_resident;
+  EXPECT_GE(got, (size_t{3} << 19) - 4096);
+  ::munmap(p, n);
+  std::remove(path.c_str());
+}
 
 #include <cmath>
 #include <cstring>
