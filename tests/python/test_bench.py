@@ -66,10 +66,11 @@ def test_long_prompt_costs_only_its_kv_cache(octet_bin, gemma):
     kv_growth = long_["kv_mb"] - short["kv_mb"]
     rss_growth = long_["peak_rss_mb"] - short["peak_rss_mb"]
     # Slack for the allocator, not for activations (one chunk arena is 17.8 MiB here): the
-    # heap beyond the KV grows ~0.7 MiB (heaptrack) and one prefill's RSS ~1.7 MiB, but each
-    # child runs two sessions one after the other and glibc's reuse of the first one's freed
-    # blocks adds 2-3 MiB of noise (measured 3.4-4.5 MiB in all at chunk 512).
-    assert rss_growth <= kv_growth + 6.0, (rss_growth, kv_growth)
+    # heap beyond the KV grows ~0.7 MiB (heaptrack) and one prefill's RSS ~1.7 MiB. octet fixes
+    # glibc's mmap threshold (main.cpp); with the default dynamic one, each child's second
+    # session reused the first one's freed blocks and the excess swung -5…+6.6 MiB (CI failed
+    # at 6.6). Fixed: 2.1-2.5 MiB in 14 runs.
+    assert rss_growth <= kv_growth + 5.0, (rss_growth, kv_growth)
     assert long_["gguf_resident_mb"] < short["gguf_resident_mb"] + 4.0
 
 
