@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/float_isa.h"
 #include "kernels/ref/float_ref.h"
 #include "octet/half.h"
 #include "octet/kernels.h"
@@ -482,6 +483,42 @@ TEST(AttentionBf16, MatchesReferenceOnBf16Inputs) {
       }
     }
   }
+}
+
+// The probabilities' exp (x86/attn_bf16.cpp, exp_prob) by itself, at float resolution: the
+// attention tests above see it only through bf16 rounding (a 1 % coefficient error passes
+// them). Documented bound 2.9e-6 relative over the normal range; exp(0) = 1 exactly (a
+// row's largest score keeps p = 1); −inf (masked keys) gives ~0, NaN stays NaN; the tail
+// below exp's normal range only has to stay tiny and non-negative.
+TEST(AttentionBf16, ProbabilityExpIsAccurateInFloat) {
+  const fimpl::Bf16Attention* a = fimpl::attn_bf16(64);
+  if (!a) GTEST_SKIP() << "no AVX512-BF16 attention on this CPU";
+  std::vector<float> x;
+  for (float v = 0.f; v >= -87.f; v -= 0.0037f) x.push_back(v);
+  for (float v : {-1e-30f, -0.34657359f, -0.34657362f, -0.6931472f, -1.3862944f, -86.9f})
+    x.push_back(v);
+  const size_t normal = x.size();
+  for (float v : {-87.5f, -95.f, -103.9f, -104.f, -200.f, -3.0e38f,
+                  -std::numeric_limits<float>::infinity()})
+    x.push_back(v);
+  x.push_back(std::numeric_limits<float>::quiet_NaN());
+  x.push_back(0.f);  // an odd length: the masked tail of the vector loop
+  std::vector<float> y(x.size(), -1.f);
+  a->prob_exp(x.data(), y.data(), static_cast<int64_t>(x.size()));
+  double worst = 0;
+  for (size_t i = 0; i < normal; ++i) {
+    const double e = std::exp(static_cast<double>(x[i]));
+    worst = std::max(worst, std::fabs(y[i] - e) / e);
+  }
+  EXPECT_LE(worst, 3.5e-6);
+  EXPECT_GT(worst, 1e-8) << "the polynomial's error should show (else a library exp ran)";
+  EXPECT_EQ(y[0], 1.f);
+  EXPECT_EQ(y.back(), 1.f);
+  for (size_t i = normal; i + 2 < y.size(); ++i) {
+    EXPECT_GE(y[i], 0.f) << x[i];
+    EXPECT_LE(y[i], 1e-37f) << x[i];
+  }
+  EXPECT_TRUE(std::isnan(y[y.size() - 2]));
 }
 
 TEST(AttentionBf16, ReducedKvCachesConvertLikeFloatRows) {

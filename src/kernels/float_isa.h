@@ -67,6 +67,9 @@ struct FloatKernels {
 struct Bf16Attention {
   void (*attn)(const AttnTask&, const AttnScratch&);
   int64_t (*attn_scratch_floats)(int64_t head_dim, int64_t n_keys, int64_t heads);
+  // The probabilities' exp (x <= 0) over n values: exposed for its own accuracy test, which
+  // the attention tests cannot give at bf16 resolution.
+  void (*prob_exp)(const float* x, float* out, int64_t n);
 };
 // Null unless the CPU has AVX512-BF16, the active float ISA is AVX-512 and head_dim is a
 // multiple of 32.

@@ -56,7 +56,7 @@ inline __m512i bcast_word(const void* p) {
 // reduction constants, degree 7): the softmax is ~30 % of this attention's instructions at
 // head dim 64. exp(0) is exactly 1, so a row's largest score keeps p = 1.
 inline __m512 exp_prob(__m512 x) {
-  x = _mm512_max_ps(x, _mm512_set1_ps(-104.f));  // -inf → ~2^-150; max(lo, NaN) = NaN
+  x = _mm512_max_ps(_mm512_set1_ps(-104.f), x);  // -inf → ~2^-150; max(lo, NaN) = NaN
   const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   const __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693147180559945f), x);
@@ -294,10 +294,19 @@ int64_t attn_bf16_scratch(int64_t D, int64_t n_keys, int64_t heads) {
               kernels_avx512().attn_scratch_floats(D, n_keys, heads));
 }
 
+void prob_exp_n(const float* x, float* out, int64_t n) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(out + i, exp_prob(_mm512_loadu_ps(x + i)));
+  if (i < n) {
+    const __mmask16 m = static_cast<__mmask16>((1u << (n - i)) - 1);
+    _mm512_mask_storeu_ps(out + i, m, exp_prob(_mm512_maskz_loadu_ps(m, x + i)));
+  }
+}
+
 }  // namespace
 
 const Bf16Attention* attn_bf16(int64_t head_dim) {
-  static const Bf16Attention table{attn_bf16_task, attn_bf16_scratch};
+  static const Bf16Attention table{attn_bf16_task, attn_bf16_scratch, prob_exp_n};
   if (head_dim <= 0 || head_dim % 32 != 0 || !cpu_features().avx512bf16 ||
       active().isa != FloatIsa::kAvx512)
     return nullptr;
