@@ -83,6 +83,7 @@ void run(const RunArgs& a) {
   });
   if (!r) cli::fail(r.error());
   std::printf("\n");
+  std::fflush(stdout);  // before the stats on stderr, also when both go to one file
   if (!a.tokens_out.empty()) {
     std::ofstream out(a.tokens_out);
     for (Token t : r->tokens) out << t << "\n";
