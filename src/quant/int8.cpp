@@ -98,13 +98,15 @@ int64_t Int8Weights::group_stride(int64_t n) const {
 void Int8Weights::finish() {
   colsum_.assign(static_cast<size_t>(panels_ * 16), 0);
   corr_.assign(colsum_.size(), 0);
-  // Padding is zero, so summing whole 4-byte groups of each lane is exact.
-  for (int64_t p = 0; p < panels_; ++p)
-    for (int64_t g = 0; g < k4_; ++g) {
-      const int8_t* src = packed_.data() + packed_index(p * 16, g * 4);
-      for (int64_t j = 0; j < 16; ++j)
-        colsum_[p * 16 + j] += src[j * 4] + src[j * 4 + 1] + src[j * 4 + 2] + src[j * 4 + 3];
-    }
+  // Padding is zero, so summing whole 4-byte groups of each lane is exact. The packed bytes
+  // in memory order (see packed_index): per block of panels, each group's panels side by side.
+  const int8_t* src = packed_.data();
+  for (int64_t first = 0; first < panels_; first += kInt8PanelsPerBlock) {
+    const int64_t width = std::min(kInt8PanelsPerBlock, panels_ - first);
+    int32_t* const sum = colsum_.data() + first * 16;
+    for (int64_t g = 0; g < k4_; ++g)
+      for (int64_t l = 0; l < width * 16; ++l, src += 4) sum[l] += src[0] + src[1] + src[2] + src[3];
+  }
   for (size_t n = 0; n < colsum_.size(); ++n) corr_[n] = 128 * colsum_[n];
 }
 

@@ -319,6 +319,26 @@ Expected<std::shared_ptr<const Weights>> Weights::build_int8(const Model& m,
   const bool pair_ffn = opt.pair_ffn && !std::getenv("OCTET_NO_FFN_PAIR") && hp.n_ff % 16 == 0 &&
                         !(float_slots && (std::strstr(float_slots, slot_name(Slot::kFfnIn)) ||
                                           std::strstr(float_slots, slot_name(Slot::kFfnMid))));
+  // The smoothing's passes over every weight (1.2 G on the 1.8B shape) were scalar loops on
+  // one thread, ~10 % of a load's samples: rows on the pool, whole 16-wide steps the -O2
+  // vectoriser takes. The same IEEE multiplies and divisions, so bit for bit the same weights.
+  auto rows_on_pool = [&](int64_t rows, const auto& row) {
+    parallel_for(pool, rows, 64, [&](int64_t r0, int64_t r1, int) {
+      for (int64_t r = r0; r < r1; ++r) row(r);
+    });
+  };
+  auto mul_rows = [](float* __restrict y, const float* __restrict s, int64_t k) {
+    int64_t c = 0;
+    for (; c + 16 <= k; c += 16)
+      for (int i = 0; i < 16; ++i) y[c + i] *= s[c + i];
+    for (; c < k; ++c) y[c] *= s[c];
+  };
+  auto div_row = [](float* __restrict y, float d, int64_t k) {
+    int64_t c = 0;
+    for (; c + 16 <= k; c += 16)
+      for (int i = 0; i < 16; ++i) y[c + i] /= d;
+    for (; c < k; ++c) y[c] /= d;
+  };
   auto make = [&](std::initializer_list<const gguf::TensorInfo*> ts, int64_t k, int64_t il,
                   Slot slot) -> Expected<std::unique_ptr<Linear>> {
     // Paired gate/up rows: 16-row blocks of gate and up alternate (see pair_with).
@@ -327,18 +347,19 @@ Expected<std::shared_ptr<const Weights>> Weights::build_int8(const Model& m,
     // Smoothing: the int8 path sees x/s, so W's columns take s (see calibration.h).
     if (const auto& s = calib.at(il, slot).smooth; !s.empty()) {
       if (static_cast<int64_t>(s.size()) != k) return Status::Error("int8: smoothing size");
-      for (int64_t r = 0; r < n; ++r)
-        for (int64_t c = 0; c < k; ++c) buf[r * k + c] *= s[c];
+      float* const w = buf.data();
+      rows_on_pool(n, [&](int64_t r) { mul_rows(w + r * k, s.data(), k); });
     }
     // gate/up: the up rows produce ffn_mid, so they absorb ffn_mid's 1/s.
     if (slot == Slot::kFfnIn) {
       const auto& s = calib.at(il, Slot::kFfnMid).smooth;
       if (!s.empty()) {
         if (static_cast<int64_t>(s.size()) * 2 != n) return Status::Error("int8: smoothing size");
-        for (int64_t j = 0; j < hp.n_ff; ++j) {
+        float* const w = buf.data();
+        rows_on_pool(hp.n_ff, [&](int64_t j) {
           const int64_t row = paired ? (2 * (j / 16) + 1) * 16 + j % 16 : hp.n_ff + j;
-          for (int64_t c = 0; c < k; ++c) buf[row * k + c] /= s[j];
-        }
+          div_row(w + row * k, s[j], k);
+        });
       }
     }
     if (float_slots && std::strstr(float_slots, slot_name(slot)))
