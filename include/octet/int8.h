@@ -113,7 +113,7 @@ class Int8Weights {
  private:
   static Int8Weights alloc(int64_t n, int64_t k);
   int64_t group_stride(int64_t n) const;  // bytes between q_w[n, 4g] and q_w[n, 4g + 4]
-  void finish();  // column sums
+  void finish(ThreadPool* pool = nullptr);  // column sums
   Status quantize_row(const float* row, int64_t j);  // row j of W into scales_/packed_
   Status quantize_block(const float* w, int64_t ldw, int64_t r0, int64_t rows, ThreadPool* pool);
   int64_t n_ = 0, k_ = 0, k4_ = 0, panels_ = 0;

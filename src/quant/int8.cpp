@@ -95,18 +95,23 @@ int64_t Int8Weights::group_stride(int64_t n) const {
   return std::min(kInt8PanelsPerBlock, panels_ - first) * 64;
 }
 
-void Int8Weights::finish() {
+void Int8Weights::finish(ThreadPool* pool) {
   colsum_.assign(static_cast<size_t>(panels_ * 16), 0);
   corr_.assign(colsum_.size(), 0);
-  // Padding is zero, so summing whole 4-byte groups of each lane is exact. The packed bytes
-  // in memory order (see packed_index): per block of panels, each group's panels side by side.
-  const int8_t* src = packed_.data();
-  for (int64_t first = 0; first < panels_; first += kInt8PanelsPerBlock) {
-    const int64_t width = std::min(kInt8PanelsPerBlock, panels_ - first);
-    int32_t* const sum = colsum_.data() + first * 16;
-    for (int64_t g = 0; g < k4_; ++g)
-      for (int64_t l = 0; l < width * 16; ++l, src += 4) sum[l] += src[0] + src[1] + src[2] + src[3];
-  }
+  // Padding is zero, so summing whole 4-byte groups of each lane is exact. Each block of
+  // panels lies in memory as its groups, each group's panels side by side (packed_index);
+  // blocks are independent, so they run on the pool.
+  const int64_t blocks = (panels_ + kInt8PanelsPerBlock - 1) / kInt8PanelsPerBlock;
+  parallel_for(pool, blocks, 8, [&](int64_t b0, int64_t b1, int) {
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t first = b * kInt8PanelsPerBlock;
+      const int64_t width = std::min(kInt8PanelsPerBlock, panels_ - first);
+      const int8_t* src = packed_.data() + first * k4_ * 64;
+      int32_t* const sum = colsum_.data() + first * 16;
+      for (int64_t g = 0; g < k4_; ++g)
+        for (int64_t l = 0; l < width * 16; ++l, src += 4) sum[l] += src[0] + src[1] + src[2] + src[3];
+    }
+  });
   for (size_t n = 0; n < colsum_.size(); ++n) corr_[n] = 128 * colsum_[n];
 }
 
@@ -153,7 +158,7 @@ Expected<Int8Weights> Int8Weights::quantize(const float* w, int64_t n, int64_t k
     return Status::Error("int8 weights: bad shape " + dims(n, k));
   Int8Weights out = alloc(n, k);
   OCTET_RETURN_IF_ERROR(out.quantize_block(w, ldw, 0, n, pool));
-  out.finish();
+  out.finish(pool);
   return out;
 }
 
@@ -169,7 +174,7 @@ Expected<Int8Weights> Int8Weights::quantize_rows(
     OCTET_RETURN_IF_ERROR(fill(r0, rows, buf.data()));
     OCTET_RETURN_IF_ERROR(out.quantize_block(buf.data(), k, r0, rows, pool));
   }
-  out.finish();
+  out.finish(pool);
   return out;
 }
 
