@@ -343,7 +343,7 @@ Expected<std::shared_ptr<const Weights>> Weights::build_int8(const Model& m,
                   Slot slot) -> Expected<std::unique_ptr<Linear>> {
     // Paired gate/up rows: 16-row blocks of gate and up alternate (see pair_with).
     const bool paired = slot == Slot::kFfnIn && pair_ffn;
-    OCTET_RETURN_IF_ERROR(stack_rows(m, ts, &buf, &n, paired ? 16 : 0));
+    OCTET_RETURN_IF_ERROR(stack_rows(m, ts, &buf, &n, paired ? 16 : 0, pool));
     // Smoothing: the int8 path sees x/s, so W's columns take s (see calibration.h).
     if (const auto& s = calib.at(il, slot).smooth; !s.empty()) {
       if (static_cast<int64_t>(s.size()) != k) return Status::Error("int8: smoothing size");
@@ -395,7 +395,7 @@ Expected<std::shared_ptr<const Weights>> Weights::build_int8(const Model& m,
   const gguf::TensorInfo* out_t = m.output();
   if (out_t->row_len() != hp.n_embd) return Status::Error("int8: LM head width mismatch");
   if (float_slots && std::strstr(float_slots, "head")) {
-    OCTET_RETURN_IF_ERROR(stack_rows(m, {out_t}, &buf, &n));
+    OCTET_RETURN_IF_ERROR(stack_rows(m, {out_t}, &buf, &n, 0, pool));
     return std::shared_ptr<const Weights>(std::make_shared<Weights>(
         ComputeMode::kInt8, std::move(layers), std::make_unique<LinearF32>(buf.data(), n, hp.n_embd),
         std::move(out_norm)));

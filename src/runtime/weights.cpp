@@ -1,5 +1,6 @@
 #include <cstdio>
 #include <cstdlib>
+#include <mutex>
 #include <fmt/format.h>
 
 #include "octet/memory.h"
@@ -45,7 +46,8 @@ Status to_float(const Model& m, const gguf::TensorInfo* t, std::vector<float>* o
 }  // namespace
 
 Status stack_rows(const Model& m, std::initializer_list<const gguf::TensorInfo*> ts,
-                  std::vector<float>* out, int64_t* n_total, int64_t interleave) {
+                  std::vector<float>* out, int64_t* n_total, int64_t interleave,
+                  ThreadPool* pool) {
   int64_t n = 0, k = -1;
   for (auto* t : ts) {
     if (k >= 0 && t->row_len() != k) return Status::Error("weights: fused rows differ in width");
@@ -59,13 +61,26 @@ Status stack_rows(const Model& m, std::initializer_list<const gguf::TensorInfo*>
   int64_t row = 0;
   for (size_t i = 0; i < ts.size(); ++i) {
     const gguf::TensorInfo* t = ts.begin()[i];
-    if (interleave > 0) {
-      for (int64_t r = 0; r < t->n_rows(); r += interleave)
-        OCTET_RETURN_IF_ERROR(m.file().dequantize_rows(
-            *t, r, interleave, out->data() + (2 * r + static_cast<int64_t>(i) * interleave) * k));
-    } else {
-      OCTET_RETURN_IF_ERROR(m.file().dequantize_rows(*t, 0, t->n_rows(), out->data() + row * k));
-    }
+    // Units of rows (one row, or one interleaved block) on the pool: dequantising reads the
+    // mapping and writes disjoint rows. The first error wins.
+    const int64_t per = interleave > 0 ? interleave : 1;
+    std::mutex mu;
+    Status first = Status::Ok();
+    parallel_for(pool, t->n_rows() / per, interleave > 0 ? 4 : 64, [&](int64_t u0, int64_t u1, int) {
+      Status st = Status::Ok();
+      if (interleave > 0) {
+        for (int64_t u = u0; u < u1 && st.ok(); ++u)
+          st = m.file().dequantize_rows(*t, u * per, per,
+                                        out->data() + (2 * u + static_cast<int64_t>(i)) * per * k);
+      } else {
+        st = m.file().dequantize_rows(*t, u0, u1 - u0, out->data() + (row + u0) * k);
+      }
+      if (!st.ok()) {
+        std::lock_guard<std::mutex> lk(mu);
+        if (first.ok()) first = st;
+      }
+    });
+    OCTET_RETURN_IF_ERROR(first);
     // The copy replaces the file's pages in memory (decode over the GGUF faults back what
     // it reads): otherwise the whole file stays resident next to the copies (docs/memory.md).
     if (m.file().is_mapped()) release_file_pages(t->data, static_cast<size_t>(t->nbytes));
@@ -113,16 +128,16 @@ Expected<std::shared_ptr<const Weights>> Weights::build_fp32(const Model& m, Thr
   for (int64_t il = 0; il < hp.n_layer; ++il) {
     const LayerTensors& T = m.layer(il);
     LayerWeights& L = layers[il];
-    OCTET_RETURN_IF_ERROR(stack_rows(m, {T.wq, T.wk, T.wv}, &buf, &n));
+    OCTET_RETURN_IF_ERROR(stack_rows(m, {T.wq, T.wk, T.wv}, &buf, &n, 0, pool));
     L.wqkv = std::make_unique<LinearF32>(buf.data(), n, hp.n_embd);
-    OCTET_RETURN_IF_ERROR(stack_rows(m, {T.wo}, &buf, &n));
+    OCTET_RETURN_IF_ERROR(stack_rows(m, {T.wo}, &buf, &n, 0, pool));
     L.wo = std::make_unique<LinearF32>(buf.data(), n, hp.q_dim());
-    OCTET_RETURN_IF_ERROR(stack_rows(m, {T.ffn_gate, T.ffn_up}, &buf, &n));
+    OCTET_RETURN_IF_ERROR(stack_rows(m, {T.ffn_gate, T.ffn_up}, &buf, &n, 0, pool));
     L.w_gate_up = std::make_unique<LinearF32>(buf.data(), n, hp.n_embd);
-    OCTET_RETURN_IF_ERROR(stack_rows(m, {T.ffn_down}, &buf, &n));
+    OCTET_RETURN_IF_ERROR(stack_rows(m, {T.ffn_down}, &buf, &n, 0, pool));
     L.w_down = std::make_unique<LinearF32>(buf.data(), n, hp.n_ff);
   }
-  OCTET_RETURN_IF_ERROR(stack_rows(m, {m.output()}, &buf, &n));
+  OCTET_RETURN_IF_ERROR(stack_rows(m, {m.output()}, &buf, &n, 0, pool));
   auto head = std::make_unique<LinearF32>(buf.data(), n, hp.n_embd);
   return std::shared_ptr<const Weights>(std::make_shared<Weights>(
       ComputeMode::kFp32, std::move(layers), std::move(head), std::move(out_norm)));
