@@ -33,7 +33,7 @@ class Int8ShadowLinear final : public Linear {
 
  public:
   Int8ShadowLinear(Int8Linear lin, const SlotCalib& c, bool shadow, const float* w_f32,
-                   bool hot_float)
+                   bool hot_float, ThreadPool* pool)
       : lin_(std::move(lin)),
         // Without the shadow path nothing may be clipped away: use the full measured range.
         scale_(shadow || !(c.absmax > 0) ? c.scale() : c.absmax / 127.f),
@@ -52,12 +52,14 @@ class Int8ShadowLinear final : public Linear {
           valid.push_back({static_cast<int64_t>(h), c.hot[h]});
         }
       // Row by row (each row of W read once, in cache), not column by column (a cache miss
-      // per element: ~600 hot channels × N rows on a down projection).
-      for (int64_t n = 0; n < N; ++n) {
-        const float* row = w_f32 + n * K;
-        float* dst = hot_cols_.data() + (n / 16) * hot_stride_ + n % 16;
-        for (const auto& [h, k] : valid) dst[h * 16] = row[k];
-      }
+      // per element: ~600 hot channels × N rows on a down projection); panels on the pool.
+      parallel_for(pool, panels, 4, [&](int64_t p0, int64_t p1, int) {
+        for (int64_t n = p0 * 16; n < std::min(N, p1 * 16); ++n) {
+          const float* row = w_f32 + n * K;
+          float* dst = hot_cols_.data() + (n / 16) * hot_stride_ + n % 16;
+          for (const auto& [h, k] : valid) dst[h * 16] = row[k];
+        }
+      });
     }
   }
   int64_t n() const override { return lin_.n(); }
@@ -367,7 +369,7 @@ Expected<std::shared_ptr<const Weights>> Weights::build_int8(const Model& m,
     OCTET_ASSIGN_OR_RETURN(Int8Linear lin, Int8Linear::from_float(buf.data(), n, k, nullptr, pool));
     const size_t idx = static_cast<size_t>(il * kSlots + static_cast<int>(slot));
     return std::unique_ptr<Linear>(std::make_unique<Int8ShadowLinear>(
-        std::move(lin), calib.at(il, slot), shadow[idx], buf.data(), opt.hot_float));
+        std::move(lin), calib.at(il, slot), shadow[idx], buf.data(), opt.hot_float, pool));
   };
   for (int64_t il = 0; il < hp.n_layer; ++il) {
     const LayerTensors& T = m.layer(il);
