@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <string>
 #include <vector>
 
 #include "octet/aligned.h"
@@ -53,6 +54,31 @@ TEST(ThreadPool, ReusableManyTimes) {
       for (int64_t i = b; i < e; ++i) sum += i;
     });
   EXPECT_EQ(sum.load(), 2000 * 45);
+}
+
+// parallel_try: Ok when every range is; else one of the ranges' errors (the first reported),
+// every range still run; the same without a pool (inline).
+TEST(ThreadPool, ParallelTryReportsAnErrorAndRunsEveryRange) {
+  ThreadPool pool(3);
+  for (ThreadPool* p : {&pool, static_cast<ThreadPool*>(nullptr)}) {
+    std::vector<std::atomic<int>> hits(100);
+    Status ok = parallel_try(p, 100, 4, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) hits[i]++;
+      return Status::Ok();
+    });
+    EXPECT_TRUE(ok.ok());
+    std::atomic<int64_t> ran{0};
+    Status bad = parallel_try(p, 100, 4, [&](int64_t b, int64_t e) -> Status {
+      ran += e - b;
+      for (int64_t i = b; i < e; ++i)
+        if (i == 37 || i == 90) return Status::Error("bad row " + std::to_string(i));
+      return Status::Ok();
+    });
+    ASSERT_FALSE(bad.ok());
+    EXPECT_TRUE(bad.message() == "bad row 37" || bad.message() == "bad row 90") << bad.message();
+    EXPECT_EQ(ran.load(), 100);
+    for (int64_t i = 0; i < 100; ++i) ASSERT_EQ(hits[i].load(), 1) << i;
+  }
 }
 
 }  // namespace

@@ -9,6 +9,8 @@
 #include <thread>
 #include <vector>
 
+#include "octet/status.h"
+
 namespace octet {
 
 class ThreadPool {
@@ -44,5 +46,10 @@ class ThreadPool {
 // Runs fn on the pool if there is one, else inline on the caller.
 void parallel_for(ThreadPool* pool, int64_t n, int64_t grain,
                   const std::function<void(int64_t, int64_t, int)>& fn);
+
+// parallel_for for work that can fail: fn(begin, end) returns a Status; the call returns the
+// first error any range reported (Ok when none). Ranges are not cancelled by another's error.
+Status parallel_try(ThreadPool* pool, int64_t n, int64_t grain,
+                    const std::function<Status(int64_t, int64_t)>& fn);
 
 }  // namespace octet

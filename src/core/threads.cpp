@@ -118,4 +118,17 @@ void parallel_for(ThreadPool* pool, int64_t n, int64_t grain,
   }
 }
 
+Status parallel_try(ThreadPool* pool, int64_t n, int64_t grain,
+                    const std::function<Status(int64_t, int64_t)>& fn) {
+  std::mutex mu;
+  Status first = Status::Ok();
+  parallel_for(pool, n, grain, [&](int64_t b, int64_t e, int) {
+    Status st = fn(b, e);
+    if (st.ok()) return;
+    std::lock_guard<std::mutex> lk(mu);
+    if (first.ok()) first = std::move(st);
+  });
+  return first;
+}
+
 }  // namespace octet

@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
-#include <mutex>
 #include <numeric>
 #include <string>
 
@@ -136,19 +135,10 @@ Status Int8Weights::quantize_row(const float* row, int64_t j) {
 Status Int8Weights::quantize_block(const float* w, int64_t ldw, int64_t r0, int64_t rows,
                                    ThreadPool* pool) {
   // Rows are independent (disjoint bytes of the packed buffer); the first error wins.
-  std::mutex mu;
-  Status first = Status::Ok();
-  parallel_for(pool, rows, 64, [&](int64_t b, int64_t e, int) {
-    for (int64_t j = b; j < e; ++j) {
-      Status st = quantize_row(w + j * ldw, r0 + j);
-      if (!st.ok()) {
-        std::lock_guard<std::mutex> lk(mu);
-        if (first.ok()) first = st;
-        return;
-      }
-    }
+  return parallel_try(pool, rows, 64, [&](int64_t b, int64_t e) {
+    for (int64_t j = b; j < e; ++j) OCTET_RETURN_IF_ERROR(quantize_row(w + j * ldw, r0 + j));
+    return Status::Ok();
   });
-  return first;
 }
 
 Expected<Int8Weights> Int8Weights::quantize(const float* w, int64_t n, int64_t k, int64_t ldw,

@@ -1,6 +1,5 @@
 #include <cstdio>
 #include <cstdlib>
-#include <mutex>
 #include <fmt/format.h>
 
 #include "octet/memory.h"
@@ -64,23 +63,15 @@ Status stack_rows(const Model& m, std::initializer_list<const gguf::TensorInfo*>
     // Units of rows (one row, or one interleaved block) on the pool: dequantising reads the
     // mapping and writes disjoint rows. The first error wins.
     const int64_t per = interleave > 0 ? interleave : 1;
-    std::mutex mu;
-    Status first = Status::Ok();
-    parallel_for(pool, t->n_rows() / per, interleave > 0 ? 4 : 64, [&](int64_t u0, int64_t u1, int) {
-      Status st = Status::Ok();
-      if (interleave > 0) {
-        for (int64_t u = u0; u < u1 && st.ok(); ++u)
-          st = m.file().dequantize_rows(*t, u * per, per,
-                                        out->data() + (2 * u + static_cast<int64_t>(i)) * per * k);
-      } else {
-        st = m.file().dequantize_rows(*t, u0, u1 - u0, out->data() + (row + u0) * k);
-      }
-      if (!st.ok()) {
-        std::lock_guard<std::mutex> lk(mu);
-        if (first.ok()) first = st;
-      }
-    });
-    OCTET_RETURN_IF_ERROR(first);
+    OCTET_RETURN_IF_ERROR(parallel_try(pool, t->n_rows() / per, interleave > 0 ? 4 : 64,
+                                       [&](int64_t u0, int64_t u1) -> Status {
+      if (interleave == 0)
+        return m.file().dequantize_rows(*t, u0, u1 - u0, out->data() + (row + u0) * k);
+      for (int64_t u = u0; u < u1; ++u)
+        OCTET_RETURN_IF_ERROR(m.file().dequantize_rows(
+            *t, u * per, per, out->data() + (2 * u + static_cast<int64_t>(i)) * per * k));
+      return Status::Ok();
+    }));
     // The copy replaces the file's pages in memory (decode over the GGUF faults back what
     // it reads): otherwise the whole file stays resident next to the copies (docs/memory.md).
     if (m.file().is_mapped()) release_file_pages(t->data, static_cast<size_t>(t->nbytes));
