@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "kernels/int8_kernels.h"
+#include "octet/cpu.h"
 #include "octet/int8.h"
 
 namespace octet {
@@ -22,6 +23,35 @@ std::vector<Int8Isa> available_isas() {
   for (Int8Isa isa : {Int8Isa::kRef, Int8Isa::kAvx2, Int8Isa::kVnni})
     if (int8_isa_resolve(isa).ok()) v.push_back(isa);
   return v;
+}
+
+// The float-side kernels (load-time quantisation, column dequantisation, the shadow path) of
+// every ISA this CPU runs; Int8Weights itself calls only the widest.
+struct SideIsa {
+  const char* name;
+  int64_t (*row_check)(const float*, int64_t, float*);
+  void (*row_quant)(const float*, int64_t, float, int8_t*, int64_t);
+  void (*dequant_column)(const kernels::int8::WView&, int64_t, int64_t, int64_t, float*);
+  void (*shadow_rows)(const kernels::int8::WView&, const ShadowEntry*, const int32_t*, int64_t,
+                      int64_t, int64_t, int64_t, const float*, int64_t, float*, int64_t);
+};
+
+std::vector<SideIsa> side_isas() {
+  namespace k8 = kernels::int8;
+  std::vector<SideIsa> v{{"ref", k8::weight_row_check_ref, k8::weight_row_quant_ref,
+                          k8::dequant_column_ref, k8::shadow_rows_ref}};
+  const CpuFeatures& f = cpu_features();
+  if (f.avx2 && f.fma)
+    v.push_back({"avx2", k8::weight_row_check_avx2, k8::weight_row_quant_avx2,
+                 k8::dequant_column_avx2, k8::shadow_rows_avx2});
+  if (f.has_avx512())
+    v.push_back({"avx512", k8::weight_row_check_avx512, k8::weight_row_quant_avx512,
+                 k8::dequant_column_avx512, k8::shadow_rows_avx512});
+  return v;
+}
+
+kernels::int8::WView view_of(const Int8Weights& w) {
+  return {w.packed(), w.n(), w.k4(), w.panels(), w.scales(), w.shift_correction()};
 }
 
 std::vector<int8_t> random_q(std::mt19937& rng, int64_t n) {
@@ -306,16 +336,18 @@ TEST(Int8Weights, VectorisedColumnDequantMatchesScalarDefinition) {
     for (int64_t c = 0; c < k; ++c) {
       w->dequant_column(c, col.data());
       for (int64_t j = 0; j < n; ++j) ASSERT_EQ(col[j], sw[j] * qw[j * k + c]) << n << " " << c;
-      for (int64_t p0 = 0; p0 < P; ++p0) {
-        const int64_t p1 = std::min(P, p0 + 2);
-        std::fill(pan.begin(), pan.end(), -1.0f);
-        w->dequant_column_panels(c, p0, p1, pan.data());
-        for (int64_t j = 0; j < (p1 - p0) * 16; ++j) {
-          const int64_t nn = p0 * 16 + j;
-          ASSERT_EQ(pan[j], nn < n ? sw[nn] * qw[nn * k + c] : 0.0f) << n << " " << c << " " << nn;
+      for (const SideIsa& isa : side_isas())
+        for (int64_t p0 = 0; p0 < P; ++p0) {
+          const int64_t p1 = std::min(P, p0 + 2);
+          std::fill(pan.begin(), pan.end(), -1.0f);
+          isa.dequant_column(view_of(*w), c, p0, p1, pan.data());
+          for (int64_t j = 0; j < (p1 - p0) * 16; ++j) {
+            const int64_t nn = p0 * 16 + j;
+            ASSERT_EQ(pan[j], nn < n ? sw[nn] * qw[nn * k + c] : 0.0f)
+                << isa.name << " " << n << " " << c << " " << nn;
+          }
+          ASSERT_EQ(pan[(p1 - p0) * 16], -1.0f) << isa.name;  // nothing written past the range
         }
-        ASSERT_EQ(pan[(p1 - p0) * 16], -1.0f);  // nothing written past the range
-      }
     }
   }
 }
@@ -384,8 +416,47 @@ TEST(Int8Weights, ShadowRowsMatchScalarDefinition) {
       for (int64_t j = 0; j < M * ldy; ++j)
         ASSERT_EQ(y[j], want[j]) << "n=" << n << " rows " << m0 << ".." << m1 << " panels "
                                  << p0 << ".." << p1 << " at " << j;
+      for (const SideIsa& isa : side_isas()) {
+        y = y0;
+        isa.shadow_rows(view_of(*w), ents.data(), row_begin.data(), m0, m1, p0, p1, hot.data(),
+                        hot_stride, y.data(), ldy);
+        for (int64_t j = 0; j < M * ldy; ++j)
+          ASSERT_EQ(y[j], want[j]) << isa.name << " n=" << n << " rows " << m0 << ".." << m1
+                                   << " panels " << p0 << ".." << p1 << " at " << j;
+      }
     }
   }
+}
+
+TEST(Int8Weights, RowKernelsOfEveryIsaMatchScalarDefinition) {
+  // The load-time row kernels called directly (Int8Weights uses only the widest ISA): max |w|
+  // and the first non-finite index (NaN, ±Inf, in the vector part and in the tail), and the
+  // codes at dst[(i / 4)·stride + i % 4] with the bytes between groups untouched.
+  std::mt19937 rng(29);
+  for (const SideIsa& isa : side_isas())
+    for (int64_t k : {1, 5, 8, 13, 64, 259}) {
+      std::vector<float> w = random_f(rng, k, -3.0f, 3.0f);
+      float amax = -1, want = 0;
+      for (float v : w) want = std::max(want, std::fabs(v));
+      ASSERT_EQ(isa.row_check(w.data(), k, &amax), -1) << isa.name << " k=" << k;
+      ASSERT_EQ(amax, want) << isa.name << " k=" << k;
+      for (float bad : {NAN, INFINITY, -INFINITY})
+        for (int64_t at : {int64_t{0}, k / 2, k - 1}) {
+          std::vector<float> b = w;
+          b[at] = bad;
+          ASSERT_EQ(isa.row_check(b.data(), k, &amax), at) << isa.name << " k=" << k;
+        }
+      const int64_t stride = 12;
+      const float inv = 127.0f / want;
+      std::vector<int8_t> got((k + 3) / 4 * stride, 99);
+      isa.row_quant(w.data(), k, inv, got.data(), stride);
+      for (int64_t i = 0; i < static_cast<int64_t>(got.size()); ++i) {
+        const int64_t g = i / stride, l = i % stride, kk = g * 4 + l;
+        const int8_t expect =
+            l < 4 && kk < k ? static_cast<int8_t>(kernels::int8::quantize_one(w[kk], inv)) : 99;
+        ASSERT_EQ(got[i], expect) << isa.name << " k=" << k << " byte " << i;
+      }
+    }
 }
 
 TEST(Int8Weights, QuantiseMatchesScalarDefinition) {

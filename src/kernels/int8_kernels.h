@@ -69,6 +69,7 @@ const Kernels& kernels_vnni();
 // Shadow path: out[j] = s_w[n]·q_w[n,k] for n = 16·p0 + j, panels [p0, p1) (padding lanes give
 // 0). AVX-512: one 64-byte load per panel (its 16 lanes hold column k at byte k % 4).
 void dequant_column_ref(const WView& w, int64_t k, int64_t p0, int64_t p1, float* out);
+void dequant_column_avx2(const WView& w, int64_t k, int64_t p0, int64_t p1, float* out);
 void dequant_column_avx512(const WView& w, int64_t k, int64_t p0, int64_t p1, float* out);
 // Shadow path for activation rows [m0, m1), row r's outliers being e[row_begin[r] ..
 // row_begin[r+1]) in order, and each output n in [16·p0, min(16·p1, N)):
@@ -85,6 +86,9 @@ inline constexpr float kShadowQScale = 16777216.0f;  // 2^24
 void shadow_rows_ref(const WView& w, const ShadowEntry* e, const int32_t* row_begin, int64_t m0,
                      int64_t m1, int64_t p0, int64_t p1, const float* hot_base,
                      int64_t hot_stride, float* y, int64_t ldy);
+void shadow_rows_avx2(const WView& w, const ShadowEntry* e, const int32_t* row_begin, int64_t m0,
+                      int64_t m1, int64_t p0, int64_t p1, const float* hot_base,
+                      int64_t hot_stride, float* y, int64_t ldy);
 void shadow_rows_avx512(const WView& w, const ShadowEntry* e, const int32_t* row_begin,
                         int64_t m0, int64_t m1, int64_t p0, int64_t p1, const float* hot_base,
                         int64_t hot_stride, float* y, int64_t ldy);
@@ -93,8 +97,10 @@ void shadow_rows_avx512(const WView& w, const ShadowEntry* e, const int32_t* row
 // finite, or -1, and max_k |w[k]| (weight_row_check); then q = quantize_one(w[i], inv) stored
 // at dst[(i / 4)·stride + i % 4] (the packed layout of one channel, weight_row_quant).
 int64_t weight_row_check_ref(const float* w, int64_t k, float* amax);
+int64_t weight_row_check_avx2(const float* w, int64_t k, float* amax);
 int64_t weight_row_check_avx512(const float* w, int64_t k, float* amax);
 void weight_row_quant_ref(const float* w, int64_t k, float inv, int8_t* dst, int64_t stride);
+void weight_row_quant_avx2(const float* w, int64_t k, float inv, int8_t* dst, int64_t stride);
 void weight_row_quant_avx512(const float* w, int64_t k, float inv, int8_t* dst, int64_t stride);
 
 // Peak-throughput probe (AVX-512 VNNI CPUs only): `iters` rounds of 24 independent vpdpbusd

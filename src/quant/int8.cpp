@@ -28,6 +28,33 @@ const Kernels& kernels_for(Int8Isa isa) {
   }
 }
 
+// The float-side kernels around the GEMM (weight quantisation at load, column dequantisation,
+// the shadow path) for the widest vectors this CPU has; the GEMM's own ISA (Int8Isa) is
+// chosen per call, these once.
+struct SideKernels {
+  int64_t (*row_check)(const float*, int64_t, float*);
+  void (*row_quant)(const float*, int64_t, float, int8_t*, int64_t);
+  void (*dequant_column)(const WView&, int64_t, int64_t, int64_t, float*);
+  void (*shadow_rows)(const WView&, const ShadowEntry*, const int32_t*, int64_t, int64_t,
+                      int64_t, int64_t, const float*, int64_t, float*, int64_t);
+};
+
+const SideKernels& side_kernels() {
+  namespace k8 = kernels::int8;
+  static const SideKernels k = [] {
+    const CpuFeatures& f = cpu_features();
+    if (f.has_avx512())
+      return SideKernels{k8::weight_row_check_avx512, k8::weight_row_quant_avx512,
+                         k8::dequant_column_avx512, k8::shadow_rows_avx512};
+    if (f.avx2 && f.fma)
+      return SideKernels{k8::weight_row_check_avx2, k8::weight_row_quant_avx2,
+                         k8::dequant_column_avx2, k8::shadow_rows_avx2};
+    return SideKernels{k8::weight_row_check_ref, k8::weight_row_quant_ref,
+                       k8::dequant_column_ref, k8::shadow_rows_ref};
+  }();
+  return k;
+}
+
 std::string dims(int64_t m, int64_t k) {
   return "[" + std::to_string(m) + ", " + std::to_string(k) + "]";
 }
@@ -115,20 +142,16 @@ void Int8Weights::finish(ThreadPool* pool) {
 }
 
 Status Int8Weights::quantize_row(const float* row, int64_t j) {
-  static const bool avx512 = cpu_features().has_avx512();
+  const SideKernels& sk = side_kernels();
   float amax = 0;
-  const int64_t bad = avx512 ? kernels::int8::weight_row_check_avx512(row, k_, &amax)
-                             : kernels::int8::weight_row_check_ref(row, k_, &amax);
+  const int64_t bad = sk.row_check(row, k_, &amax);
   if (bad >= 0)
     return Status::Error("int8 weights: non-finite value at [" + std::to_string(j) + ", " +
                          std::to_string(bad) + "]");
   const float inv = amax > 0 ? 127.0f / amax : 0.0f;
   scales_[j] = amax / 127.0f;
   int8_t* dst = packed_.data() + packed_index(j, 0);
-  if (avx512)
-    kernels::int8::weight_row_quant_avx512(row, k_, inv, dst, group_stride(j));
-  else
-    kernels::int8::weight_row_quant_ref(row, k_, inv, dst, group_stride(j));
+  sk.row_quant(row, k_, inv, dst, group_stride(j));
   return Status::Ok();
 }
 
@@ -199,24 +222,15 @@ void Int8Weights::dequant_row(int64_t n, float* out) const {
 }
 
 void Int8Weights::dequant_column_panels(int64_t k, int64_t p0, int64_t p1, float* out) const {
-  static const bool avx512 = cpu_features().has_avx512();
   const WView wv{packed(), n_, k4_, panels_, scales(), shift_correction()};
-  if (avx512)
-    kernels::int8::dequant_column_avx512(wv, k, p0, p1, out);
-  else
-    kernels::int8::dequant_column_ref(wv, k, p0, p1, out);
+  side_kernels().dequant_column(wv, k, p0, p1, out);
 }
 
 void Int8Weights::shadow_rows(const ShadowEntry* e, const int32_t* row_begin, int64_t m0,
                               int64_t m1, int64_t p0, int64_t p1, const float* hot_base,
                               int64_t hot_stride, float* y, int64_t ldy) const {
-  static const bool avx512 = cpu_features().has_avx512();
   const WView wv{packed(), n_, k4_, panels_, scales(), shift_correction()};
-  if (avx512)
-    kernels::int8::shadow_rows_avx512(wv, e, row_begin, m0, m1, p0, p1, hot_base, hot_stride, y,
-                                      ldy);
-  else
-    kernels::int8::shadow_rows_ref(wv, e, row_begin, m0, m1, p0, p1, hot_base, hot_stride, y, ldy);
+  side_kernels().shadow_rows(wv, e, row_begin, m0, m1, p0, p1, hot_base, hot_stride, y, ldy);
 }
 
 void Int8Weights::dequant_column(int64_t k, float* out) const {

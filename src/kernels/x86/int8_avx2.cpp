@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstring>
 #include <utility>
 
@@ -145,7 +146,85 @@ void absmax_avx2(const float* x, int64_t ldx, int64_t k, int64_t r0, int64_t r1,
   }
 }
 
+// The shadow-path kernel's traits (kernels/x86/shadow_impl.h): 8-lane ymm, so a 16-output
+// panel is two vectors and a block of 2 panels already takes 8 accumulators of the 16 ymm.
+struct ShadowYmm {
+  using F = __m256;
+  using I = __m256i;
+  static constexpr int W = 8;
+  static constexpr int kMaxNP = 2, kPairMaxNP = 1;
+  static F zero() { return _mm256_setzero_ps(); }
+  static F set1(float f) { return _mm256_set1_ps(f); }
+  static F loadf(const float* p) { return _mm256_loadu_ps(p); }
+  static I loadi(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+  static F fmadd(F a, F b, F c) { return _mm256_fmadd_ps(a, b, c); }
+  static F add(F a, F b) { return _mm256_add_ps(a, b); }
+  static F mul(F a, F b) { return _mm256_mul_ps(a, b); }
+  static F top(I v, I ctrl) { return _mm256_cvtepi32_ps(_mm256_shuffle_epi8(v, ctrl)); }
+  static __m256i mask(int n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  }
+  static F loadn(const float* p, int n) { return _mm256_maskload_ps(p, mask(n)); }
+  static void storef(float* p, F v) { _mm256_storeu_ps(p, v); }
+  static void storen(float* p, F v, int n) { _mm256_maskstore_ps(p, mask(n), v); }
+  static void prefetch_l1(const void* p) { _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0); }
+  static void prefetch_l2(const void* p) { _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T1); }
+};
+
+#include "kernels/x86/shadow_impl.h"
+
 }  // namespace
+
+void dequant_column_avx2(const WView& w, int64_t k, int64_t p0, int64_t p1, float* out) {
+  dequant_column_impl<ShadowYmm>(w, k, p0, p1, out);
+}
+
+void shadow_rows_avx2(const WView& w, const ShadowEntry* e, const int32_t* row_begin, int64_t m0,
+                      int64_t m1, int64_t p0, int64_t p1, const float* hot_base,
+                      int64_t hot_stride, float* y, int64_t ldy) {
+  shadow_rows_impl<ShadowYmm>(w, e, row_begin, m0, m1, p0, p1, hot_base, hot_stride, y, ldy);
+}
+
+int64_t weight_row_check_avx2(const float* w, int64_t k, float* amax) {
+  const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  __m256 m = _mm256_setzero_ps();
+  int64_t j = 0;
+  for (; j + 8 <= k; j += 8) {
+    const __m256 v = _mm256_loadu_ps(w + j);
+    // x − x is NaN exactly for NaN and ±Inf.
+    if (const int bad = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_sub_ps(v, v), _mm256_setzero_ps(),
+                                                         _CMP_NEQ_UQ)))
+      return j + __builtin_ctz(static_cast<unsigned>(bad));
+    m = _mm256_max_ps(_mm256_and_ps(v, absmask), m);
+  }
+  alignas(32) float t[8];
+  _mm256_store_ps(t, m);
+  float mx = 0;
+  for (float v : t) mx = std::max(mx, v);
+  float tail = 0;
+  const int64_t bad = weight_row_check_ref(w + j, k - j, &tail);
+  if (bad >= 0) return j + bad;
+  *amax = std::max(mx, tail);
+  return -1;
+}
+
+void weight_row_quant_avx2(const float* w, int64_t k, float inv, int8_t* dst, int64_t stride) {
+  const __m256 vinv = _mm256_set1_ps(inv);
+  const __m256 hi = _mm256_set1_ps(127.0f), lo = _mm256_set1_ps(-127.0f);
+  int64_t j = 0;
+  for (; j + 8 <= k; j += 8) {
+    // As quantize_one: scale, clamp, round half to even; two groups of 4 bytes.
+    const __m256 t = _mm256_max_ps(_mm256_min_ps(_mm256_mul_ps(_mm256_loadu_ps(w + j), vinv), hi), lo);
+    const __m256i q = _mm256_cvtps_epi32(t);
+    const __m128i q16 = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+    const __m128i b = _mm_packs_epi16(q16, q16);
+    const int32_t g0 = _mm_cvtsi128_si32(b), g1 = _mm_extract_epi32(b, 1);
+    std::memcpy(dst + (j / 4) * stride, &g0, 4);
+    std::memcpy(dst + (j / 4 + 1) * stride, &g1, 4);
+  }
+  // The tail starts at a group boundary (j is a multiple of 8).
+  weight_row_quant_ref(w + j, k - j, inv, dst + (j / 4) * stride, stride);
+}
 
 const Kernels& kernels_avx2() {
   static const Kernels k{gemm_avx2, quant_avx2, absmax_avx2, 0, kMR, 0, 1};

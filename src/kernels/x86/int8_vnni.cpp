@@ -451,190 +451,40 @@ void absmax_avx512(const float* x, int64_t ldx, int64_t k, int64_t r0, int64_t r
   }
 }
 
+// The shadow-path kernel's traits (kernels/x86/shadow_impl.h): 16-lane zmm.
+struct ShadowZmm {
+  using F = __m512;
+  using I = __m512i;
+  static constexpr int W = 16;
+  static constexpr int kMaxNP = 8, kPairMaxNP = 4;  // 16 accumulators (2 rows: 16)
+  static F zero() { return _mm512_setzero_ps(); }
+  static F set1(float f) { return _mm512_set1_ps(f); }
+  static F loadf(const float* p) { return _mm512_loadu_ps(p); }
+  static I loadi(const void* p) { return _mm512_loadu_si512(p); }
+  static F fmadd(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
+  static F add(F a, F b) { return _mm512_add_ps(a, b); }
+  static F mul(F a, F b) { return _mm512_mul_ps(a, b); }
+  static F top(I v, I ctrl) { return _mm512_cvtepi32_ps(_mm512_shuffle_epi8(v, ctrl)); }
+  static __mmask16 mask(int n) { return static_cast<__mmask16>((1u << n) - 1); }
+  static F loadn(const float* p, int n) { return _mm512_maskz_loadu_ps(mask(n), p); }
+  static void storef(float* p, F v) { _mm512_storeu_ps(p, v); }
+  static void storen(float* p, F v, int n) { _mm512_mask_storeu_ps(p, mask(n), v); }
+  static void prefetch_l1(const void* p) { _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0); }
+  static void prefetch_l2(const void* p) { _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T1); }
+};
+
+#include "kernels/x86/shadow_impl.h"
+
 }  // namespace
 
 void dequant_column_avx512(const WView& w, int64_t k, int64_t p0, int64_t p1, float* out) {
-  // Byte k % 4 of each 32-bit lane, sign-extended: shift it to the top, then arithmetic back.
-  const int sh = 24 - 8 * static_cast<int>(k % 4);
-  const int64_t g = k / 4;
-  for (int64_t p = p0; p < p1; ++p) {
-    const __m512i v = _mm512_loadu_si512(w.panel(p) + g * w.step(p));
-    const __m512i q = _mm512_srai_epi32(_mm512_sll_epi32(v, _mm_cvtsi32_si128(sh)), 24);
-    _mm512_storeu_ps(out + (p - p0) * 16,
-                     _mm512_mul_ps(_mm512_cvtepi32_ps(q), _mm512_loadu_ps(w.scale + p * 16)));
-  }
+  dequant_column_impl<ShadowZmm>(w, k, p0, p1, out);
 }
-
-namespace {
-
-// vpshufb controls: byte b of each 32-bit lane to the lane's top byte, the rest zero.
-alignas(64) constexpr struct ByteToTop {
-  int8_t m[4][64];
-  constexpr ByteToTop() : m{} {
-    for (int b = 0; b < 4; ++b)
-      for (int i = 0; i < 64; ++i) m[b][i] = i % 4 == 3 ? static_cast<int8_t>(i % 16 - 3 + b) : -128;
-  }
-} kByteToTopTable;
-constexpr const int8_t (&kByteToTop)[4][64] = kByteToTopTable.m;
-
-// Output panels p0 .. p0 + NP of the weights, as the shadow kernel reads them.
-template <int NP>
-struct ShadowCols {
-  const int8_t* base[NP];  // panel j's first group
-  int64_t step[NP];        // bytes per group in panel j's column block
-  int64_t step0;           // the common step when all panels have the same (U below)
-  __m512 sw[NP];           // weight scales
-  int64_t hot_off[NP];     // floats from a ShadowEntry's hot pointer to panel j
-  int64_t n0;              // first output
-  __mmask16 last;          // valid lanes of the last panel
-};
-
-// U: all NP panels lie in column blocks of the same step (every block but a matrix's last,
-// narrower one), so an entry's group offset is one multiply for all its panels.
-template <int NP, bool U>
-inline __attribute__((always_inline)) void shadow_add(const ShadowEntry& en,
-                                                      const ShadowCols<NP>& w, __m512 (&h)[NP],
-                                                      __m512 (&c)[NP]) {
-  const __m512 a = _mm512_set1_ps(en.residual);
-  if (en.hot) {
-    // Padded panels: lanes past N hold 0.
-#pragma GCC unroll 8
-    for (int j = 0; j < NP; ++j)
-      h[j] = _mm512_fmadd_ps(a, _mm512_loadu_ps(en.hot + w.hot_off[j]), h[j]);
-  } else {
-    // Byte col % 4 of each 32-bit lane moved to the top byte with one vpshufb and converted
-    // as it is: q·2^24 (see shadow_rows_ref). A variable shift, then the sign shift back
-    // made this loop bound by the vector shift ports (~3.7 cycles per panel and entry with
-    // everything in L1).
-    const uint32_t col = static_cast<uint32_t>(en.col);
-    const __m512i top = _mm512_load_si512(kByteToTop[col & 3]);
-    const int64_t g = col >> 2, off = U ? g * w.step0 : 0;
-#pragma GCC unroll 8
-    for (int j = 0; j < NP; ++j) {
-      const __m512i v = _mm512_loadu_si512(w.base[j] + (U ? off : g * w.step[j]));
-      c[j] = _mm512_fmadd_ps(a, _mm512_cvtepi32_ps(_mm512_shuffle_epi8(v, top)), c[j]);
-    }
-  }
-}
-
-// An entry's int8 lines, a few entries ahead of use: the weights of a large-K linear are
-// not in L2 (the down projection's 4.4 MB on the 0.5B shape), the entries' columns are
-// random, and out-of-order execution alone kept too few of these misses in flight
-// (isolated kernel, cold columns spread over K = 4864: 2.2-3.3 → 1.1-1.5 ns per entry and
-// panel). Hot entries' lines are prefetched too (cheaper than a branch; harmless).
-constexpr int kShadowAhead = 8;
-
-template <int NP, bool U>
-inline __attribute__((always_inline)) void shadow_prefetch(const ShadowEntry& en,
-                                                           const ShadowCols<NP>& w) {
-  const int64_t g = static_cast<uint32_t>(en.col) >> 2, off = U ? g * w.step0 : 0;
-#pragma GCC unroll 8
-  for (int j = 0; j < NP; ++j)
-    _mm_prefetch(reinterpret_cast<const char*>(w.base[j] + (U ? off : g * w.step[j])), _MM_HINT_T0);
-}
-
-template <int NP>
-inline __attribute__((always_inline)) void shadow_store(float* yr, const ShadowCols<NP>& w,
-                                                        const __m512 (&h)[NP],
-                                                        const __m512 (&c)[NP]) {
-#pragma GCC unroll 8
-  for (int j = 0; j < NP; ++j) {
-    const __mmask16 m = j == NP - 1 ? w.last : static_cast<__mmask16>(0xffff);
-    const __m512 yv = _mm512_add_ps(_mm512_maskz_loadu_ps(m, yr + 16 * j), h[j]);
-    _mm512_mask_storeu_ps(yr + 16 * j, m, _mm512_fmadd_ps(c[j], w.sw[j], yv));
-  }
-}
-
-// NP ≤ 8 panels of output: 2·NP accumulators per row (float-column and int8-column sums).
-// With NP ≤ 4, two rows go in lockstep (each in its own order) so that narrow blocks still
-// have enough independent FMA chains to hide the FMA latency; all accumulators are named
-// arrays with constant indices, so they stay in registers.
-template <int NP, bool U>
-void shadow_block(const WView& wv, const ShadowEntry* e, const int32_t* row_begin, int64_t m0,
-                  int64_t m1, int64_t p0, const float* hot_base, int64_t hot_stride, float* y,
-                  int64_t ldy) {
-  constexpr bool kPair = NP <= 4;
-  ShadowCols<NP> w;
-  w.n0 = p0 * 16;
-  const int64_t tail = std::min<int64_t>(16, wv.n - (p0 + NP - 1) * 16);  // lanes in the last
-  w.last = static_cast<__mmask16>((1u << tail) - 1);
-#pragma GCC unroll 8
-  for (int j = 0; j < NP; ++j) {
-    w.base[j] = wv.panel(p0 + j);
-    w.step[j] = wv.step(p0 + j);
-    // Scales are padded to whole panels; 2^-24 undoes the cold path's byte-at-the-top.
-    w.sw[j] = _mm512_mul_ps(_mm512_loadu_ps(wv.scale + w.n0 + 16 * j),
-                            _mm512_set1_ps(1.0f / kShadowQScale));
-    w.hot_off[j] = (p0 + j) * hot_stride;
-  }
-  w.step0 = w.step[0];
-  // The block's hot weights are one contiguous range, touched in random order by the rows'
-  // outliers: start fetching it into L2 now (the first touch of each line would stall).
-  if (hot_base)
-    for (int64_t off = 0; off < NP * hot_stride; off += 16)
-      _mm_prefetch(reinterpret_cast<const char*>(hot_base + p0 * hot_stride + off), _MM_HINT_T1);
-  auto next_row = [&](int64_t r) {
-    while (r < m1 && row_begin[r] == row_begin[r + 1]) ++r;
-    return r;
-  };
-  const int32_t last = row_begin[m1] - 1;  // prefetches stay inside this call's entries
-  auto ahead = [&](int32_t t) { shadow_prefetch<NP, U>(e[std::min(t + kShadowAhead, last)], w); };
-  for (int64_t r = next_row(m0); r < m1;) {
-    __m512 ha[NP], ca[NP];
-#pragma GCC unroll 8
-    for (int j = 0; j < NP; ++j) ha[j] = ca[j] = _mm512_setzero_ps();
-    int32_t ta = row_begin[r];
-    const int32_t ea = row_begin[r + 1];
-    const int64_t rb = kPair ? next_row(r + 1) : m1;
-    if (kPair && rb < m1) {
-      __m512 hb[NP], cb[NP];
-#pragma GCC unroll 8
-      for (int j = 0; j < NP; ++j) hb[j] = cb[j] = _mm512_setzero_ps();
-      int32_t tb = row_begin[rb];
-      const int32_t eb = row_begin[rb + 1];
-      for (; ta < ea && tb < eb; ++ta, ++tb) {
-        ahead(ta);
-        ahead(tb);
-        shadow_add<NP, U>(e[ta], w, ha, ca);
-        shadow_add<NP, U>(e[tb], w, hb, cb);
-      }
-      for (; tb < eb; ++tb) ahead(tb), shadow_add<NP, U>(e[tb], w, hb, cb);
-      for (; ta < ea; ++ta) ahead(ta), shadow_add<NP, U>(e[ta], w, ha, ca);
-      shadow_store(y + r * ldy + w.n0, w, ha, ca);
-      shadow_store(y + rb * ldy + w.n0, w, hb, cb);
-      r = next_row(rb + 1);
-    } else {
-      for (; ta < ea; ++ta) ahead(ta), shadow_add<NP, U>(e[ta], w, ha, ca);
-      shadow_store(y + r * ldy + w.n0, w, ha, ca);
-      r = next_row(r + 1);
-    }
-  }
-}
-
-}  // namespace
 
 void shadow_rows_avx512(const WView& w, const ShadowEntry* e, const int32_t* row_begin,
                         int64_t m0, int64_t m1, int64_t p0, int64_t p1, const float* hot_base,
                         int64_t hot_stride, float* y, int64_t ldy) {
-  using Fn = void (*)(const WView&, const ShadowEntry*, const int32_t*, int64_t, int64_t, int64_t,
-                      const float*, int64_t, float*, int64_t);
-  static constexpr Fn kBlock[2][8] = {
-      {shadow_block<1, false>, shadow_block<2, false>, shadow_block<3, false>,
-       shadow_block<4, false>, shadow_block<5, false>, shadow_block<6, false>,
-       shadow_block<7, false>, shadow_block<8, false>},
-      {shadow_block<1, true>, shadow_block<2, true>, shadow_block<3, true>,
-       shadow_block<4, true>, shadow_block<5, true>, shadow_block<6, true>,
-       shadow_block<7, true>, shadow_block<8, true>}};
-  // Blocks of ≤ 8 panels (128 outputs), ≤ 16 accumulators, of equal width (9 panels: 5 + 4,
-  // not 8 + 1: each block visits all its rows' outliers once).
-  const int64_t nblk = (p1 - p0 + 7) / 8, width = nblk ? (p1 - p0 + nblk - 1) / nblk : 8;
-  for (int64_t p = p0; p < p1; p += width) {
-    const int64_t np = std::min<int64_t>(width, p1 - p);
-    if (p * 16 >= w.n) break;
-    const int64_t used = std::min<int64_t>(np, (w.n - p * 16 + 15) / 16);
-    const bool uniform = w.step(p) == w.step(p + used - 1);
-    kBlock[uniform][used - 1](w, e, row_begin, m0, m1, p, hot_base, hot_stride, y, ldy);
-  }
+  shadow_rows_impl<ShadowZmm>(w, e, row_begin, m0, m1, p0, p1, hot_base, hot_stride, y, ldy);
 }
 
 int64_t weight_row_check_avx512(const float* w, int64_t k, float* amax) {
