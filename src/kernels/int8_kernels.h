@@ -107,6 +107,9 @@ void weight_row_quant_avx512(const float* w, int64_t k, float inv, int8_t* dst, 
 // (enough to cover 5-cycle latency × 2 ports), returns the multiply-adds done (64 each).
 // Benchmarks time it to get the machine's int8 roof.
 uint64_t vnni_peak_loop(int64_t iters);
+// The AVX2 kernel's probe: `iters` rounds of 12 independent vpmaddwd + vpaddd (16 int16
+// multiply-adds each); returns the multiply-adds done.
+uint64_t avx2_peak_loop(int64_t iters);
 
 // ---- Scalar definitions every kernel reproduces bit for bit.
 

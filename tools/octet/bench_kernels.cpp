@@ -1,7 +1,8 @@
 // octet kbench: measures the int8 GEMM (quantised activations × packed weights, float output
 // through the fused epilogue) on every linear of a few real models at chunk sizes M, and
-// reports GMAC/s and the fraction of the measured VNNI peak (24 independent vpdpbusd per
-// round, timed on 1 and on N threads). Each figure is the fastest call seen.
+// reports GMAC/s and the fraction of the measured peak of the kernel's ISA (VNNI: 24
+// independent vpdpbusd per round; AVX2: 12 vpmaddwd + vpaddd; timed on 1 and on N threads).
+// Each figure is the fastest call seen.
 #include "bench_kernels.h"
 
 #include <algorithm>
@@ -91,14 +92,17 @@ Timing time_call(F&& fn, int nt, double min_time, int reps) {
 }
 
 // Peak int8 multiply-adds per second per thread with `nt` threads each running the probe
-// loop (CPU-time based, as the GEMM timings), and the wall-clock total.
-Timing vnni_peak(int nt, int reps) {
+// loop of the measured ISA's kernel (CPU-time based, as the GEMM timings), and the wall-clock
+// total.
+Timing isa_peak(Int8Isa isa, int nt, int reps) {
   constexpr int64_t kIters = 1 << 16;  // 1.5 M vpdpbusd: ~0.3 ms at 2/cycle, 2.5 GHz
+  uint64_t (*probe)(int64_t) =
+      isa == Int8Isa::kVnni ? kernels::int8::vnni_peak_loop : kernels::int8::avx2_peak_loop;
   ThreadPool pool(nt);
   uint64_t macs[64] = {};
   auto run = [&] {
     pool.parallel_for(nt, 1, [&](int64_t b, int64_t e, int) {
-      for (int64_t i = b; i < e; ++i) macs[i] = kernels::int8::vnni_peak_loop(kIters);
+      for (int64_t i = b; i < e; ++i) macs[i] = probe(kIters);
     });
   };
   const Timing t = time_call(run, nt, 0.02, 5 * std::max(1, reps));
@@ -141,20 +145,24 @@ int run_kernel_bench(const KernelBenchArgs& args) {
     }
 
   const CpuFeatures& cpu = cpu_features();
-  const bool has_vnni = cpu.has_avx512() && cpu.avx512vnni;
+  // The roof is the measured ISA's own multiply-add instruction (the scalar path has none).
+  const bool has_probe = *isa == Int8Isa::kVnni || *isa == Int8Isa::kAvx2;
+  const char* probe_name = *isa == Int8Isa::kVnni ? "vnni" : "avx2";
+  const char* probe_what = *isa == Int8Isa::kVnni ? "24 independent vpdpbusd zmm"
+                                                  : "12 independent vpmaddwd + vpaddd ymm";
   std::vector<int> nts = args.threads;
   std::sort(nts.begin(), nts.end());
   nts.erase(std::unique(nts.begin(), nts.end()), nts.end());
 
   // peak[i].cpu: per-thread MAC/s; peak[i].wall: all threads together (wall clock).
   std::vector<Timing> peak(nts.size(), Timing{0, 0});
-  if (has_vnni)
-    for (size_t i = 0; i < nts.size(); ++i) peak[i] = vnni_peak(nts[i], args.reps);
+  if (has_probe)
+    for (size_t i = 0; i < nts.size(); ++i) peak[i] = isa_peak(*isa, nts[i], args.reps);
 
   if (args.json) {
     for (size_t i = 0; i < nts.size(); ++i)
-      if (has_vnni)
-        std::printf("%s\n", nlohmann::json{{"kind", "vnni_peak"},
+      if (has_probe)
+        std::printf("%s\n", nlohmann::json{{"kind", std::string(probe_name) + "_peak"},
                                            {"threads", nts[i]},
                                            {"gmacs_per_thread", peak[i].cpu * 1e-9},
                                            {"gmacs_wall", peak[i].wall * 1e-9}}
@@ -163,10 +171,11 @@ int run_kernel_bench(const KernelBenchArgs& args) {
   } else {
     std::printf("int8 GEMM kernels (%s), cpu: %s\n", int8_isa_name(*isa), cpu.describe().c_str());
     for (size_t i = 0; i < nts.size(); ++i)
-      if (has_vnni)
-        std::printf("VNNI peak, %d thread%s: %.1f GMAC/s per thread (CPU time), %.1f GMAC/s "
-                    "total (wall); 24 independent vpdpbusd zmm\n",
-                    nts[i], nts[i] > 1 ? "s" : "", peak[i].cpu * 1e-9, peak[i].wall * 1e-9);
+      if (has_probe)
+        std::printf("%s peak, %d thread%s: %.1f GMAC/s per thread (CPU time), %.1f GMAC/s "
+                    "total (wall); %s\n",
+                    *isa == Int8Isa::kVnni ? "VNNI" : "AVX2", nts[i], nts[i] > 1 ? "s" : "",
+                    peak[i].cpu * 1e-9, peak[i].wall * 1e-9, probe_what);
     std::printf("gemm = gemm_int8 on prequantised activations (float output, bias, fused "
                 "epilogue), fwd = quantise + gemm; fastest call of %d x %.2fs.\n"
                 "per thr: M·N·K / time / threads (1 thread: CPU time, excludes preemption; more: "
@@ -292,7 +301,7 @@ namespace {
 void register_kbench(CLI::App& app) {
   auto a = std::make_shared<KernelBenchArgs>();
   auto* cmd = app.add_subcommand(
-      "kbench", "Int8 GEMM kernel GMAC/s on real model shapes vs the measured VNNI peak");
+      "kbench", "Int8 GEMM kernel GMAC/s on real model shapes vs the measured peak of its ISA");
   cmd->add_option("--m", a->m, "GEMM rows (chunk sizes)")->delimiter(',')->capture_default_str();
   cmd->add_option("-t,--threads", a->threads, "Thread counts")->delimiter(',')->capture_default_str();
   cmd->add_option("--models", a->models, "all, or a comma list of gemma3-270m, qwen2.5-0.5b, qwen1.5-1.8b")

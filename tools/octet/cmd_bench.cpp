@@ -407,7 +407,7 @@ static void register_bench(CLI::App& app) {
                   "alternately on the same token ids (--rounds pairs, default 6; --reps each)");
   cmd->add_flag("--json", a->json, "one JSON object per line");
   cmd->add_flag("--kernels", a->kernels,
-                "int8 GEMM efficiency on this model's linear shapes vs the measured VNNI peak "
+                "int8 GEMM efficiency on this model's linear shapes vs the measured peak of its ISA "
                 "(M = --chunk, or --kernel-m; same as `octet kbench`)");
   cmd->add_option("--kernel-m", a->kernel_m, "GEMM rows for --kernels")->delimiter(',');
   cmd->add_option("--text", a->text_file,
