@@ -5,8 +5,8 @@
 // product vector) to stay exact and then a vpmaddwd by 1 to widen: measured on Zen 3 (L1-
 // resident loop, 1 core) 68 GMAC/s against 77 for int16 vpmaddwd + vpaddd.
 //
-// Operands are widened per call (activations) and per panel (weights) into thread-local
-// int16 buffers: each widened element then feeds M/6 or 16 multiply-adds.
+// Operands are widened per row chunk and K block into thread-local int16 buffers (see the
+// blocking below); calls of fewer than 6 rows keep the int8 sign-trick tile.
 //
 // Microkernel: 6 rows × one 16-channel panel (2 ymm of 8 channels × 1 k-pair) = 12 ymm
 // accumulators, 2 weight registers, a broadcast and a product: all 16 ymm, hence asm.
@@ -200,6 +200,45 @@ constexpr std::array<TileFn, sizeof...(I)> make_tiles(std::index_sequence<I...>)
 }
 constexpr auto kTiles = make_tiles(std::make_index_sequence<kMR - 1>());
 
+// Calls of 1-5 rows (decode steps, small batches): widening a panel costs more than the few
+// rows gain from int16, so these read the int8 operands in place with vpmaddubsw and the
+// sign trick (|x| and sign(x)·w: each pair ≤ 2·127·127 < 2^15, exact), widened by vpmaddwd
+// with 1. Weights never hold −128, which the trick needs.
+template <int MR>
+void tile_i8(const uint8_t* a, int64_t lda, const int8_t* w, int64_t step, int64_t k4,
+             int32_t* out) {
+  __m256i acc[MR][2];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_si256();
+  const __m256i ones = _mm256_set1_epi16(1);
+  for (int64_t g = 0; g < k4; ++g) {
+    const __m256i b0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(w + g * step));
+    const __m256i b1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(w + g * step + 32));
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      int32_t v;
+      std::memcpy(&v, a + i * lda + g * 4, 4);
+      const __m256i x = _mm256_set1_epi32(v);
+      const __m256i ax = _mm256_sign_epi8(x, x);
+      const __m256i p0 = _mm256_maddubs_epi16(ax, _mm256_sign_epi8(b0, x));
+      const __m256i p1 = _mm256_maddubs_epi16(ax, _mm256_sign_epi8(b1, x));
+      acc[i][0] = _mm256_add_epi32(acc[i][0], _mm256_madd_epi16(p0, ones));
+      acc[i][1] = _mm256_add_epi32(acc[i][1], _mm256_madd_epi16(p1, ones));
+    }
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i)
+    for (int h = 0; h < 2; ++h)
+      _mm256_store_si256(reinterpret_cast<__m256i*>(out + i * 16 + 8 * h), acc[i][h]);
+}
+
+using TileI8Fn = void (*)(const uint8_t*, int64_t, const int8_t*, int64_t, int64_t, int32_t*);
+template <size_t... I>
+constexpr std::array<TileI8Fn, sizeof...(I)> make_tiles_i8(std::index_sequence<I...>) {
+  return {&tile_i8<static_cast<int>(I) + 1>...};
+}
+constexpr auto kTilesI8 = make_tiles_i8(std::make_index_sequence<kMR - 1>());
+
 // Blocking: rows in chunks of kMc; for each chunk, K in blocks of ≤ kKc4 groups: the chunk's
 // activations of that block (kMc × 512 int16 = 48 KiB) are widened once and meet every
 // panel; each panel's block is widened (16 KiB, L1) and meets the chunk's 8 row blocks.
@@ -210,6 +249,15 @@ constexpr int64_t kKc4 = 128;
 void gemm_avx2(const AView& a, const WView& w, const Epilogue& ep, int64_t m0, int64_t m1,
                int64_t p0, int64_t p1) {
   if (m1 <= m0 || p1 <= p0) return;
+  alignas(32) int32_t done[kMR * 16];
+  if (m1 - m0 < kMR) {
+    const int mr = static_cast<int>(m1 - m0);
+    for (int64_t p = p0; p < p1; ++p) {
+      kTilesI8[mr - 1](a.data + m0 * a.ld, a.ld, w.panel(p), w.step(p), w.k4, done);
+      store_tile(done, mr, a, w, ep, m0, p);
+    }
+    return;
+  }
   const int64_t nkb = (w.k4 + kKc4 - 1) / kKc4;  // K blocks of equal size (± 1 group)
   const int64_t kc4 = (w.k4 + nkb - 1) / nkb, np = p1 - p0;
   thread_local octet::detail::AlignedVector<int16_t> act, wt;
@@ -220,7 +268,6 @@ void gemm_avx2(const AView& a, const WView& w, const Epilogue& ep, int64_t m0, i
   grow(act, kMc * kc4 * 4);
   grow(wt, kc4 * 64);
   if (nkb > 1) grow(part, kMc * np * 16);
-  alignas(32) int32_t done[kMR * 16];
   for (int64_t mc0 = m0; mc0 < m1; mc0 += kMc) {
     const int64_t mc1 = std::min(m1, mc0 + kMc);
     for (int64_t kb = 0; kb < nkb; ++kb) {
