@@ -204,40 +204,54 @@ constexpr auto kTiles = make_tiles(std::make_index_sequence<kMR - 1>());
 // rows gain from int16, so these read the int8 operands in place with vpmaddubsw and the
 // sign trick (|x| and sign(x)·w: each pair ≤ 2·127·127 < 2^15, exact), widened by vpmaddwd
 // with 1. Weights never hold −128, which the trick needs.
-template <int MR>
+template <int MR, int NB>
 void tile_i8(const uint8_t* a, int64_t lda, const int8_t* w, int64_t step, int64_t k4,
              int32_t* out) {
-  __m256i acc[MR][2];
+  __m256i acc[MR][2 * NB];
 #pragma GCC unroll 8
-  for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_si256();
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 6
+    for (int j = 0; j < 2 * NB; ++j) acc[i][j] = _mm256_setzero_si256();
   const __m256i ones = _mm256_set1_epi16(1);
   for (int64_t g = 0; g < k4; ++g) {
-    const __m256i b0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(w + g * step));
-    const __m256i b1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(w + g * step + 32));
+    __m256i b[2 * NB];
+#pragma GCC unroll 6
+    for (int j = 0; j < 2 * NB; ++j)
+      b[j] = _mm256_load_si256(reinterpret_cast<const __m256i*>(w + g * step + 32 * j));
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
       int32_t v;
       std::memcpy(&v, a + i * lda + g * 4, 4);
       const __m256i x = _mm256_set1_epi32(v);
       const __m256i ax = _mm256_sign_epi8(x, x);
-      const __m256i p0 = _mm256_maddubs_epi16(ax, _mm256_sign_epi8(b0, x));
-      const __m256i p1 = _mm256_maddubs_epi16(ax, _mm256_sign_epi8(b1, x));
-      acc[i][0] = _mm256_add_epi32(acc[i][0], _mm256_madd_epi16(p0, ones));
-      acc[i][1] = _mm256_add_epi32(acc[i][1], _mm256_madd_epi16(p1, ones));
+#pragma GCC unroll 6
+      for (int j = 0; j < 2 * NB; ++j)
+        acc[i][j] = _mm256_add_epi32(
+            acc[i][j], _mm256_madd_epi16(_mm256_maddubs_epi16(ax, _mm256_sign_epi8(b[j], x)), ones));
     }
   }
+  // Panel j of row i at out + (j·MR + i)·16 (store_tile's layout per panel).
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i)
-    for (int h = 0; h < 2; ++h)
-      _mm256_store_si256(reinterpret_cast<__m256i*>(out + i * 16 + 8 * h), acc[i][h]);
+#pragma GCC unroll 6
+    for (int j = 0; j < 2 * NB; ++j)
+      _mm256_store_si256(reinterpret_cast<__m256i*>(out + ((j / 2) * MR + i) * 16 + 8 * (j % 2)),
+                         acc[i][j]);
 }
 
 using TileI8Fn = void (*)(const uint8_t*, int64_t, const int8_t*, int64_t, int64_t, int32_t*);
-template <size_t... I>
-constexpr std::array<TileI8Fn, sizeof...(I)> make_tiles_i8(std::index_sequence<I...>) {
-  return {&tile_i8<static_cast<int>(I) + 1>...};
+// kTilesI8[mr - 1][nb - 1]: one or two rows take a whole column block of up to 3 panels (6
+// accumulators per row: the broadcast and |x| serve 6 products, the block's groups stream as
+// one array); 3-5 rows one panel at a time.
+template <int MR>
+constexpr std::array<TileI8Fn, 3> tiles_i8_for() {
+  if constexpr (MR <= 2)
+    return {&tile_i8<MR, 1>, &tile_i8<MR, 2>, &tile_i8<MR, 3>};
+  else
+    return {&tile_i8<MR, 1>, nullptr, nullptr};
 }
-constexpr auto kTilesI8 = make_tiles_i8(std::make_index_sequence<kMR - 1>());
+constexpr std::array<std::array<TileI8Fn, 3>, 5> kTilesI8 = {
+    tiles_i8_for<1>(), tiles_i8_for<2>(), tiles_i8_for<3>(), tiles_i8_for<4>(), tiles_i8_for<5>()};
 
 // Blocking: rows in chunks of kMc; for each chunk, K in blocks of ≤ kKc4 groups: the chunk's
 // activations of that block (kMc × 512 int16 = 48 KiB) are widened once and meet every
@@ -249,12 +263,16 @@ constexpr int64_t kKc4 = 128;
 void gemm_avx2(const AView& a, const WView& w, const Epilogue& ep, int64_t m0, int64_t m1,
                int64_t p0, int64_t p1) {
   if (m1 <= m0 || p1 <= p0) return;
-  alignas(32) int32_t done[kMR * 16];
+  alignas(32) int32_t done[kMR * 16 * kInt8PanelsPerBlock];
   if (m1 - m0 < kMR) {
     const int mr = static_cast<int>(m1 - m0);
-    for (int64_t p = p0; p < p1; ++p) {
-      kTilesI8[mr - 1](a.data + m0 * a.ld, a.ld, w.panel(p), w.step(p), w.k4, done);
-      store_tile(done, mr, a, w, ep, m0, p);
+    for (int64_t p = p0; p < p1;) {
+      // Panels of p's column block inside [p0, p1): all of them where the tile takes them.
+      const int64_t in_block = std::min<int64_t>(kInt8PanelsPerBlock - p % kInt8PanelsPerBlock, p1 - p);
+      const int64_t nb = mr <= 2 ? in_block : 1;
+      kTilesI8[mr - 1][nb - 1](a.data + m0 * a.ld, a.ld, w.panel(p), w.step(p), w.k4, done);
+      for (int64_t j = 0; j < nb; ++j) store_tile(done + j * mr * 16, mr, a, w, ep, m0, p + j);
+      p += nb;
     }
     return;
   }
