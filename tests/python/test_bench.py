@@ -51,6 +51,14 @@ def test_bench_kernels_uses_the_model_shapes(octet_bin, stories_path):
     # stories260K: n_embd 64, n_ff 172 (gate/up fused: N = 344)
     gate_up = [j for j in rows if j["linear"] == "gate_up"][0]
     assert gate_up["k"] == 64 and gate_up["n"] == 344
+    # The roof is the measured ISA's own probe (VNNI or AVX2; the scalar path has none).
+    isa = rows[0]["isa"]
+    peaks = [j for j in _json_lines(r.stdout) if j.get("kind", "").endswith("_peak")]
+    if isa == "ref":
+        assert peaks == []
+    else:
+        assert [p["kind"] for p in peaks] == [{"avx512vnni": "vnni", "avx2": "avx2"}[isa] + "_peak"]
+        assert peaks[0]["gmacs_per_thread"] > 0
 
 
 def test_long_prompt_costs_only_its_kv_cache(octet_bin, gemma):
