@@ -162,6 +162,37 @@ void check_gemm(const std::vector<float>& x, int64_t m, int64_t k, const Int8Wei
   }
 }
 
+TEST(Int8Gemm, KernelCallOverManyPanelsMatchesNaiveSum) {
+  // One kernel call over every panel of a wide matrix with several K blocks (the threaded
+  // driver hands out small panel chunks; a kernel must not rely on that, e.g. for the size of
+  // its partial-sum buffer: the AVX2 kernel works in groups of 64 panels). 69 panels, K = 600,
+  // row counts that take the int16 tiles (6+), the int8 small-call tiles (< 6) and both.
+  std::mt19937 rng(41);
+  const int64_t n = 1100, k = 600;
+  const std::vector<int8_t> qw = random_q(rng, n * k);
+  const std::vector<float> sw = random_f(rng, n, 0.001f, 0.02f);
+  auto w = Int8Weights::from_int8(qw.data(), sw.data(), n, k);
+  ASSERT_TRUE(w.ok()) << w.error();
+  const kernels::int8::WView wv = view_of(*w);
+  for (Int8Isa isa : available_isas())
+    for (int64_t m : {1, 5, 13}) {
+      const std::vector<float> x = random_f(rng, m * k, -1.0f, 1.0f);
+      Int8Activations a;
+      ASSERT_TRUE(quantize_activations(x.data(), m, k, 0, 0.01f, &a, nullptr, nullptr, isa).ok());
+      const kernels::int8::Kernels& kr = isa == Int8Isa::kVnni   ? kernels::int8::kernels_vnni()
+                                         : isa == Int8Isa::kAvx2 ? kernels::int8::kernels_avx2()
+                                                                 : kernels::int8::kernels_ref();
+      std::vector<int32_t> y(m * n, -7);
+      kernels::int8::Epilogue ep;
+      ep.y32 = y.data();
+      ep.ldy = n;
+      kr.gemm({a.data(), a.m(), a.ld(), a.row_scales()}, wv, ep, 0, m, 0, w->panels());
+      const std::vector<int64_t> want = naive(a, *w);
+      for (int64_t i = 0; i < m * n; ++i)
+        ASSERT_EQ(y[i], want[i]) << int8_isa_name(isa) << " m=" << m << " at " << i;
+    }
+}
+
 TEST(Int8Gemm, RandomAndOddShapesMatchReferenceExactly) {
   std::mt19937 rng(1);
   const int64_t shapes[][3] = {

@@ -253,12 +253,14 @@ constexpr std::array<TileI8Fn, 3> tiles_i8_for() {
 constexpr std::array<std::array<TileI8Fn, 3>, 5> kTilesI8 = {
     tiles_i8_for<1>(), tiles_i8_for<2>(), tiles_i8_for<3>(), tiles_i8_for<4>(), tiles_i8_for<5>()};
 
-// Blocking: rows in chunks of kMc; for each chunk, K in blocks of ≤ kKc4 groups: the chunk's
-// activations of that block (kMc × 512 int16 = 48 KiB) are widened once and meet every
-// panel; each panel's block is widened (16 KiB, L1) and meets the chunk's 8 row blocks.
-// int32 partial sums wait in a per-thread buffer between K blocks.
+// Blocking: rows in chunks of kMc, panels in groups of ≤ kPg; for each (chunk, group), K in
+// blocks of ≤ kKc4 groups: the chunk's activations of that block (kMc × 512 int16 = 48 KiB)
+// are widened once and meet every panel of the group; each panel's block is widened (16 KiB,
+// L1) and meets the chunk's 8 row blocks. int32 partial sums wait in a per-thread buffer
+// between K blocks (kMc × kPg × 16 int32 = 192 KiB at most, whatever N).
 constexpr int64_t kMc = 8 * kMR;
 constexpr int64_t kKc4 = 128;
+constexpr int64_t kPg = 64;
 
 void gemm_avx2(const AView& a, const WView& w, const Epilogue& ep, int64_t m0, int64_t m1,
                int64_t p0, int64_t p1) {
@@ -277,7 +279,7 @@ void gemm_avx2(const AView& a, const WView& w, const Epilogue& ep, int64_t m0, i
     return;
   }
   const int64_t nkb = (w.k4 + kKc4 - 1) / kKc4;  // K blocks of equal size (± 1 group)
-  const int64_t kc4 = (w.k4 + nkb - 1) / nkb, np = p1 - p0;
+  const int64_t kc4 = (w.k4 + nkb - 1) / nkb;
   thread_local octet::detail::AlignedVector<int16_t> act, wt;
   thread_local octet::detail::AlignedVector<int32_t> part;
   const auto grow = [](auto& v, int64_t n) {
@@ -285,25 +287,29 @@ void gemm_avx2(const AView& a, const WView& w, const Epilogue& ep, int64_t m0, i
   };
   grow(act, kMc * kc4 * 4);
   grow(wt, kc4 * 64);
-  if (nkb > 1) grow(part, kMc * np * 16);
+  if (nkb > 1) grow(part, kMc * std::min(kPg, p1 - p0) * 16);
   for (int64_t mc0 = m0; mc0 < m1; mc0 += kMc) {
     const int64_t mc1 = std::min(m1, mc0 + kMc);
-    for (int64_t kb = 0; kb < nkb; ++kb) {
-      const int64_t g0 = kb * kc4, n4 = std::min(w.k4, g0 + kc4) - g0;
-      const bool first = kb == 0, last = kb == nkb - 1;
-      widen_rows(a, mc0, mc1, g0, n4, act.data());
-      for (int64_t p = p0; p < p1; ++p) {
-        widen_panel(w, p, g0, n4, wt.data());
-        for (int64_t i = mc0; i < mc1; i += kMR) {
-          const int64_t mr = std::min<int64_t>(kMR, mc1 - i);
-          int32_t* slot = nkb > 1 ? part.data() + ((i - mc0) * np + (p - p0) * kMR) * 16 : nullptr;
-          const Run t{act.data() + (i - mc0) * n4 * 4, n4 * 4, wt.data(), n4 * 2,
-                      first ? nullptr : slot, last ? done : slot};
-          if (mr == kMR)
-            tile_6(t);
-          else
-            kTiles[mr - 1](t);
-          if (last) store_tile(done, static_cast<int>(mr), a, w, ep, i, p);
+    for (int64_t pg0 = p0; pg0 < p1; pg0 += kPg) {
+      const int64_t pg1 = std::min(p1, pg0 + kPg), np = pg1 - pg0;
+      for (int64_t kb = 0; kb < nkb; ++kb) {
+        const int64_t g0 = kb * kc4, n4 = std::min(w.k4, g0 + kc4) - g0;
+        const bool first = kb == 0, last = kb == nkb - 1;
+        widen_rows(a, mc0, mc1, g0, n4, act.data());
+        for (int64_t p = pg0; p < pg1; ++p) {
+          widen_panel(w, p, g0, n4, wt.data());
+          for (int64_t i = mc0; i < mc1; i += kMR) {
+            const int64_t mr = std::min<int64_t>(kMR, mc1 - i);
+            int32_t* slot =
+                nkb > 1 ? part.data() + ((i - mc0) * np + (p - pg0) * kMR) * 16 : nullptr;
+            const Run t{act.data() + (i - mc0) * n4 * 4, n4 * 4, wt.data(), n4 * 2,
+                        first ? nullptr : slot, last ? done : slot};
+            if (mr == kMR)
+              tile_6(t);
+            else
+              kTiles[mr - 1](t);
+            if (last) store_tile(done, static_cast<int>(mr), a, w, ep, i, p);
+          }
         }
       }
     }
