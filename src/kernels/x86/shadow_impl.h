@@ -7,9 +7,10 @@
 // Traits: F (float vector of W lanes), I (int vector), kMaxNP (panels per block: the
 // accumulators, 2 per vector, must fit the register file), kPairMaxNP (blocks this narrow
 // run two rows in lockstep, for enough independent FMA chains), zero(), set1(f), loadf(p),
-// loadi(p), fmadd(a, b, c) = a·b + c, add(a, b), top(v, b) = the float value of byte b % 4
-// of each 32-bit lane of v moved to the lane's top byte (q·2^24), loadn(p, n) / storen(p, v, n)
-// (first n ≤ W lanes; the rest zero / untouched), prefetch_l1(p), prefetch_l2(p).
+// loadi(p), storef(p, v), fmadd(a, b, c) = a·b + c, add(a, b), mul(a, b), top(v, ctrl) = the
+// float value of each 32-bit lane of v after vpshufb with ctrl (a kByteToTop row: byte b of
+// the lane moved to its top byte, i.e. q·2^24), loadn(p, n) / storen(p, v, n) (first n ≤ W
+// lanes; the rest zero / untouched), prefetch_l1(p), prefetch_l2(p).
 
 // vpshufb controls: byte b of each 32-bit lane to the lane's top byte, the rest zero. vpshufb
 // indexes inside 16-byte lanes, so a ymm uses the first 32 bytes of the same table.
