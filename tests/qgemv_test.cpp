@@ -153,6 +153,33 @@ TEST(Qgemv, QuantizeActsSumsAndScales) {
   }
 }
 
+// The AVX2 quantiser must give the scalar definition's bytes: scales, codes (ties to even,
+// clamping) and the sums of 16.
+TEST(Qgemv, QuantizeActsIsasGiveTheSameBytes) {
+  if (!qgemv::isa_available(qgemv::Isa::Avx2)) GTEST_SKIP() << "no AVX2";
+  std::mt19937 rng(11);
+  for (int block : {32, 256}) {
+    for (int64_t m = 1; m <= 4; ++m) {
+      const int64_t k = 3 * 256;
+      std::vector<float> x = random_x(m, k, rng);
+      for (int j = 0; j < block; ++j) x[block + j] = 0.f;  // an all-zero block: d = 0
+      // A block whose scale is exactly 1 (max 127): halves must round to even.
+      for (int j = 0; j < block; ++j) x[2 * block + j] = static_cast<float>(j % 7) - 3.5f;
+      x[2 * block] = 127.f;
+      x[2 * block + 1] = -126.5f;
+      qgemv::Acts ref, vec;
+      qgemv::quantize_acts(x.data(), m, k, block, &ref, qgemv::Isa::Ref);
+      qgemv::quantize_acts(x.data(), m, k, block, &vec, qgemv::Isa::Avx2);
+      EXPECT_EQ(ref.q, vec.q) << "block " << block << " m " << m;
+      EXPECT_EQ(ref.d, vec.d) << "block " << block << " m " << m;
+      EXPECT_EQ(ref.s16, vec.s16) << "block " << block << " m " << m;
+      EXPECT_EQ(ref.q[2 * block + 1], -126);  // -126.5 -> -126 (even)
+      EXPECT_EQ(ref.q[2 * block + 2], -2);    // -1.5 -> -2
+      EXPECT_EQ(ref.q[2 * block + 6], 2);     // 2.5 -> 2
+    }
+  }
+}
+
 TEST(Qgemv, RejectsBadInput) {
   std::vector<uint8_t> w(34 * 4);
   std::vector<float> x(4 * 32 * 5), y(64);

@@ -37,8 +37,10 @@ struct Acts {
   const float* scales(int64_t i) const { return d.data() + i * (k / block); }
   const int16_t* sums(int64_t i) const { return s16.data() + i * (k / 16); }
 };
-// Symmetric per-block int8: d = max|x| / 127, q = round(x / d). k must be a multiple of block.
-void quantize_acts(const float* x, int64_t m, int64_t k, int block, Acts* a);
+// Symmetric per-block int8: d = max|x| / 127, q = round(x / d). k must be a multiple of block
+// (32 or 256). Isa::Ref runs the scalar definition; any other uses AVX2 where the CPU has it
+// (the same bytes).
+void quantize_acts(const float* x, int64_t m, int64_t k, int block, Acts* a, Isa isa = best_isa());
 
 // Rows [n0, n1) of W (row r at w + r·row_stride) against all m rows: y[i·ldy + r].
 // For the float path `x` (m × k, row-major) is read and `a` may be null; else `a` must hold
