@@ -163,3 +163,17 @@ def test_bench_head_flag_reaches_the_child(octet_bin, tmp_path):
     h = row("--hot-float", "0")
     assert f["hot_float"] is True and h["hot_float"] is False
     assert f["w_hot_float_mb"] > 0 and h["w_hot_float_mb"] == 0
+
+
+def test_decode_auto_reads_the_file_only_for_block_quantised_linears(octet_bin, gemma, stories_path):
+    # --decode auto (default): decode steps read the file's blocks when every linear is
+    # block-quantised (Gemma Q4_K_M: Q5_0/Q8_0/Q4_K...), the int8 copy when the file's rows are
+    # float (stories260K is F32: 4 bytes/weight against 1); an explicit choice is kept.
+    def decode(model, *extra):
+        r = _run([octet_bin, "bench", "-m", model, "--prompts", "16", "--gen", "2", "-t", "1",
+                  "--json", *extra])
+        return _json_lines(r.stdout)[0]["decode"]
+    assert decode(gemma) == "gguf"
+    assert decode(gemma, "--decode", "same") == "same"
+    assert decode(stories_path) == "same"
+    assert decode(stories_path, "--decode", "gguf") == "gguf"

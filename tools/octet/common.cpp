@@ -2,6 +2,7 @@
 
 #include "octet/calibration.h"
 #include "octet/kernels.h"
+#include "octet/qgemv.h"
 
 #include <chrono>
 #include <cstdio>
@@ -40,8 +41,10 @@ void EngineFlags::add_to(CLI::App* cmd) {
       ->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--decode", decode,
                   "decode steps (<= 4 tokens): gguf reads the file's own quantised weights "
-                  "when every type has a kernel; same uses the --mode weights")
-      ->check(CLI::IsMember({"gguf", "same"}));
+                  "when every type has a kernel; same uses the --mode weights; auto (default): "
+                  "gguf when every linear is block-quantised (then the file's blocks are no "
+                  "more bytes than an int8 copy, fewer for 4-6 bit types), else same")
+      ->check(CLI::IsMember({"auto", "gguf", "same"}));
   cmd->add_option("--head", head,
                   "int8 mode's LM head: file reads the file's own quantised blocks in place "
                   "(as decode does: per-block activation scales, no copy) when the head is "
@@ -98,6 +101,18 @@ std::unique_ptr<Engine> load_engine(const EngineFlags& f) {
   return e;
 }
 
+bool linears_block_quantised(const Model& m) {
+  // Decode streams every weight once per token: the file's blocks beat the int8 copy when they
+  // are no larger (Q8_0 ≈ 1.06 B/weight, the 4-6 bit types 0.56-0.82); F16/F32 rows are not.
+  auto blocks = [](const gguf::TensorInfo* t) { return t && qgemv::act_block(t->type) != 0; };
+  for (int64_t il = 0; il < m.hparams().n_layer; ++il) {
+    const LayerTensors& T = m.layer(il);
+    for (const gguf::TensorInfo* t : {T.wq, T.wk, T.wv, T.wo, T.ffn_gate, T.ffn_up, T.ffn_down})
+      if (!blocks(t)) return false;
+  }
+  return blocks(m.output());
+}
+
 void build_engine(const EngineFlags& f, Engine* e) {
   const std::string& path = e->model_path;
   if (f.mode == "fp32") {
@@ -123,7 +138,7 @@ void build_engine(const EngineFlags& f, Engine* e) {
   }
   // fp32 is the reference path: decode stays in float there too.
   // Decode steps then use the file's own norm gains too (LayerWeights::dec_attn_norm).
-  if (f.decode == "gguf" && f.mode == "int8") {
+  if (f.mode == "int8" && (f.decode == "gguf" || (f.decode == "auto" && linears_block_quantised(*e->model)))) {
     // The weights were just made by make_shared<Weights> and nothing else holds them yet, so
     // finishing them here through a non-const pointer is sound.
     auto w = std::const_pointer_cast<Weights>(e->weights);

@@ -23,7 +23,8 @@ struct EngineFlags {
   std::string mode = "int8";
   std::string calib;          // calibration sidecar (default: next to the model)
   double shadow_keep = 1.0;   // share of linear inputs that keep the shadow-outlier path
-  std::string decode = "same";  // gguf: decode steps read the file's quantised blocks; same
+  std::string decode = "auto";  // gguf: decode steps read the file's quantised blocks; same:
+                                // the --mode weights; auto: gguf for block-quantised linears
   std::string kv_type = "f16";  // KV cache storage: f32 | f16 | int8
   std::string attn = "auto";    // prefill attention operands: auto | f32 | bf16
   std::string head = "file";    // int8 LM head: file (its blocks in place, as decode) | int8
@@ -49,6 +50,8 @@ std::unique_ptr<Engine> load_engine(const EngineFlags& f);
 // The weights and session options of f on e's model and pool (fills e->weights,
 // e->session_opts); exits with a clear error on failure.
 void build_engine(const EngineFlags& f, Engine* e);
+// Every layer linear and the LM head in a block-quantised type (what --decode auto asks).
+bool linears_block_quantised(const Model& m);
 // f's context, chunk, KV type and attention operands (exits on a bad value).
 SessionOptions session_options(const EngineFlags& f);
 
