@@ -201,6 +201,24 @@ float dot(const float* a, const float* b, int64_t n) {
   return S::hsum(S::add(S::add(s0, s1), S::add(s2, s3)));
 }
 
+// dot() with b as IEEE halves converted in registers (n a multiple of W): the same floats
+// in the same order, so the same result as dot() over b converted first.
+template <class S>
+float dot_h(const float* a, const uint16_t* b, int64_t n) {
+  using V = typename S::V;
+  constexpr int W = S::W;
+  V s0 = S::zero(), s1 = S::zero(), s2 = S::zero(), s3 = S::zero();
+  int64_t i = 0;
+  for (; i + 4 * W <= n; i += 4 * W) {
+    s0 = S::fmadd(S::load_u(a + i), S::load_h(b + i), s0);
+    s1 = S::fmadd(S::load_u(a + i + W), S::load_h(b + i + W), s1);
+    s2 = S::fmadd(S::load_u(a + i + 2 * W), S::load_h(b + i + 2 * W), s2);
+    s3 = S::fmadd(S::load_u(a + i + 3 * W), S::load_h(b + i + 3 * W), s3);
+  }
+  for (; i + W <= n; i += W) s0 = S::fmadd(S::load_u(a + i), S::load_h(b + i), s0);
+  return S::hsum(S::add(S::add(s0, s1), S::add(s2, s3)));
+}
+
 template <class S>
 void axpy(float* y, float a, const float* x, int64_t n) {
   constexpr int W = S::W;
@@ -793,8 +811,25 @@ void attn_row(const AttnTask& t, int64_t i, const AttnScratch& sc) {
   float* ktile = sc.buf + sc.n - kv_tile_floats(D);
   float* vtile = ktile + kBK * round_up(D, 16);
   const float* q = t.q + i * t.ldq + t.h0 * D;
+  // F16 rows are read in place and converted in registers (a decode step streams the whole
+  // cache once: no store and reload through the tile buffer); same floats, same order.
+  const bool h16 = t.k.type == KvType::kF16 && t.v.type == KvType::kF16 && D % W == 0;
+  int64_t slots[kBK];
+  auto tile_slots = [&](const KvHead& kv, int64_t j0, int64_t bk) {
+    int64_t sl = kv.ring > 0 ? (jlo + j0) % kv.ring : jlo + j0;
+    for (int64_t j = 0; j < bk; ++j, ++sl) {
+      if (kv.ring > 0 && sl >= kv.ring) sl -= kv.ring;
+      slots[j] = sl * D;
+    }
+  };
   for (int64_t j0 = 0; j0 < n; j0 += kBK) {
     const int64_t bk = imin(kBK, n - j0);
+    if (h16) {
+      const uint16_t* kh = static_cast<const uint16_t*>(t.k.p);
+      tile_slots(t.k, j0, bk);
+      for (int64_t j = 0; j < bk; ++j) s[j0 + j] = dot_h<S>(q, kh + slots[j], D) * d.scale;
+      continue;
+    }
     const float* k = kv_rows<S>(t.k, D, jlo + j0, bk, ktile);
     for (int64_t j = 0; j < bk; ++j) s[j0 + j] = dot<S>(q, k + j * D, D) * d.scale;
   }
@@ -813,6 +848,27 @@ void attn_row(const AttnTask& t, int64_t i, const AttnScratch& sc) {
   constexpr int CV = S::kPVC;
   for (int64_t j0 = 0; j0 < n; j0 += kBK) {
     const int64_t bk = imin(kBK, n - j0);
+    if (h16) {
+      const uint16_t* vh = static_cast<const uint16_t*>(t.v.p);
+      tile_slots(t.v, j0, bk);
+      for (int64_t c0 = 0; c0 < D; c0 += CV * W) {
+        const int cv = static_cast<int>(imin(CV, (D - c0) / W));
+        V acc[CV];
+#pragma GCC unroll 16
+        for (int c = 0; c < CV; ++c) acc[c] = c < cv ? S::load(o + c0 + c * W) : S::zero();
+        for (int64_t j = 0; j < bk; ++j) {
+          const V pj = S::set1(s[j0 + j]);
+          const uint16_t* vr = vh + slots[j] + c0;
+#pragma GCC unroll 16
+          for (int c = 0; c < CV; ++c) {
+            if (c >= cv) break;
+            acc[c] = S::fmadd(pj, S::load_h(vr + c * W), acc[c]);
+          }
+        }
+        for (int c = 0; c < cv; ++c) S::store(o + c0 + c * W, acc[c]);
+      }
+      continue;
+    }
     const float* v = kv_rows<S>(t.v, D, jlo + j0, bk, vtile);
     for (int64_t c0 = 0; c0 < dp; c0 += CV * W) {
       const int cv = static_cast<int>(imin(CV, (dp - c0) / W));

@@ -17,6 +17,7 @@ struct Scalar {
   static V set1(float f) { return f; }
   static V load(const float* p) { return *p; }
   static V load_u(const float* p) { return *p; }
+  static V load_h(const uint16_t* p) { return fp16_to_fp32(*p); }
   static void store(float* p, V v) { *p = v; }
   static void store_u(float* p, V v) { *p = v; }
   static V loadn(const float*, int) { return 0.f; }  // n < W = 1: nothing to load

@@ -13,6 +13,9 @@ struct Avx512 {
   static V set1(float f) { return _mm512_set1_ps(f); }
   static V load(const float* p) { return _mm512_loadu_ps(p); }
   static V load_u(const float* p) { return _mm512_loadu_ps(p); }
+  static V load_h(const uint16_t* p) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  }
   static void store(float* p, V v) { _mm512_storeu_ps(p, v); }
   static void store_u(float* p, V v) { _mm512_storeu_ps(p, v); }
   static __mmask16 mask(int n) { return static_cast<__mmask16>((1u << n) - 1u); }

@@ -57,6 +57,9 @@ struct Avx2 {
   }
   static V swap_pairs(V v) { return _mm256_permute_ps(v, 0xB1); }
   static V sign_pairs() { return _mm256_setr_ps(-1, 1, -1, 1, -1, 1, -1, 1); }
+  static V load_h(const uint16_t* p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  }
   // KV rows to float: 8 halves per vcvtph2ps (F16C); int8 widened 8 at a time.
   static void cvt_f16(const uint16_t* s, float* d, int64_t n) {
     int64_t i = 0;
