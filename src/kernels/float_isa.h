@@ -4,6 +4,7 @@
 // float_ops.cpp, attention_f32.cpp), so ISA TUs never instantiate std containers.
 #pragma once
 #include <cstdint>
+#include <type_traits>  // float_impl.h: dot over floats or halves
 
 #include "octet/kernels.h"
 
