@@ -805,20 +805,20 @@ void attn_row(const AttnTask& t, int64_t i, const AttnScratch& sc) {
   // F16 rows are read in place and converted in registers (a decode step streams the whole
   // cache once: no store and reload through the tile buffer); same floats, same order.
   const bool h16 = t.k.type == KvType::kF16 && t.v.type == KvType::kF16 && D % W == 0;
-  int64_t slots[kBK];
-  auto tile_slots = [&](const KvHead& kv, int64_t j0, int64_t bk) {
+  int64_t row_off[kBK];  // element offset of each key's row in the tile (ring-wrapped slots)
+  auto tile_rows = [&](const KvHead& kv, int64_t j0, int64_t bk) {
     int64_t sl = kv.ring > 0 ? (jlo + j0) % kv.ring : jlo + j0;
     for (int64_t j = 0; j < bk; ++j, ++sl) {
       if (kv.ring > 0 && sl >= kv.ring) sl -= kv.ring;
-      slots[j] = sl * D;
+      row_off[j] = sl * D;
     }
   };
   for (int64_t j0 = 0; j0 < n; j0 += kBK) {
     const int64_t bk = imin(kBK, n - j0);
     if (h16) {
       const uint16_t* kh = static_cast<const uint16_t*>(t.k.p);
-      tile_slots(t.k, j0, bk);
-      for (int64_t j = 0; j < bk; ++j) s[j0 + j] = dot<S>(q, kh + slots[j], D) * d.scale;
+      tile_rows(t.k, j0, bk);
+      for (int64_t j = 0; j < bk; ++j) s[j0 + j] = dot<S>(q, kh + row_off[j], D) * d.scale;
       continue;
     }
     const float* k = kv_rows<S>(t.k, D, jlo + j0, bk, ktile);
@@ -843,7 +843,7 @@ void attn_row(const AttnTask& t, int64_t i, const AttnScratch& sc) {
       // The float loop below over halves; one generic loop over both row kinds (a lambda
       // taking the row pointer) measured 1.5-2x slower here, so the two stay separate.
       const uint16_t* vh = static_cast<const uint16_t*>(t.v.p);
-      tile_slots(t.v, j0, bk);
+      tile_rows(t.v, j0, bk);
       for (int64_t c0 = 0; c0 < D; c0 += CV * W) {
         const int cv = static_cast<int>(imin(CV, (D - c0) / W));
         V acc[CV];
@@ -851,7 +851,7 @@ void attn_row(const AttnTask& t, int64_t i, const AttnScratch& sc) {
         for (int c = 0; c < CV; ++c) acc[c] = c < cv ? S::load(o + c0 + c * W) : S::zero();
         for (int64_t j = 0; j < bk; ++j) {
           const V pj = S::set1(s[j0 + j]);
-          const uint16_t* vr = vh + slots[j] + c0;
+          const uint16_t* vr = vh + row_off[j] + c0;
 #pragma GCC unroll 16
           for (int c = 0; c < CV; ++c) {
             if (c >= cv) break;

@@ -206,7 +206,7 @@ void quantize_acts(const float* x, int64_t m, int64_t k, int block, Acts* a, Isa
   a->q.resize(static_cast<size_t>(m * k));
   a->d.resize(static_cast<size_t>(m * (k / block)));
   a->s16.resize(static_cast<size_t>(m * (k / 16)));
-  // Decode runs this on one thread while the pool waits: the vector form is ~8x faster and
+  // Decode runs this on one thread while the pool waits: the vector form is ~6x faster and
   // gives the same bytes (max, one division, round-to-nearest-even, clamp).
   if (isa != Isa::Ref && isa_available(Isa::Avx2)) {
     quantize_acts_avx2(x, m, k, block, a->q.data(), a->d.data(), a->s16.data());

@@ -10,9 +10,6 @@ namespace octet::qgemv::vnni_impl {
 inline __m256i dot_s8(__m256i aw, __m256i sa) {
   return _mm256_dpbusd_epi32(_mm256_setzero_si256(), aw, sa);
 }
-inline __m256i dot_u8s8(__m256i u, __m256i s) {
-  return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s);
-}
 inline __m256i dot_u8_scaled(__m256i acc, __m256i q, __m256i a, __m256i sc16) {
   return _mm256_dpwssd_epi32(acc, _mm256_maddubs_epi16(q, a), sc16);
 }
