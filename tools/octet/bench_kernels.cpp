@@ -17,6 +17,8 @@
 
 #include "commands.h"
 #include "kernels/int8_kernels.h"
+#include "kernels/q4_gemm.h"
+#include "octet/gguf_writer.h"
 #include "octet/cpu.h"
 #include "octet/int8.h"
 #include "octet/kernels.h"
@@ -186,6 +188,7 @@ int run_kernel_bench(const KernelBenchArgs& args) {
     std::printf("%-20s %-8s %5s %6s %5s %3s %11s %6s %9s %9s", "model", "linear", "M", "N", "K",
                 "thr", "per thr", "%peak", "wall", "fwd wall");
     if (args.f32) std::printf(" %9s %8s", "f32 wall", "int8/f32");
+    if (args.q4) std::printf(" %9s %8s", "q4 wall", "q4/int8");
     std::printf("\n");
   }
 
@@ -208,6 +211,27 @@ int run_kernel_bench(const KernelBenchArgs& args) {
     }
     std::unique_ptr<kernels::PackedF32> wf;
     if (args.f32) wf = std::make_unique<kernels::PackedF32>(w.data(), s.n, s.k);
+    // --q4: the same weights as the file's Q4_0 blocks, for the W4A8 kernel.
+    std::vector<uint8_t> wq;
+    std::vector<float> corr;
+    const kernels::q4::Q4View q4v{nullptr, s.n, s.k, s.k / 32 * 18};
+    if (args.q4) {
+      if (s.k % 32 != 0) {
+        std::fprintf(stderr, "error: kbench --q4: K = %lld is not a multiple of 32\n",
+                     static_cast<long long>(s.k));
+        return 2;
+      }
+      wq.resize(static_cast<size_t>(s.n * q4v.row_bytes));
+      for (int64_t r = 0; r < s.n; ++r)
+        if (Status st = gguf::quantize(gguf::Type::Q4_0, w.data() + r * s.k,
+                                       wq.data() + r * q4v.row_bytes, s.k);
+            !st.ok()) {
+          std::fprintf(stderr, "error: %s\n", st.message().c_str());
+          return 1;
+        }
+      corr.resize(static_cast<size_t>(s.n));
+      kernels::q4::column_offsets({wq.data(), s.n, s.k, q4v.row_bytes}, corr.data());
+    }
     std::vector<float> x(static_cast<size_t>(max_m * s.k)), y(static_cast<size_t>(max_m * s.n));
     for (auto& v : x) v = du(rng);
 
@@ -231,6 +255,29 @@ int run_kernel_bench(const KernelBenchArgs& args) {
         const Timing t_fwd = time_call(
             [&] { (void)lin->forward(x.data(), m, 1.0f / 127, y.data(), s.n, pool, fo); }, nt,
             args.min_time, args.reps);
+        Timing t_q4;
+        if (args.q4) {
+          // The int8 activations plus 128 (the W4A8 kernel's u8 operand), rows of K bytes;
+          // each thread an equal share of the panels.
+          std::vector<uint8_t> au(static_cast<size_t>(m * s.k));
+          std::vector<float> rs(static_cast<size_t>(m), 1.0f / 127);
+          for (auto& v : au) v = static_cast<uint8_t>(rng());
+          const kernels::q4::Acts qa{au.data(), s.k, rs.data()};
+          const kernels::q4::Q4View wv{wq.data(), s.n, s.k, q4v.row_bytes};
+          kernels::int8::Epilogue ep;
+          ep.y = y.data();
+          ep.ldy = s.n;
+          const kernels::q4::GemmFn q4gemm = kernels::q4::best_gemm();
+          const int64_t panels = (s.n + 15) / 16;
+          const auto q4_run = [&] {
+            if (!pool) return q4gemm(qa, wv, corr.data(), ep, 0, m, 0, panels);
+            pool->parallel_for(panels, (panels + nt - 1) / nt,
+                               [&](int64_t p0, int64_t p1, int) {
+                                 q4gemm(qa, wv, corr.data(), ep, 0, m, p0, p1);
+                               });
+          };
+          t_q4 = time_call(q4_run, nt, args.min_time, args.reps);
+        }
         Timing t_f32;
         if (args.f32)
           t_f32 = time_call([&] { kernels::gemm_f32(x.data(), m, *wf, y.data(), s.n, pool); }, nt,
@@ -267,6 +314,10 @@ int run_kernel_bench(const KernelBenchArgs& args) {
             j["f32_gmacs_wall"] = macs / t_f32.wall * 1e-9;
             j["int8_over_f32"] = t_f32.wall / t_gemm.wall;
           }
+          if (args.q4) {
+            j["q4_gmacs_wall"] = macs / t_q4.wall * 1e-9;
+            j["q4_over_int8"] = t_gemm.wall / t_q4.wall;
+          }
           std::printf("%s\n", j.dump().c_str());
         } else {
           std::printf("%-20s %-8s %5lld %6lld %5lld %3d %11.1f %5.1f%% %9.1f %9.1f", s.model,
@@ -274,6 +325,8 @@ int run_kernel_bench(const KernelBenchArgs& args) {
                       static_cast<long long>(s.k), nt, g_cpu, pct, g_wall, gf);
           if (args.f32)
             std::printf(" %9.1f %7.1fx", macs / t_f32.wall * 1e-9, t_f32.wall / t_gemm.wall);
+          if (args.q4)
+            std::printf(" %9.1f %7.2fx", macs / t_q4.wall * 1e-9, t_gemm.wall / t_q4.wall);
           std::printf("\n");
         }
         std::fflush(stdout);
@@ -311,6 +364,9 @@ void register_kbench(CLI::App& app) {
   cmd->add_option("--min-time", a->min_time, "Seconds of calls per timing")->capture_default_str();
   cmd->add_option("--reps", a->reps, "Timings per point (best reported)")->capture_default_str();
   cmd->add_flag("--f32", a->f32, "Also time kernels::gemm_f32 for the int8/fp32 ratio (slow while that kernel is scalar)");
+  cmd->add_flag("--q4", a->q4,
+                "Also time the W4A8 GEMM over the same weights as Q4_0 blocks read in place "
+                "(kernels/q4_gemm.h; AVX2) and its speed-up over the int8 GEMM");
   cmd->add_flag("--json", a->json, "One JSON object per line");
   cmd->callback([a] {
     if (int rc = run_kernel_bench(*a); rc != 0) throw CLI::RuntimeError(rc);
