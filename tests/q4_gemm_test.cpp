@@ -18,7 +18,8 @@ namespace {
 struct Q4Matrix {
   int64_t n, k;
   std::vector<uint8_t> bytes;
-  Q4View view() const { return {bytes.data(), n, k, k / kBlock * kBlockBytes}; }
+  std::vector<const uint8_t*> rows;
+  Q4View view() const { return {rows.data(), n, k}; }
   float d(int64_t r, int64_t b) const {
     uint16_t h;
     std::memcpy(&h, bytes.data() + r * (k / kBlock * kBlockBytes) + b * kBlockBytes, 2);
@@ -33,7 +34,7 @@ struct Q4Matrix {
 
 // fixed_code >= 0: every nibble that value (the int16 sums' extremes).
 Q4Matrix random_q4(int64_t n, int64_t k, std::mt19937& g, int fixed_code = -1) {
-  Q4Matrix m{n, k, std::vector<uint8_t>(static_cast<size_t>(n * (k / kBlock) * kBlockBytes))};
+  Q4Matrix m{n, k, std::vector<uint8_t>(static_cast<size_t>(n * (k / kBlock) * kBlockBytes)), {}};
   std::uniform_real_distribution<float> scale(0.001f, 0.05f);
   for (int64_t blk = 0; blk < n * (k / kBlock); ++blk) {
     uint8_t* p = m.bytes.data() + blk * kBlockBytes;
@@ -42,6 +43,7 @@ Q4Matrix random_q4(int64_t n, int64_t k, std::mt19937& g, int fixed_code = -1) {
     for (int j = 0; j < 16; ++j)
       p[2 + j] = fixed_code >= 0 ? static_cast<uint8_t>(fixed_code * 17) : static_cast<uint8_t>(g());
   }
+  m.rows = consecutive_rows(m.bytes.data(), n, k / kBlock * kBlockBytes);
   return m;
 }
 

@@ -14,6 +14,7 @@
 // so y = row_scale·Σ_b d_b·Σ q_x·c: the file's weights exactly, times int8 activations.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include "kernels/int8_kernels.h"
 
@@ -22,12 +23,16 @@ namespace octet::kernels::q4 {
 inline constexpr int64_t kBlock = 32;       // weights per Q4_0 block
 inline constexpr int64_t kBlockBytes = 18;  // fp16 d + 16 bytes of nibbles
 
-// A Q4_0 matrix as the GGUF stores it: row n (output channel n) at data + n·row_bytes, K/32
-// blocks of {fp16 d, 16 bytes: byte j holds k = j (low nibble) and k = j + 16 (high)}.
+// A Q4_0 matrix as the GGUF stores it, row by row: row n (output channel n) at rows[n], K/32
+// blocks of {fp16 d, 16 bytes: byte j holds k = j (low nibble) and k = j + 16 (high)}. Rows
+// by pointer: a fused linear's rows come from several tensors of the file (q, k, v; gate and
+// up interleaved by panel) without a copy.
 struct Q4View {
-  const uint8_t* data;
-  int64_t n, k, row_bytes;
+  const uint8_t* const* rows;
+  int64_t n, k;
 };
+// Row pointers of n consecutive rows of row_bytes each from data.
+std::vector<const uint8_t*> consecutive_rows(const uint8_t* data, int64_t n, int64_t row_bytes);
 
 // Activations: u8 = q_x + 128, row r at data + r·ld (ld ≥ K), one scale per row.
 struct Acts {

@@ -214,23 +214,25 @@ int run_kernel_bench(const KernelBenchArgs& args) {
     // --q4: the same weights as the file's Q4_0 blocks, for the W4A8 kernel.
     std::vector<uint8_t> wq;
     std::vector<float> corr;
-    const kernels::q4::Q4View q4v{nullptr, s.n, s.k, s.k / 32 * 18};
+    const int64_t q4_row_bytes = s.k / 32 * 18;
+    std::vector<const uint8_t*> q4_rows;
     if (args.q4) {
       if (s.k % 32 != 0) {
         std::fprintf(stderr, "error: kbench --q4: K = %lld is not a multiple of 32\n",
                      static_cast<long long>(s.k));
         return 2;
       }
-      wq.resize(static_cast<size_t>(s.n * q4v.row_bytes));
+      wq.resize(static_cast<size_t>(s.n * q4_row_bytes));
       for (int64_t r = 0; r < s.n; ++r)
         if (Status st = gguf::quantize(gguf::Type::Q4_0, w.data() + r * s.k,
-                                       wq.data() + r * q4v.row_bytes, s.k);
+                                       wq.data() + r * q4_row_bytes, s.k);
             !st.ok()) {
           std::fprintf(stderr, "error: %s\n", st.message().c_str());
           return 1;
         }
       corr.resize(static_cast<size_t>(s.n));
-      kernels::q4::column_offsets({wq.data(), s.n, s.k, q4v.row_bytes}, corr.data());
+      q4_rows = kernels::q4::consecutive_rows(wq.data(), s.n, q4_row_bytes);
+      kernels::q4::column_offsets({q4_rows.data(), s.n, s.k}, corr.data());
     }
     std::vector<float> x(static_cast<size_t>(max_m * s.k)), y(static_cast<size_t>(max_m * s.n));
     for (auto& v : x) v = du(rng);
@@ -263,7 +265,7 @@ int run_kernel_bench(const KernelBenchArgs& args) {
           std::vector<float> rs(static_cast<size_t>(m), 1.0f / 127);
           for (auto& v : au) v = static_cast<uint8_t>(rng());
           const kernels::q4::Acts qa{au.data(), s.k, rs.data()};
-          const kernels::q4::Q4View wv{wq.data(), s.n, s.k, q4v.row_bytes};
+          const kernels::q4::Q4View wv{q4_rows.data(), s.n, s.k};
           kernels::int8::Epilogue ep;
           ep.y = y.data();
           ep.ldy = s.n;

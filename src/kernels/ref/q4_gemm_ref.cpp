@@ -11,7 +11,7 @@ namespace octet::kernels::q4 {
 namespace {
 
 const uint8_t* block(const Q4View& w, int64_t n, int64_t b) {
-  return w.data + n * w.row_bytes + b * kBlockBytes;
+  return w.rows[n] + b * kBlockBytes;
 }
 float block_scale(const uint8_t* blk) {
   uint16_t h;
@@ -24,6 +24,12 @@ int32_t code(const uint8_t* blk, int64_t k) {  // c = code − 8 of k in [0, 32)
 }
 
 }  // namespace
+
+std::vector<const uint8_t*> consecutive_rows(const uint8_t* data, int64_t n, int64_t row_bytes) {
+  std::vector<const uint8_t*> rows(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) rows[static_cast<size_t>(i)] = data + i * row_bytes;
+  return rows;
+}
 
 void column_offsets(const Q4View& w, float* corr) {
   const int64_t nb = w.k / kBlock;

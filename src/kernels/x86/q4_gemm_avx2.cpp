@@ -58,7 +58,7 @@ void repack(const Q4View& w, int64_t p, int64_t b0, int64_t nb, int8_t* codes, f
         sc[16 * b + c] = 0.0f;
         continue;
       }
-      const uint8_t* blk = w.data + n * w.row_bytes + (b0 + b) * kBlockBytes;
+      const uint8_t* blk = w.rows[n] + (b0 + b) * kBlockBytes;
       uint16_t h;
       std::memcpy(&h, blk, 2);
       sc[16 * b + c] = _cvtsh_ss(h);
