@@ -218,3 +218,73 @@ TEST(GgufMode, Int8HeadReadsTheFileBlocks) {
 }
 
 }  // namespace
+
+namespace {
+
+// INT8 prefill whose GEMM reads the file's Q4_0 blocks (Int8Options::q4_gemm, CPUs without
+// VNNI): with an unsmoothed calibration every block linear takes it; its logits track FP32
+// at least as closely as the int8 copy's (they multiply the file's exact weights), differ
+// from the copy's (the path really ran), and a smoothed input keeps the int8 copy.
+TEST(GgufMode, Int8PrefillOnQ4BlocksTracksFp32) {
+  if (!q4_gemm_preferred()) GTEST_SKIP() << "the int8 GEMM is the faster one on this CPU";
+  ThreadPool pool(2);
+  const std::string path = ::testing::TempDir() + "octet_q4_prefill_qwen.bin";
+  synth::Options o;
+  o.shape = "qwen2.5-0.5b";
+  o.type = gguf::Type::Q4_0;
+  o.n_layer = 2;
+  o.threads = 2;
+  o.progress = false;
+  ASSERT_TRUE(synth::write_model(o, path).ok());
+  auto m = Model::load(path);
+  std::filesystem::remove(path);  // mapped: the data stays
+  ASSERT_TRUE(m.ok()) << m.error();
+  std::shared_ptr<const Model> model = std::move(m).value();
+  CalibOptions co;
+  co.smooth_alpha = 0;
+  auto calib = calibrate_text(model, "", "builtin", co, 256, &pool, {});
+  auto smoothed = calibrate_text(model, "", "builtin", CalibOptions{}, 256, &pool, {});
+  ASSERT_TRUE(calib.ok() && smoothed.ok());
+  Int8Options off;
+  off.q4_gemm = false;
+  auto wq = Weights::build_int8(*model, *calib, Int8Options{}, &pool);
+  auto w8 = Weights::build_int8(*model, *calib, off, &pool);
+  auto ws = Weights::build_int8(*model, *smoothed, Int8Options{}, &pool);
+  auto wf = Weights::build_fp32(*model, &pool);
+  ASSERT_TRUE(wq.ok() && w8.ok() && ws.ok() && wf.ok());
+  // Row pointers + column offsets of all 4 linears of both layers; none when off. With the
+  // smoothed calibration only o (attn_out is never smoothed) can read the blocks.
+  const HParams& hp = model->hparams();
+  const size_t rows = static_cast<size_t>(
+      2 * (hp.q_dim() + 2 * hp.kv_dim() + hp.n_embd + 2 * hp.n_ff + hp.n_embd));
+  EXPECT_EQ((*wq)->breakdown().q4_index, rows * (sizeof(void*) + sizeof(float)));
+  EXPECT_EQ((*w8)->breakdown().q4_index, 0u);
+  EXPECT_EQ((*ws)->breakdown().q4_index,
+            static_cast<size_t>(2 * hp.n_embd) * (sizeof(void*) + sizeof(float)));
+
+  const int64_t V = hp.n_vocab;
+  SessionOptions so;
+  so.n_ctx = 96;
+  so.chunk = 32;
+  Session sq(model, *wq, so, &pool), s8(model, *w8, so, &pool), sf(model, *wf, so, &pool);
+  std::vector<Token> prompt;
+  for (int i = 0; i < 70; ++i) prompt.push_back(static_cast<Token>(500 + 53 * i));
+  std::vector<float> lq, l8, lf;
+  ASSERT_TRUE(sq.eval(prompt, true, &lq).ok());
+  ASSERT_TRUE(s8.eval(prompt, true, &l8).ok());
+  ASSERT_TRUE(sf.eval(prompt, true, &lf).ok());
+  double kq = 0, k8 = 0;
+  for (size_t r = 0; r < prompt.size(); ++r) {
+    kq += kl(lf.data() + r * V, lq.data() + r * V, V);
+    k8 += kl(lf.data() + r * V, l8.data() + r * V, V);
+  }
+  kq /= static_cast<double>(prompt.size());
+  k8 /= static_cast<double>(prompt.size());
+  std::printf("mean KL vs fp32 over %zu rows: q4 blocks %.5f, int8 copy %.5f\n", prompt.size(),
+              kq, k8);
+  EXPECT_NE(lq, l8);
+  EXPECT_LT(kq, 0.05);
+  EXPECT_LT(kq, 1.5 * k8 + 1e-4);
+}
+
+}  // namespace

@@ -232,6 +232,39 @@ Status gemm_int8(const Int8Activations& a, const Int8Weights& w, float* y, int64
 Status gemm_int8_i32(const Int8Activations& a, const Int8Weights& w, int32_t* y, int64_t ldy,
                      ThreadPool* pool = nullptr);
 
+// ---- W4A8: the file's Q4_0 rows read in place times int8 activations (kernels/q4_gemm.h).
+// On CPUs without AVX-512 VNNI the int8 GEMM multiplies in int16 (16 products per multiply
+// µop); Q4_0's 4-bit codes fit vpmaddubsw (32), so the file's own blocks run ~1.4× faster
+// than an int8 copy would, and no copy is made. Weights are the file's exactly (per-block
+// scales), activations those of the int8 path.
+class Q4Weights {
+ public:
+  // rows: N pointers to Q4_0 rows of k weights each (k a multiple of 32); the memory they
+  // point to (the mapped file) must outlive this object.
+  static Expected<Q4Weights> create(std::vector<const uint8_t*> rows, int64_t k);
+  int64_t n() const { return static_cast<int64_t>(rows_.size()); }
+  int64_t k() const { return k_; }
+  int64_t panels() const { return (n() + 15) / 16; }
+  const uint8_t* const* rows() const { return rows_.data(); }
+  // Per output channel: 128·Σ_b d_b·Σ_{k in b} (code − 8) (the kernel's u8 offset, undone).
+  const float* column_offsets() const { return corr_.data(); }
+  // What this object allocates (the rows are the file's pages).
+  size_t bytes() const { return rows_.size() * sizeof(void*) + corr_.size() * sizeof(float); }
+
+ private:
+  std::vector<const uint8_t*> rows_;
+  std::vector<float> corr_;
+  int64_t k_ = 0;
+};
+// True where gemm_q4 is the faster prefill GEMM: the AVX2 kernel exists and the int8 GEMM
+// runs without VNNI (there its vpdpbusd does 64 products per µop, and int8 stays ahead).
+bool q4_gemm_preferred();
+// y = row_scale·(W·q_x) (+ bias), then `after` per finished block as gemm_int8. Activations
+// from a row-major quantiser (AVX2 or reference layout; VNNI's row blocks are refused).
+Status gemm_q4(const Int8Activations& a, const Q4Weights& w, float* y, int64_t ldy,
+               const float* bias = nullptr, ThreadPool* pool = nullptr,
+               const GemmAfter* after = nullptr, int64_t after_align = 1);
+
 // Shadow path helper: y[o.row, 0..n) += o.residual · wt_row(o.col)[0..n) for every outlier,
 // where wt_row(k) returns the N weights of input channel k (a column of W, e.g. a hot
 // float row of Wᵀ kept by the model).

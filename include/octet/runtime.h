@@ -131,6 +131,12 @@ struct Int8Options {
   // path's KL against FP32), and no copy is made at load (Gemma 3: 168 MB).
   // False: always the int8 copy (its GEMM is faster for many rows of logits at once).
   bool file_head = true;
+  // On CPUs without AVX-512 VNNI (q4_gemm_preferred()), a linear whose tensors are all Q4_0
+  // runs its prefill GEMM on the file's blocks (gemm_q4: 4-bit codes × int8 activations,
+  // ~1.4× the int16 int8 GEMM there) when its input is not smoothed (the file's weights
+  // cannot carry the smoothing factors: calibrate with --smooth 0). The int8 copy stays for
+  // the shadow path's columns.
+  bool q4_gemm = true;
 };
 const char* compute_mode_name(ComputeMode m);
 

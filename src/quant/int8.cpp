@@ -5,10 +5,12 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstring>
 #include <numeric>
 #include <string>
 
 #include "kernels/int8_kernels.h"
+#include "kernels/q4_gemm.h"
 #include "octet/cpu.h"
 
 namespace octet {
@@ -426,25 +428,19 @@ void Int8SegmentQuantizer::segment_rows(const float* x, int64_t ldx, int64_t r0,
 
 namespace {
 
-Status run_gemm(const Int8Activations& a, const Int8Weights& w, const Epilogue& ep,
-                ThreadPool* pool, const GemmAfter* after = nullptr, int64_t after_align = 1) {
-  if (a.k() != w.k())
-    return Status::Error("int8 gemm: activations K=" + std::to_string(a.k()) +
-                         " but weights K=" + std::to_string(w.k()));
-  if (ep.ldy < w.n() || (a.m() > 0 && !ep.y && !ep.y32))
-    return Status::Error("int8 gemm: output row stride " + std::to_string(ep.ldy) + " < N=" +
-                         std::to_string(w.n()));
-  if (a.m() == 0) return Status::Ok();
-  const Kernels& kr = kernels_for(a.isa());
-  const AView av{a.data(), a.m(), a.ld(), a.row_scales()};
-  const WView wv{w.packed(), w.n(), w.k4(), w.panels(), w.scales(), w.shift_correction()};
+// Runs kernel(m0, m1, p0, p1) over rows [0, m) × panels [0, panels) on the pool (`grain`:
+// panels per microkernel block, `mr`: rows per microkernel, `panel_bytes`: one panel's
+// weights), then `after` on each finished block, in stripes of hook_rows (a multiple of
+// the kernel's row chunk).
+template <class Kernel>
+Status drive_gemm(int64_t m, int64_t panels, int64_t grain, int64_t mr, int64_t panel_bytes,
+                  int64_t macs, ThreadPool* pool, const GemmAfter* after, int64_t after_align,
+                  const Kernel& kernel, int64_t hook_rows = kHookRows) {
   const int nt = pool ? pool->size() : 1;
-  const int64_t m = a.m(), panels = w.panels();
   // N is cut into chunks of whole microkernel blocks holding ~kChunkWeightBytes of weights:
   // a chunk's weights stay in L2 while the kernel's row chunks re-read them, and with
   // several threads the chunks are handed out dynamically (an atomic counter), so a thread
   // that is slowed down (another process on its core, a slower tail) takes fewer of them.
-  const int64_t grain = kr.panel_grain, panel_bytes = 16 * w.k4() * 4;
   int64_t chunk = std::max<int64_t>(1, kChunkWeightBytes / (panel_bytes * grain)) * grain;
   if (nt > 1) {  // at least ~4 chunks per thread for the balance
     const int64_t per = (panels + 4 * nt - 1) / (4 * nt);
@@ -460,28 +456,28 @@ Status run_gemm(const Int8Activations& a, const Int8Weights& w, const Epilogue& 
   }
   const int64_t nchunks = (panels + chunk - 1) / chunk;
   // One block of output, then the caller's pass over it while it is still in cache.
-  // With a hook, in row stripes of kHookRows: the kernel walks a block in such stripes anyway
+  // With a hook, in row stripes of hook_rows: the kernel walks a block in such stripes anyway
   // (row chunks), and the hook then finds the stripe's output in L1/L2; after the whole block
   // the first stripes' lines had been evicted by the weights and activations (perf: a third
   // of the shadow kernel's samples on its first load of each output row).
   auto block = [&](int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
-    if (!after || !*after) return kr.gemm(av, wv, ep, m0, m1, p0, p1);
-    for (int64_t r = m0; r < m1; r += kHookRows) {
-      const int64_t r1 = std::min(m1, r + kHookRows);
-      kr.gemm(av, wv, ep, r, r1, p0, p1);
+    if (!after || !*after) return kernel(m0, m1, p0, p1);
+    for (int64_t r = m0; r < m1; r += hook_rows) {
+      const int64_t r1 = std::min(m1, r + hook_rows);
+      kernel(r, r1, p0, p1);
       (*after)(r, r1, p0, p1);
     }
   };
-  if (nt == 1 || m * w.n() * w.k() < kMinParallelMacs) {
+  if (nt == 1 || macs < kMinParallelMacs) {
     for (int64_t c = 0; c < nchunks; ++c) block(0, m, c * chunk, std::min(panels, (c + 1) * chunk));
-  } else if (panels >= 2 * nt * grain || m < kr.mr * nt) {
+  } else if (panels >= 2 * nt * grain || m < mr * nt) {
     // Split N: each thread streams its own weight panels; all share the (smaller) activations.
-    // The last nt chunks are handed out in row pieces (≥ kHookRows rows), so the thread that
+    // The last nt chunks are handed out in row pieces (≥ hook_rows rows), so the thread that
     // finishes first does not wait up to a whole chunk for the other (the down projection's
     // chunks with their shadow corrections are ~1/7 of the call each).
     const int64_t tail = std::min<int64_t>(nchunks, nt);
-    const int64_t pieces = std::clamp<int64_t>(m / kHookRows, 1, 4);
-    const int64_t piece_rows = (m + pieces - 1) / pieces / kHookRows * kHookRows;
+    const int64_t pieces = std::clamp<int64_t>(m / hook_rows, 1, 4);
+    const int64_t piece_rows = (m + pieces - 1) / pieces / hook_rows * hook_rows;
     const int64_t head = nchunks - tail, items = head + tail * pieces;
     std::atomic<int64_t> next{0};
     pool->parallel_for(nt, 1, [&](int64_t, int64_t, int) {
@@ -498,9 +494,28 @@ Status run_gemm(const Int8Activations& a, const Int8Weights& w, const Epilogue& 
       }
     });
   } else {
-    pool->parallel_for(m, kr.mr, [&](int64_t b, int64_t e, int) { block(b, e, 0, panels); });
+    pool->parallel_for(m, mr, [&](int64_t b, int64_t e, int) { block(b, e, 0, panels); });
   }
   return Status::Ok();
+}
+
+Status run_gemm(const Int8Activations& a, const Int8Weights& w, const Epilogue& ep,
+                ThreadPool* pool, const GemmAfter* after = nullptr, int64_t after_align = 1) {
+  if (a.k() != w.k())
+    return Status::Error("int8 gemm: activations K=" + std::to_string(a.k()) +
+                         " but weights K=" + std::to_string(w.k()));
+  if (ep.ldy < w.n() || (a.m() > 0 && !ep.y && !ep.y32))
+    return Status::Error("int8 gemm: output row stride " + std::to_string(ep.ldy) + " < N=" +
+                         std::to_string(w.n()));
+  if (a.m() == 0) return Status::Ok();
+  const Kernels& kr = kernels_for(a.isa());
+  const AView av{a.data(), a.m(), a.ld(), a.row_scales()};
+  const WView wv{w.packed(), w.n(), w.k4(), w.panels(), w.scales(), w.shift_correction()};
+  return drive_gemm(a.m(), w.panels(), kr.panel_grain, kr.mr, 16 * w.k4() * 4,
+                    a.m() * w.n() * w.k(), pool, after, after_align,
+                    [&](int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
+                      kr.gemm(av, wv, ep, m0, m1, p0, p1);
+                    });
 }
 
 }  // namespace
@@ -522,6 +537,75 @@ Status gemm_int8_i32(const Int8Activations& a, const Int8Weights& w, int32_t* y,
   ep.y32 = y;
   ep.ldy = ldy;
   return run_gemm(a, w, ep, pool);
+}
+
+Expected<Q4Weights> Q4Weights::create(std::vector<const uint8_t*> rows, int64_t k) {
+  if (k <= 0 || k % kernels::q4::kBlock != 0)
+    return Status::Error("q4 weights: K=" + std::to_string(k) + " is not a multiple of 32");
+  for (const uint8_t* r : rows)
+    if (!r) return Status::Error("q4 weights: a null row");
+  Q4Weights w;
+  w.rows_ = std::move(rows);
+  w.k_ = k;
+  w.corr_.resize(w.rows_.size());
+  kernels::q4::column_offsets({w.rows_.data(), w.n(), k}, w.corr_.data());
+  return w;
+}
+
+bool q4_gemm_preferred() {
+  const CpuFeatures& f = cpu_features();
+  return f.avx2 && f.fma && f.f16c && !f.avx512vnni;
+}
+
+Status gemm_q4(const Int8Activations& a, const Q4Weights& w, float* y, int64_t ldy,
+               const float* bias, ThreadPool* pool, const GemmAfter* after, int64_t after_align) {
+  if (a.k() != w.k())
+    return Status::Error("q4 gemm: activations K=" + std::to_string(a.k()) + " but weights K=" +
+                         std::to_string(w.k()));
+  if (ldy < w.n() || (a.m() > 0 && !y))
+    return Status::Error("q4 gemm: output row stride " + std::to_string(ldy) + " < N=" +
+                         std::to_string(w.n()));
+  if (a.row_block() != 0) return Status::Error("q4 gemm: activations in VNNI row blocks");
+  if (a.m() == 0) return Status::Ok();
+  // The kernel's operand is u8 = q + 128: the stored bytes when the quantiser's offset is
+  // 128, else flipped in a copy (one pass over M·K bytes, ~1/K of the GEMM's work).
+  const uint8_t* data = a.data();
+  thread_local detail::AlignedVector<uint8_t> flipped;
+  if (a.offset() != 128) {
+    if (a.offset() != 0) return Status::Error("q4 gemm: activation offset not 0 or 128");
+    const size_t bytes = static_cast<size_t>(a.m() * a.ld());
+    if (flipped.size() < bytes) flipped.resize(bytes);
+    uint8_t* dst = flipped.data();
+    const uint8_t* src = a.data();
+    parallel_for(pool, a.m(), 64, [&](int64_t r0, int64_t r1, int) {
+      // Eight bytes per step (rows are ld = K padded to 4 bytes: a 4-byte tail at most).
+      const int64_t b = r0 * a.ld(), e = r1 * a.ld();
+      int64_t i = b;
+      for (; i + 8 <= e; i += 8) {
+        uint64_t v;
+        std::memcpy(&v, src + i, 8);
+        v ^= 0x8080808080808080ull;
+        std::memcpy(dst + i, &v, 8);
+      }
+      for (; i < e; ++i) dst[i] = src[i] ^ 0x80;
+    });
+    data = dst;
+  }
+  const kernels::q4::Acts acts{data, a.ld(), a.row_scales()};
+  const kernels::q4::Q4View view{w.rows(), w.n(), w.k()};
+  Epilogue ep;
+  ep.y = y;
+  ep.ldy = ldy;
+  ep.bias = bias;
+  const kernels::q4::GemmFn fn = kernels::q4::best_gemm();
+  // Rows in multiples of the kernel's tile (3) and, with a hook, its 96-row chunk (each
+  // chunk repacks a panel's blocks once); a panel's Q4_0 rows are 16·k·18/32 bytes.
+  return drive_gemm(a.m(), w.panels(), 1, 3, 16 * w.k() * 18 / 32, a.m() * w.n() * w.k(), pool,
+                    after, after_align,
+                    [&](int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
+                      fn(acts, view, w.column_offsets(), ep, m0, m1, p0, p1);
+                    },
+                    192);
 }
 
 void add_outlier_products(const OutlierList& outliers,

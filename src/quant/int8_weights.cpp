@@ -8,6 +8,7 @@
 #include <atomic>
 #include <fmt/format.h>
 #include <numeric>
+#include <optional>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -66,12 +67,16 @@ class Int8ShadowLinear final : public Linear {
   int64_t k() const override { return lin_.k(); }
   size_t bytes() const override {
     return lin_.weights().bytes() + hot_cols_.size() * sizeof(float) +
-           hot_index_.size() * sizeof(int32_t);
+           hot_index_.size() * sizeof(int32_t) + (q4_ ? q4_->bytes() : 0);
   }
   void account(WeightBytes* b) const override {
     b->int8 += lin_.weights().bytes();
     b->hot_float += hot_cols_.size() * sizeof(float) + hot_index_.size() * sizeof(int32_t);
+    if (q4_) b->q4_index += q4_->bytes();
   }
+  // The main product from the file's Q4_0 rows (same rows, same order as the int8 copy's).
+  void use_q4(Q4Weights w) { q4_ = std::move(w); }
+  bool uses_q4() const { return q4_.has_value(); }
   void forward(const float* x, int64_t m, float* y, int64_t ldy, ThreadPool* pool,
                LinearScratch* s) const override {
     OutlierList* ol = shadow_ ? &s->outliers : nullptr;
@@ -191,7 +196,7 @@ class Int8ShadowLinear final : public Linear {
     Status st;
     s->entries += static_cast<uint64_t>(m * k());
     if (!ol || ol->empty()) {
-      st = gemm_int8(act, lin_.weights(), y, ldy, lin_.bias(), false, pool, then, align);
+      st = gemm(act, y, ldy, pool, then, align);
       (void)st;  // shapes were fixed at build time
       return;
     }
@@ -252,8 +257,13 @@ class Int8ShadowLinear final : public Linear {
                     hot_cols_.empty() ? nullptr : hot_cols_.data(), hot_stride_, y, ldy);
       if (then) (*then)(m0, m1, p0, p1);
     };
-    st = gemm_int8(act, w, y, ldy, lin_.bias(), false, pool, &shadow, align);
+    st = gemm(act, y, ldy, pool, &shadow, align);
     (void)st;
+  }
+  Status gemm(const Int8Activations& act, float* y, int64_t ldy, ThreadPool* pool,
+              const GemmAfter* after, int64_t align) const {
+    if (q4_) return gemm_q4(act, *q4_, y, ldy, lin_.bias(), pool, after, align);
+    return gemm_int8(act, lin_.weights(), y, ldy, lin_.bias(), false, pool, after, align);
   }
 
   Int8Linear lin_;
@@ -263,6 +273,7 @@ class Int8ShadowLinear final : public Linear {
   std::vector<int32_t> hot_index_;  // K entries: index into hot_cols_, or -1
   detail::AlignedVector<float> hot_cols_;  // [panels][n_hot][16] (see ShadowEntry)
   int64_t hot_stride_ = 0;          // n_hot·16
+  std::optional<Q4Weights> q4_;     // set: the main GEMM reads the file's Q4_0 rows
 };
 
 // The LM head: int8 weights, activations quantised per row (no calibration needed).
@@ -341,6 +352,39 @@ Expected<std::shared_ptr<const Weights>> Weights::build_int8(const Model& m,
       for (int i = 0; i < 16; ++i) y[c + i] /= d;
     for (; c < k; ++c) y[c] /= d;
   };
+  // The file's Q4_0 rows for the prefill GEMM (Int8Options::q4_gemm): only where the file is
+  // mapped, every block linear is Q4_0, and the linear's input (and, for gate/up, the up
+  // rows' ffn_mid factor) carries no smoothing.
+  bool use_q4 = opt.q4_gemm && q4_gemm_preferred() && m.file().is_mapped();
+  for (int64_t il = 0; use_q4 && il < hp.n_layer; ++il) {
+    const LayerTensors& T = m.layer(il);
+    for (const gguf::TensorInfo* t : {T.wq, T.wk, T.wv, T.wo, T.ffn_gate, T.ffn_up, T.ffn_down})
+      use_q4 = use_q4 && t && t->type == gguf::Type::Q4_0;
+  }
+  const auto q4_input_unsmoothed = [&](int64_t il, Slot slot) {
+    if (!calib.at(il, slot).smooth.empty()) return false;
+    return slot != Slot::kFfnIn || calib.at(il, Slot::kFfnMid).smooth.empty();
+  };
+  // Rows in stack_rows' order: the tensors one after another, or (interleave 16) 16-row
+  // blocks of the first and second tensor alternating.
+  const auto q4_rows = [&](std::initializer_list<const gguf::TensorInfo*> ts, int64_t k,
+                           int64_t interleave) -> Expected<Q4Weights> {
+    std::vector<const gguf::TensorInfo*> tv(ts);
+    const size_t rb = gguf::row_bytes(gguf::Type::Q4_0, k);
+    const auto row = [&](const gguf::TensorInfo* t, int64_t r) { return t->data + r * rb; };
+    std::vector<const uint8_t*> rows;
+    if (interleave > 0) {
+      if (tv.size() != 2 || tv[0]->n_rows() != tv[1]->n_rows() || tv[0]->n_rows() % interleave)
+        return Status::Error("int8: q4 rows: unpaired gate/up");
+      for (int64_t b = 0; b < tv[0]->n_rows() / interleave; ++b)
+        for (const gguf::TensorInfo* t : tv)
+          for (int64_t r = 0; r < interleave; ++r) rows.push_back(row(t, b * interleave + r));
+    } else {
+      for (const gguf::TensorInfo* t : tv)
+        for (int64_t r = 0; r < t->n_rows(); ++r) rows.push_back(row(t, r));
+    }
+    return Q4Weights::create(std::move(rows), k);
+  };
   auto make = [&](std::initializer_list<const gguf::TensorInfo*> ts, int64_t k, int64_t il,
                   Slot slot) -> Expected<std::unique_ptr<Linear>> {
     // Paired gate/up rows: 16-row blocks of gate and up alternate (see pair_with).
@@ -368,8 +412,13 @@ Expected<std::shared_ptr<const Weights>> Weights::build_int8(const Model& m,
       return std::unique_ptr<Linear>(std::make_unique<LinearF32>(buf.data(), n, k));
     OCTET_ASSIGN_OR_RETURN(Int8Linear lin, Int8Linear::from_float(buf.data(), n, k, nullptr, pool));
     const size_t idx = static_cast<size_t>(il * kSlots + static_cast<int>(slot));
-    return std::unique_ptr<Linear>(std::make_unique<Int8ShadowLinear>(
-        std::move(lin), calib.at(il, slot), shadow[idx], buf.data(), opt.hot_float, pool));
+    auto lin8 = std::make_unique<Int8ShadowLinear>(std::move(lin), calib.at(il, slot),
+                                                   shadow[idx], buf.data(), opt.hot_float, pool);
+    if (use_q4 && q4_input_unsmoothed(il, slot)) {
+      OCTET_ASSIGN_OR_RETURN(Q4Weights q4, q4_rows(ts, k, paired ? 16 : 0));
+      lin8->use_q4(std::move(q4));
+    }
+    return std::unique_ptr<Linear>(std::move(lin8));
   };
   for (int64_t il = 0; il < hp.n_layer; ++il) {
     const LayerTensors& T = m.layer(il);

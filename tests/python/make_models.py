@@ -222,8 +222,13 @@ def make_model(kind: str, path: str, seed: int = 1234) -> str:
     return path
 
 
-def f32_copy(src: str, dst: str) -> str:
-    """Copy of a GGUF with every tensor dequantised (by gguf) to F32, metadata unchanged."""
+BLOCK_LINEARS = ("attn_q.weight", "attn_k.weight", "attn_v.weight", "attn_output.weight",
+                 "ffn_gate.weight", "ffn_up.weight", "ffn_down.weight")
+
+
+def _copy(src: str, dst: str, convert) -> str:
+    """Copy of a GGUF with metadata unchanged and each tensor t written as convert(t): a
+    float32 array, or (bytes as uint8 array, GGML type) for quantised data."""
     r = gguf.GGUFReader(src)
     arch = field_value(r, "general.architecture")
     tmp = dst + ".tmp"
@@ -239,13 +244,40 @@ def f32_copy(src: str, dst: str) -> str:
         else:
             w.add_key_value(key, val, t0)
     for t in r.tensors:
-        w.add_tensor(t.name, tensor_f32(t))
+        out = convert(t)
+        if isinstance(out, tuple):
+            w.add_tensor(t.name, out[0], raw_dtype=out[1])
+        else:
+            w.add_tensor(t.name, out)
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
     w.close()
     os.replace(tmp, dst)
     return dst
+
+
+def f32_copy(src: str, dst: str) -> str:
+    """Copy of a GGUF with every tensor dequantised (by gguf) to F32, metadata unchanged."""
+    return _copy(src, dst, tensor_f32)
+
+
+def q4_0_copy(src: str, dst: str) -> str:
+    """Copy of a GGUF whose block linears (q, k, v, o, gate, up, down) are requantised to Q4_0
+    by the gguf package (ggml's reference quantiser) from their dequantised values; every
+    other tensor keeps its bytes and type. A real model in the format octet's W4A8 prefill
+    GEMM reads (Int8Options::q4_gemm), for llama.cpp and octet to run side by side."""
+    q4 = gguf.GGMLQuantizationType.Q4_0
+
+    def convert(t):
+        if t.name.endswith(BLOCK_LINEARS):
+            return gguf.quants.quantize(tensor_f32(t), q4), q4
+        qt = gguf.GGMLQuantizationType(int(t.tensor_type))
+        if qt in (gguf.GGMLQuantizationType.F32, gguf.GGMLQuantizationType.F16):
+            return np.asarray(t.data).reshape(tuple(int(d) for d in reversed(list(t.shape))))
+        return np.asarray(t.data), qt
+
+    return _copy(src, dst, convert)
 
 
 def ensure_model(kind: str) -> str:
@@ -262,6 +294,9 @@ def ensure_model(kind: str) -> str:
 
 
 if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "q4_0":  # make_models.py q4_0 SRC DST
+        print(q4_0_copy(sys.argv[2], sys.argv[3]))
+        sys.exit(0)
     out = sys.argv[1] if len(sys.argv) > 1 else cache_dir()
     os.makedirs(out, exist_ok=True)
     for k in SPECS:

@@ -55,9 +55,10 @@ bool apply_spec(const std::string& spec, EngineFlags* f) {
     else if (k == "head") weights = true, f->head = one_of(k, v, {"file", "int8"});
     else if (k == "ffn-pair") weights = true, f->pair_ffn = as_bool(k, v);
     else if (k == "hot-float") weights = true, f->hot_float = as_bool(k, v);
+    else if (k == "q4-gemm") weights = true, f->q4_gemm = as_bool(k, v);
     else
       fail("--ab: unknown key '" + k +
-           "' (chunk, attn, kv-type, mode, shadow-keep, head, ffn-pair, hot-float)");
+           "' (chunk, attn, kv-type, mode, shadow-keep, head, ffn-pair, hot-float, q4-gemm)");
   }
   return weights;
 }

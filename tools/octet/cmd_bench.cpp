@@ -130,6 +130,7 @@ void measure_one(const BenchArgs& a) {
       {"shadow_keep", a.engine.shadow_keep},
       {"head", a.engine.head},
       {"hot_float", a.engine.hot_float},
+      {"q4_gemm", a.engine.q4_gemm},
       {"weights_mb", eng->weights->bytes() / 1048576.0},
       {"kv_mb", s.kv_bytes() / MiB},
       {"kv_type", kernels::kv_type_name(s.kv_type())},
@@ -294,7 +295,8 @@ void run(const BenchArgs& args) {
         << a.engine.mode << " --decode " << a.engine.decode << " --gen " << a.gen
         << " --shadow-keep " << a.engine.shadow_keep << " --kv-type " << a.engine.kv_type
         << " --attn " << a.engine.attn << " --head " << a.engine.head << " --hot-float "
-        << a.engine.hot_float << " --reps " << a.sched.bench_reps();
+        << a.engine.hot_float << " --q4-gemm " << a.engine.q4_gemm << " --reps "
+        << a.sched.bench_reps();
     if (a.ctx_set) cmd << " -c " << a.engine.ctx;
     if (!calib.empty()) cmd << " --calib '" << calib << "'";
     cli::SchedBenchFlags sf = a.sched;
@@ -403,7 +405,7 @@ static void register_bench(CLI::App& app) {
       ->check(CLI::Range(1, 50));
   cmd->add_option("--ab", a->ab,
                   "A/B in one process: B = these key=value changes to the flags given (chunk, "
-                  "attn, kv-type, mode, shadow-keep, head, ffn-pair, hot-float), prefill timed "
+                  "attn, kv-type, mode, shadow-keep, head, ffn-pair, hot-float, q4-gemm), prefill timed "
                   "alternately on the same token ids (--rounds pairs, default 6; --reps each)");
   cmd->add_flag("--json", a->json, "one JSON object per line");
   cmd->add_flag("--kernels", a->kernels,

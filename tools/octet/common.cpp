@@ -54,6 +54,11 @@ void EngineFlags::add_to(CLI::App* cmd) {
   cmd->add_option("--hot-float", hot_float,
                   "int8 mode: keep float weight columns of the hot (frequent-outlier) input "
                   "channels for the shadow path (else it reads the int8 columns)");
+  cmd->add_option("--q4-gemm", q4_gemm,
+                  "int8 mode on CPUs without AVX-512 VNNI: linears whose tensors are all Q4_0 and "
+                  "whose input is not smoothed (calibrate --smooth 0) run their prefill GEMM on "
+                  "the file's blocks (4-bit codes x int8 activations, faster than the int16 int8 "
+                  "GEMM there)");
   cmd->add_option("--kv-type", kv_type,
                   "KV cache storage: f16 (default), int8 (per-row scale) or f32")
       ->check(CLI::IsMember({"f32", "f16", "int8"}));
@@ -132,6 +137,7 @@ void build_engine(const EngineFlags& f, Engine* e) {
     io.file_head = f.head == "file";
     io.pair_ffn = f.pair_ffn;
     io.hot_float = f.hot_float;
+    io.q4_gemm = f.q4_gemm;
     auto w = Weights::build_int8(*e->model, *calib, io, e->pool.get());
     if (!w) fail(w.error());
     e->weights = std::move(w).value();

@@ -31,6 +31,7 @@ struct EngineFlags {
   bool verbose = false;
   bool pair_ffn = true;  // Int8Options::pair_ffn (bench --ab ffn-pair=0)
   bool hot_float = true;  // Int8Options::hot_float (bench --ab hot-float=0)
+  bool q4_gemm = true;    // Int8Options::q4_gemm (bench --ab q4-gemm=0)
   void add_to(CLI::App* cmd);
 };
 

@@ -37,8 +37,8 @@ void column_offsets(const Q4View& w, float* corr) {
     float c = 0.0f;
     for (int64_t b = 0; b < nb; ++b) {
       const uint8_t* blk = block(w, n, b);
-      int32_t s = 0;
-      for (int64_t k = 0; k < kBlock; ++k) s += code(blk, k);
+      int32_t s = -8 * kBlock;  // Σ (code − 8), both nibbles of each byte
+      for (int j = 0; j < 16; ++j) s += (blk[2 + j] & 15) + (blk[2 + j] >> 4);
       c = std::fma(static_cast<float>(128 * s), block_scale(blk), c);
     }
     corr[n] = c;

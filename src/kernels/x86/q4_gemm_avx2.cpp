@@ -22,12 +22,12 @@ namespace octet::kernels::q4 {
 namespace {
 
 constexpr int kR = 3;          // rows per tile
-constexpr int64_t kMc = 32 * kR;  // rows per chunk: each repacked panel step meets 32 tiles
+constexpr int64_t kMc = 64 * kR;  // rows per chunk: each repacked panel step meets 64 tiles
 constexpr int64_t kKb = 32;    // blocks per K step: a panel's step is 16 KiB of codes (L1)
-constexpr int64_t kPg = 32;    // panels per group: partial sums 96 × 32 × 16 floats = 192 KiB
+constexpr int64_t kPg = 16;    // panels per group: partial sums 192 × 16 × 16 floats = 192 KiB
 
 // 8 × 8 transpose of 32-bit lanes: r[i] lane j → r[j] lane i.
-void transpose8(__m256i r[8]) {
+inline __attribute__((always_inline)) void transpose8(__m256i r[8]) {
   __m256i t[8], u[8];
   for (int i = 0; i < 8; i += 2) {
     t[i] = _mm256_unpacklo_epi32(r[i], r[i + 1]);
