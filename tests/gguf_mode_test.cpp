@@ -226,7 +226,6 @@ namespace {
 // at least as closely as the int8 copy's (they multiply the file's exact weights), differ
 // from the copy's (the path really ran), and a smoothed input keeps the int8 copy.
 TEST(GgufMode, Int8PrefillOnQ4BlocksTracksFp32) {
-  if (!q4_gemm_preferred()) GTEST_SKIP() << "the int8 GEMM is the faster one on this CPU";
   ThreadPool pool(2);
   const std::string path = ::testing::TempDir() + "octet_q4_prefill_qwen.bin";
   synth::Options o;
@@ -240,6 +239,10 @@ TEST(GgufMode, Int8PrefillOnQ4BlocksTracksFp32) {
   std::filesystem::remove(path);  // mapped: the data stays
   ASSERT_TRUE(m.ok()) << m.error();
   std::shared_ptr<const Model> model = std::move(m).value();
+  // A first-use calibration leaves such a model unsmoothed exactly where the path applies.
+  EXPECT_EQ(q4_gemm_applies(*model), q4_gemm_preferred());
+  EXPECT_EQ(default_calib_options(*model).smooth_alpha, q4_gemm_preferred() ? 0.0 : 0.25);
+  if (!q4_gemm_preferred()) GTEST_SKIP() << "the int8 GEMM is the faster one on this CPU";
   CalibOptions co;
   co.smooth_alpha = 0;
   auto calib = calibrate_text(model, "", "builtin", co, 256, &pool, {});

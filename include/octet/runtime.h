@@ -115,6 +115,11 @@ struct LayerWeights {
 enum class ComputeMode { kFp32, kInt8, kGguf };
 struct Calibration;
 
+// True when Int8Options::q4_gemm can take effect: this CPU prefers gemm_q4
+// (q4_gemm_preferred), the file is mapped and every block linear (q, k, v, o, gate, up, down)
+// of every layer is Q4_0.
+bool q4_gemm_applies(const Model& m);
+
 struct Int8Options {
   // Share of linear inputs (ranked by calibrated importance) that keep the shadow-outlier
   // path; the rest only see clipped activations. 1 = all, 0 = none.

@@ -13,6 +13,12 @@ namespace {
 constexpr int64_t kAutoTokens = 2048;
 }  // namespace
 
+CalibOptions default_calib_options(const Model& m) {
+  CalibOptions o;
+  if (q4_gemm_applies(m)) o.smooth_alpha = 0;
+  return o;
+}
+
 Expected<Calibration> calibrate_text(std::shared_ptr<const Model> model, const std::string& text,
                                      const std::string& source, const CalibOptions& opt,
                                      int64_t max_tokens, ThreadPool* pool,
@@ -55,7 +61,7 @@ Expected<Calibration> load_or_calibrate(std::shared_ptr<const Model> model,
     return Status::Error("calibration file not found: " + path);
   }
   OCTET_ASSIGN_OR_RETURN(Calibration c,
-                         calibrate_text(model, "", "", CalibOptions{}, kAutoTokens, pool,
+                         calibrate_text(model, "", "", default_calib_options(*model), kAutoTokens, pool,
                                         progress));
   if (Status s = c.save(path); !s.ok()) {
     if (progress) progress("could not cache the calibration (" + s.message() + "); continuing");

@@ -302,6 +302,16 @@ bool file_head_serves(gguf::Type t) { return qgemv::supported(t) && qgemv::act_b
 
 }  // namespace
 
+bool q4_gemm_applies(const Model& m) {
+  if (!q4_gemm_preferred() || !m.file().is_mapped()) return false;
+  for (int64_t il = 0; il < m.hparams().n_layer; ++il) {
+    const LayerTensors& T = m.layer(il);
+    for (const gguf::TensorInfo* t : {T.wq, T.wk, T.wv, T.wo, T.ffn_gate, T.ffn_up, T.ffn_down})
+      if (!t || t->type != gguf::Type::Q4_0) return false;
+  }
+  return true;
+}
+
 Expected<std::shared_ptr<const Weights>> Weights::build_int8(const Model& m,
                                                              const Calibration& calib,
                                                              const Int8Options& opt,
@@ -355,12 +365,7 @@ Expected<std::shared_ptr<const Weights>> Weights::build_int8(const Model& m,
   // The file's Q4_0 rows for the prefill GEMM (Int8Options::q4_gemm): only where the file is
   // mapped, every block linear is Q4_0, and the linear's input (and, for gate/up, the up
   // rows' ffn_mid factor) carries no smoothing.
-  bool use_q4 = opt.q4_gemm && q4_gemm_preferred() && m.file().is_mapped();
-  for (int64_t il = 0; use_q4 && il < hp.n_layer; ++il) {
-    const LayerTensors& T = m.layer(il);
-    for (const gguf::TensorInfo* t : {T.wq, T.wk, T.wv, T.wo, T.ffn_gate, T.ffn_up, T.ffn_down})
-      use_q4 = use_q4 && t && t->type == gguf::Type::Q4_0;
-  }
+  const bool use_q4 = opt.q4_gemm && q4_gemm_applies(m);
   const auto q4_input_unsmoothed = [&](int64_t il, Slot slot) {
     if (!calib.at(il, slot).smooth.empty()) return false;
     return slot != Slot::kFfnIn || calib.at(il, Slot::kFfnMid).smooth.empty();

@@ -13,6 +13,7 @@ struct CalibArgs {
   std::string text_file, out;
   int64_t max_tokens = 8192;
   octet::CalibOptions opts;
+  bool smooth_set = false;  // --smooth given (else default_calib_options decides)
   bool quiet = false;
 };
 
@@ -34,7 +35,14 @@ void run(const CalibArgs& a) {
   auto say = [&](const std::string& s) {
     if (!a.quiet) std::fprintf(stderr, "octet: %s\n", s.c_str());
   };
-  auto c = calibrate_text(model, text, a.text_file, a.opts, a.max_tokens, &pool, say);
+  CalibOptions opts = a.opts;
+  if (!a.smooth_set) {
+    opts.smooth_alpha = default_calib_options(*model).smooth_alpha;
+    if (opts.smooth_alpha == 0)
+      say("no smoothing: this model's prefill GEMMs read its Q4_0 blocks here (--smooth A "
+          "overrides; docs/calibration.md)");
+  }
+  auto c = calibrate_text(model, text, a.text_file, opts, a.max_tokens, &pool, say);
   if (!c) cli::fail(c.error());
   const std::string out = a.out.empty() ? calibration_path(path) : a.out;
   if (Status s = c->save(out); !s.ok()) cli::fail(s.message());
@@ -75,8 +83,15 @@ static void register_calibrate(CLI::App& app) {
       ->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--hot-freq", a->opts.hot_freq, "outlier frequency that makes a channel hot")
       ->check(CLI::Range(0.0, 1.0));
-  cmd->add_option("--smooth", a->opts.smooth_alpha,
-                  "smoothing strength alpha (0: off; SmoothQuant-style, folded into producers)")
+  cmd->add_option_function<double>(
+         "--smooth",
+         [a](double v) {
+           a->opts.smooth_alpha = v;
+           a->smooth_set = true;
+         },
+         "smoothing strength alpha (0: off; SmoothQuant-style, folded into producers). "
+         "Default 0.25, or 0 where the model's prefill GEMMs read its Q4_0 blocks (CPUs "
+         "without AVX-512 VNNI; the file's weights cannot absorb the factors)")
       ->check(CLI::Range(0.0, 1.0));
   cmd->add_flag("-q,--quiet", a->quiet, "no progress on stderr");
   cmd->callback([a] { run(*a); });
