@@ -123,21 +123,39 @@ TEST(GgufMode, DecodeLinearsOnSmoothedInt8WeightsUseTheFilesNorms) {
 // The int8 mode's LM head reads the file's own blocks in place whenever they are block-quantised
 // (Int8Options::file_head): Q4_0 and Q8_0 heads are, an F16 head gets an int8 copy. Either
 // head must track the FP32 logits; the file head without any heap copy.
-TEST(GgufMode, Int8HeadReadsTheFileBlocks) {
-  ThreadPool pool(2);
-  const std::string path = ::testing::TempDir() + "octet_file_head_qwen.bin";
+// Two layers of the Qwen2.5-0.5B shape with Q4_0 linears.
+synth::Options small_qwen_q4_0() {
   synth::Options o;
   o.shape = "qwen2.5-0.5b";
   o.type = gguf::Type::Q4_0;
-  o.head_type = gguf::Type::Q4_0;
   o.n_layer = 2;
   o.threads = 2;
   o.progress = false;
-  ASSERT_TRUE(synth::write_model(o, path).ok());
+  return o;
+}
+
+// Writes o to a temporary file, maps it and unlinks it (the mapping keeps the data).
+std::shared_ptr<const Model> write_and_load(const synth::Options& o, const std::string& name) {
+  const std::string path = ::testing::TempDir() + name;
+  if (auto w = synth::write_model(o, path); !w.ok()) {
+    ADD_FAILURE() << w.error();
+    return nullptr;
+  }
   auto m = Model::load(path);
-  std::filesystem::remove(path);  // mapped: the data stays
-  ASSERT_TRUE(m.ok()) << m.error();
-  std::shared_ptr<const Model> model = std::move(m).value();
+  std::filesystem::remove(path);
+  if (!m.ok()) {
+    ADD_FAILURE() << m.error();
+    return nullptr;
+  }
+  return std::move(m).value();
+}
+
+TEST(GgufMode, Int8HeadReadsTheFileBlocks) {
+  ThreadPool pool(2);
+  synth::Options o = small_qwen_q4_0();
+  o.head_type = gguf::Type::Q4_0;
+  std::shared_ptr<const Model> model = write_and_load(o, "octet_file_head_qwen.bin");
+  ASSERT_TRUE(model);
   ASSERT_EQ(model->output()->type, gguf::Type::Q4_0);
   auto calib = calibrate_text(model, "", "builtin", CalibOptions{}, 256, &pool, {});
   ASSERT_TRUE(calib.ok()) << calib.error();
@@ -187,19 +205,16 @@ TEST(GgufMode, Int8HeadReadsTheFileBlocks) {
   // for these rows) is read in place too, for its per-block activation scales; a float head
   // (F16) has none to gain and is twice an int8 copy's bytes: the copy is made.
   for (const gguf::Type ht : {gguf::Type::Q8_0, gguf::Type::F16}) {
-    const std::string ph = ::testing::TempDir() + "octet_head_type_qwen.bin";
     o.head_type = ht;
-    ASSERT_TRUE(synth::write_model(o, ph).ok());
-    auto mh = Model::load(ph);
-    std::filesystem::remove(ph);
-    ASSERT_TRUE(mh.ok()) << mh.error();
-    ASSERT_EQ((*mh)->output()->type, ht);
-    auto wh = Weights::build_int8(**mh, *calib, Int8Options{}, &pool);  // same shapes
+    std::shared_ptr<const Model> mh = write_and_load(o, "octet_head_type_qwen.bin");
+    ASSERT_TRUE(mh);
+    ASSERT_EQ(mh->output()->type, ht);
+    auto wh = Weights::build_int8(*mh, *calib, Int8Options{}, &pool);  // same shapes
     ASSERT_TRUE(wh.ok()) << wh.error();
     const WeightBytes bh = (*wh)->breakdown();
     if (ht == gguf::Type::Q8_0) {
       EXPECT_EQ(bh.int8_lm_head, 0u);
-      EXPECT_EQ(bh.gguf_mapped, (*mh)->output()->nbytes);
+      EXPECT_EQ(bh.gguf_mapped, mh->output()->nbytes);
     } else {
       EXPECT_GT(bh.int8_lm_head, 0u);
       EXPECT_EQ(bh.gguf_mapped, 0u);
@@ -217,28 +232,14 @@ TEST(GgufMode, Int8HeadReadsTheFileBlocks) {
   EXPECT_EQ((*wg)->breakdown().gguf_mapped, gemma->output()->nbytes);
 }
 
-}  // namespace
-
-namespace {
-
 // INT8 prefill whose GEMM reads the file's Q4_0 blocks (Int8Options::q4_gemm, CPUs without
 // VNNI): with an unsmoothed calibration every block linear takes it; its logits track FP32
 // at least as closely as the int8 copy's (they multiply the file's exact weights), differ
 // from the copy's (the path really ran), and a smoothed input keeps the int8 copy.
 TEST(GgufMode, Int8PrefillOnQ4BlocksTracksFp32) {
   ThreadPool pool(2);
-  const std::string path = ::testing::TempDir() + "octet_q4_prefill_qwen.bin";
-  synth::Options o;
-  o.shape = "qwen2.5-0.5b";
-  o.type = gguf::Type::Q4_0;
-  o.n_layer = 2;
-  o.threads = 2;
-  o.progress = false;
-  ASSERT_TRUE(synth::write_model(o, path).ok());
-  auto m = Model::load(path);
-  std::filesystem::remove(path);  // mapped: the data stays
-  ASSERT_TRUE(m.ok()) << m.error();
-  std::shared_ptr<const Model> model = std::move(m).value();
+  std::shared_ptr<const Model> model = write_and_load(small_qwen_q4_0(), "octet_q4_prefill_qwen.bin");
+  ASSERT_TRUE(model);
   // A first-use calibration leaves such a model unsmoothed exactly where the path applies.
   EXPECT_EQ(q4_gemm_applies(*model), q4_gemm_preferred());
   EXPECT_EQ(default_calib_options(*model).smooth_alpha, q4_gemm_preferred() ? 0.0 : 0.25);

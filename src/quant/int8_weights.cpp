@@ -3,7 +3,8 @@
 // y += (x − clip(x))·W[:, k], with float columns for hot channels and the int8 weights
 // (dequantised on demand) for the rest. The LM head reads the file's blocks in place when
 // they are block-quantised (per-block activation scales, as decode); else an int8 copy with
-// dynamic per-row activation scales.
+// dynamic per-row activation scales. On CPUs without VNNI, linears of Q4_0 files multiply the
+// file's blocks instead of the int8 copy (gemm_q4), the rest of the path unchanged.
 #include <algorithm>
 #include <atomic>
 #include <fmt/format.h>
@@ -76,7 +77,6 @@ class Int8ShadowLinear final : public Linear {
   }
   // The main product from the file's Q4_0 rows (same rows, same order as the int8 copy's).
   void use_q4(Q4Weights w) { q4_ = std::move(w); }
-  bool uses_q4() const { return q4_.has_value(); }
   void forward(const float* x, int64_t m, float* y, int64_t ldy, ThreadPool* pool,
                LinearScratch* s) const override {
     OutlierList* ol = shadow_ ? &s->outliers : nullptr;
