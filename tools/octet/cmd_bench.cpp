@@ -148,6 +148,7 @@ void measure_one(const BenchArgs& a) {
       {"w_hot_float_mb", wb.hot_float / MiB},
       {"w_f32_mb", wb.f32 / MiB},
       {"w_small_mb", wb.small / MiB},
+      {"w_q4_index_mb", wb.q4_index / MiB},
       {"w_gguf_mapped_mb", wb.gguf_mapped / MiB},
       {"sched", sched},
   };
@@ -358,12 +359,13 @@ void run(const BenchArgs& args) {
       const auto& r = rows[0];
       std::printf("  octet memory (MiB): peak RSS %.1f = anon %.1f + GGUF file pages %.1f (+ "
                   "other files); weights: int8 %.1f, int8 LM head %.1f, hot float %.1f, fp32 "
-                  "%.1f, small %.1f, read in place from the file %.1f; KV %.1f (%s, ctx %lld, window "
+                  "%.1f, small (+ Q4 row index) %.1f, read in place from the file %.1f; KV %.1f (%s, ctx %lld, window "
                   "slots %lld), arena %.1f\n",
                   r["peak_rss_mb"].get<double>(), r["rss_anon_mb"].get<double>(),
                   r["gguf_resident_mb"].get<double>(), r["w_int8_mb"].get<double>(),
                   r["w_int8_lm_head_mb"].get<double>(), r["w_hot_float_mb"].get<double>(),
-                  r["w_f32_mb"].get<double>(), r["w_small_mb"].get<double>(),
+                  r["w_f32_mb"].get<double>(),
+                  r["w_small_mb"].get<double>() + r.value("w_q4_index_mb", 0.0),
                   r["w_gguf_mapped_mb"].get<double>(), r["kv_mb"].get<double>(),
                   r["kv_type"].get<std::string>().c_str(),
                   static_cast<long long>(r["n_ctx"].get<int64_t>()),

@@ -112,11 +112,11 @@ void run(const RunArgs& a) {
     std::fprintf(stderr,
                  "octet: memory (MiB): peak RSS %.1f, now %.1f = anon %.1f + GGUF file pages "
                  "%.1f (+ other files); weights: int8 %.1f, int8 LM head %.1f, hot float %.1f, "
-                 "fp32 %.1f, small %.1f, read in place from the file %.1f; KV %.1f (%s, ctx %lld, "
+                 "fp32 %.1f, small (+ Q4 row index) %.1f, read in place from the file %.1f; KV %.1f (%s, ctx %lld, "
                  "window slots %lld); arena %.1f\n",
                  pm.peak_rss / MiB, pm.rss / MiB, pm.rss_anon / MiB, pm.file_resident / MiB,
                  wb.int8 / MiB, wb.int8_lm_head / MiB, wb.hot_float / MiB, wb.f32 / MiB,
-                 wb.small / MiB, wb.gguf_mapped / MiB, session->kv_bytes() / MiB,
+                 (wb.small + wb.q4_index) / MiB, wb.gguf_mapped / MiB, session->kv_bytes() / MiB,
                  kernels::kv_type_name(session->kv_type()),
                  static_cast<long long>(session->n_ctx()),
                  static_cast<long long>(session->window_slots()), session->arena_bytes() / MiB);
