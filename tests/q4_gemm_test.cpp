@@ -1,6 +1,7 @@
-// W4A8 GEMM over Q4_0 blocks (kernels/q4_gemm.h): the reference against a double-precision
-// product of the file's weights and the activations, and the AVX2 kernel against the
-// reference bit for bit on odd shapes, sub-ranges and the int16 sums' extreme values.
+// W4A8 / W5A8 GEMM over the file's blocks (kernels/q4_gemm.h): block decoding against the
+// GGUF dequantiser, the reference against a double-precision product of the dequantised
+// weights and the activations, and the AVX2 kernel against the reference bit for bit on odd
+// shapes, sub-ranges and the int16 sums' extreme values, for every format.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -10,40 +11,60 @@
 
 #include "kernels/q4_gemm.h"
 #include "octet/cpu.h"
+#include "octet/gguf.h"
 #include "octet/half.h"
 
 namespace octet::kernels::q4 {
 namespace {
 
-struct Q4Matrix {
+constexpr Format kFormats[] = {Format::Q4_0, Format::Q5_0, Format::Q4_K, Format::Q5_K};
+
+gguf::Type type_of(Format f) {
+  switch (f) {
+    case Format::Q4_0: return gguf::Type::Q4_0;
+    case Format::Q5_0: return gguf::Type::Q5_0;
+    case Format::Q4_K: return gguf::Type::Q4_K;
+    case Format::Q5_K: return gguf::Type::Q5_K;
+  }
+  return gguf::Type::Q4_0;
+}
+
+struct QMatrix {
+  Format format;
   int64_t n, k;
   std::vector<uint8_t> bytes;
   std::vector<const uint8_t*> rows;
-  Q4View view() const { return {rows.data(), n, k}; }
-  float d(int64_t r, int64_t b) const {
-    uint16_t h;
-    std::memcpy(&h, bytes.data() + r * (k / kBlock * kBlockBytes) + b * kBlockBytes, 2);
-    return fp16_to_fp32(h);
-  }
-  int code(int64_t r, int64_t kk) const {  // 0..15
-    const uint8_t byte = bytes[static_cast<size_t>(r * (k / kBlock * kBlockBytes) +
-                                                   (kk / kBlock) * kBlockBytes + 2 + kk % 16)];
-    return kk % kBlock < 16 ? byte & 15 : byte >> 4;
+  Q4View view() const { return {rows.data(), n, k, format}; }
+  // The file's weights as the GGUF dequantiser gives them, row-major [n][k].
+  std::vector<float> dequantized() const {
+    std::vector<float> w(static_cast<size_t>(n * k));
+    for (int64_t r = 0; r < n; ++r)
+      EXPECT_TRUE(gguf::dequantize(type_of(format), rows[r], w.data() + r * k, k).ok());
+    return w;
   }
 };
 
-// fixed_code >= 0: every nibble that value (the int16 sums' extremes).
-Q4Matrix random_q4(int64_t n, int64_t k, std::mt19937& g, int fixed_code = -1) {
-  Q4Matrix m{n, k, std::vector<uint8_t>(static_cast<size_t>(n * (k / kBlock) * kBlockBytes)), {}};
+// Random codes and 6-bit scales; fp16 scales of either sign (K-quants: d > 0, dmin ≥ 0 as
+// quantisers write them). fill >= 0: every code byte (and fifth-bit byte) that value.
+QMatrix random_matrix(Format f, int64_t n, int64_t k, std::mt19937& g, int fill = -1) {
+  const FormatInfo fi = info(f);
+  const int64_t rb = row_bytes(f, k);
+  QMatrix m{f, n, k, std::vector<uint8_t>(static_cast<size_t>(n * rb)), {}};
   std::uniform_real_distribution<float> scale(0.001f, 0.05f);
-  for (int64_t blk = 0; blk < n * (k / kBlock); ++blk) {
-    uint8_t* p = m.bytes.data() + blk * kBlockBytes;
-    const uint16_t h = fp32_to_fp16(g() % 2 ? scale(g) : -scale(g));
-    std::memcpy(p, &h, 2);
-    for (int j = 0; j < 16; ++j)
-      p[2 + j] = fixed_code >= 0 ? static_cast<uint8_t>(fixed_code * 17) : static_cast<uint8_t>(g());
+  for (int64_t u = 0; u < n * (k / fi.group); ++u) {
+    uint8_t* p = m.bytes.data() + u * fi.unit_bytes;
+    for (int64_t j = 0; j < fi.unit_bytes; ++j)
+      p[j] = fill >= 0 ? static_cast<uint8_t>(fill) : static_cast<uint8_t>(g());
+    const bool kq = fi.has_min;
+    const uint16_t d = fp32_to_fp16(kq ? scale(g) * 0.05f : (g() % 2 ? scale(g) : -scale(g)));
+    std::memcpy(p, &d, 2);
+    if (kq) {
+      const uint16_t dmin = fp32_to_fp16(scale(g) * 0.02f);
+      std::memcpy(p + 2, &dmin, 2);
+      for (int j = 4; j < 16; ++j) p[j] = static_cast<uint8_t>(g());
+    }
   }
-  m.rows = consecutive_rows(m.bytes.data(), n, k / kBlock * kBlockBytes);
+  m.rows = consecutive_rows(m.bytes.data(), n, rb);
   return m;
 }
 
@@ -56,7 +77,7 @@ struct Inputs {
   std::vector<float> rs, bias, corr;
 };
 
-Inputs inputs(const Q4Matrix& w, int64_t m, int64_t ld, std::mt19937& g, int fixed_act = -1) {
+Inputs inputs(const QMatrix& w, int64_t m, int64_t ld, std::mt19937& g, int fixed_act = -1) {
   Inputs in;
   in.a.resize(static_cast<size_t>(m * ld));
   for (auto& v : in.a) v = fixed_act >= 0 ? static_cast<uint8_t>(fixed_act) : static_cast<uint8_t>(g());
@@ -68,34 +89,63 @@ Inputs inputs(const Q4Matrix& w, int64_t m, int64_t ld, std::mt19937& g, int fix
   return in;
 }
 
-TEST(Q4Gemm, ReferenceIsTheFilesWeightsTimesInt8Activations) {
-  std::mt19937 g(7);
-  for (const Case c : {Case{3, 17, 64}, Case{5, 40, 544}}) {
-    const Q4Matrix w = random_q4(c.n, c.k, g);
-    const Inputs in = inputs(w, c.m, c.k, g);
-    std::vector<float> y(static_cast<size_t>(c.m * c.n), 0.0f);
-    int8::Epilogue ep;
-    ep.y = y.data();
-    ep.ldy = c.n;
-    ep.bias = in.bias.data();
-    gemm_ref({in.a.data(), c.k, in.rs.data()}, w.view(), in.corr.data(), ep, 0, c.m, 0,
-             (c.n + 15) / 16);
-    for (int64_t r = 0; r < c.m; ++r)
-      for (int64_t n = 0; n < c.n; ++n) {
-        double want = 0, mag = 0;
-        for (int64_t k = 0; k < c.k; ++k) {
-          const double t = (in.a[static_cast<size_t>(r * c.k + k)] - 128.0) *
-                           (w.code(n, k) - 8.0) * w.d(n, k / kBlock);
-          want += t;
-          mag += std::fabs(t);
+TEST(Q4Gemm, DecodedBlocksAreTheDequantisersWeights) {
+  std::mt19937 g(13);
+  for (const Format f : kFormats) {
+    const QMatrix w = random_matrix(f, 3, 512, g);
+    const std::vector<float> want = w.dequantized();
+    const bool five = info(f).five_bit;
+    int8_t c[kBlock];
+    for (int64_t r = 0; r < w.n; ++r)
+      for (int64_t b = 0; b < w.k / kBlock; ++b) {
+        float s, e;
+        decode_block(f, w.rows[r], b, s, e, c);
+        if (!info(f).has_min) {
+          EXPECT_EQ(e, 0.0f);
         }
-        want = want * in.rs[r] + in.bias[n];
-        EXPECT_NEAR(y[r * c.n + n], want, 1e-5 * (mag * in.rs[r] + 1)) << r << "," << n;
+        for (int64_t j = 0; j < kBlock; ++j) {
+          EXPECT_GE(c[j], five ? -16 : -8);
+          EXPECT_LE(c[j], five ? 15 : 7);
+          const float x = want[static_cast<size_t>(r * w.k + b * kBlock + j)];
+          EXPECT_NEAR(s * c[j] + e, x, 1e-6f * (std::fabs(x) + std::fabs(e)) + 1e-9f)
+              << name(f) << " row " << r << " block " << b << " k " << j;
+        }
       }
   }
 }
 
-void expect_kernel_equals_ref(const Q4Matrix& w, const Inputs& in, int64_t m, int64_t ld,
+TEST(Q4Gemm, ReferenceIsTheFilesWeightsTimesInt8Activations) {
+  std::mt19937 g(7);
+  for (const Format f : kFormats)
+    for (const Case c : {Case{3, 17, 256}, Case{5, 40, 768}}) {
+      const QMatrix w = random_matrix(f, c.n, c.k, g);
+      const std::vector<float> wf = w.dequantized();
+      const Inputs in = inputs(w, c.m, c.k, g);
+      std::vector<float> y(static_cast<size_t>(c.m * c.n), 0.0f);
+      int8::Epilogue ep;
+      ep.y = y.data();
+      ep.ldy = c.n;
+      ep.bias = in.bias.data();
+      gemm_ref({in.a.data(), c.k, in.rs.data()}, w.view(), in.corr.data(), ep, 0, c.m, 0,
+               (c.n + 15) / 16);
+      for (int64_t r = 0; r < c.m; ++r)
+        for (int64_t n = 0; n < c.n; ++n) {
+          double want = 0, mag = 0;
+          for (int64_t k = 0; k < c.k; ++k) {
+            const double t = (in.a[static_cast<size_t>(r * c.k + k)] - 128.0) *
+                             wf[static_cast<size_t>(n * c.k + k)];
+            want += t;
+            mag += std::fabs(t);
+          }
+          want = want * in.rs[r] + in.bias[n];
+          // The u8 offset's 128·Σ w cancels in float: allow its rounding, not more.
+          EXPECT_NEAR(y[r * c.n + n], want, 2e-5 * (mag * in.rs[r] + 1))
+              << name(f) << " " << r << "," << n;
+        }
+    }
+}
+
+void expect_kernel_equals_ref(const QMatrix& w, const Inputs& in, int64_t m, int64_t ld,
                               int64_t m0, int64_t m1, int64_t p0, int64_t p1, bool bias,
                               bool accumulate) {
   std::vector<float> want(static_cast<size_t>(m * w.n), 0.25f), got = want;
@@ -117,48 +167,60 @@ void expect_kernel_equals_ref(const Q4Matrix& w, const Inputs& in, int64_t m, in
 TEST(Q4Gemm, Avx2EqualsReferenceOnOddShapes) {
   if (!(cpu_features().avx2 && cpu_features().fma && cpu_features().f16c)) GTEST_SKIP() << "no AVX2";
   std::mt19937 g(11);
-  // Rows around the 3-row tile and the 48-row chunk; channels around the 16-wide panel and
-  // the 64-panel group; K of one block, one K step, and 2-3 steps of unequal size.
-  for (int64_t k : {32, 96, 512, 544, 1056})
-    for (int64_t n : {1, 15, 16, 17, 200, 1040})
-      for (int64_t m : {1, 2, 4, 47, 49, 100}) {
-        if (n == 1040 && m > 49) continue;  // keep the test short
-        const Q4Matrix w = random_q4(n, k, g);
-        const int64_t ld = k + 32 * (m % 2);  // row stride past K too
-        const Inputs in = inputs(w, m, ld, g);
-        const int64_t panels = (n + 15) / 16;
-        expect_kernel_equals_ref(w, in, m, ld, 0, m, 0, panels, m % 3 == 1, m % 4 == 1);
-        if (testing::Test::HasFatalFailure()) return;
-        // A sub-range, as one thread of the pool gets.
-        if (m > 2 && panels > 1)
-          expect_kernel_equals_ref(w, in, m, ld, 1, m - 1, 1, panels, true, false);
-        if (testing::Test::HasFatalFailure()) return;
-      }
+  // Rows around the 3-row tile and the 192-row chunk; channels around the 16-wide panel and
+  // the 16-panel group; K of one unit, one K step (32 blocks), and 2-3 steps of unequal size.
+  for (const Format f : kFormats) {
+    const bool kq = info(f).has_min;
+    const std::vector<int64_t> ks = kq ? std::vector<int64_t>{256, 768, 1280, 2304}
+                                       : std::vector<int64_t>{32, 96, 512, 544, 1056};
+    for (int64_t k : ks)
+      for (int64_t n : {1, 15, 16, 17, 200, 1040})
+        for (int64_t m : {1, 2, 4, 47, 100, 193}) {
+          if (n * m * k > 40'000'000) continue;  // keep the test short
+          const QMatrix w = random_matrix(f, n, k, g);
+          const int64_t ld = k + 32 * (m % 2);  // row stride past K too
+          const Inputs in = inputs(w, m, ld, g);
+          const int64_t panels = (n + 15) / 16;
+          SCOPED_TRACE(name(f));
+          expect_kernel_equals_ref(w, in, m, ld, 0, m, 0, panels, m % 3 == 1, m % 4 == 1);
+          if (testing::Test::HasFatalFailure()) return;
+          // A sub-range, as one thread of the pool gets.
+          if (m > 2 && panels > 1)
+            expect_kernel_equals_ref(w, in, m, ld, 1, m - 1, 1, panels, true, false);
+          if (testing::Test::HasFatalFailure()) return;
+        }
+  }
 }
 
 TEST(Q4Gemm, Avx2SumsStayExactAtTheExtremes) {
   if (!(cpu_features().avx2 && cpu_features().fma && cpu_features().f16c)) GTEST_SKIP() << "no AVX2";
   std::mt19937 g(3);
-  // Activation 255 with code 0 (c = −8) puts −32640 in every int16 sum of a block; 0 and 15
-  // the other ends. Any saturation would show as a mismatch against the int32 reference.
-  for (int code : {0, 15})
-    for (int act : {0, 255}) {
-      const Q4Matrix w = random_q4(33, 1056, g, code);
-      const Inputs in = inputs(w, 7, 1056, g, act);
-      expect_kernel_equals_ref(w, in, 7, 1056, 0, 7, 0, 3, false, false);
-      if (testing::Test::HasFatalFailure()) return;
-    }
+  // Activation 255 with every code byte 0x00 (c = −8 or −16) puts −32640 in every int16 sum
+  // of a block (4-bit) or half (5-bit); 0 and 0xFF (c = 7 or 15) the other ends. Any
+  // saturation would show as a mismatch against the int32 reference.
+  for (const Format f : kFormats)
+    for (int fill : {0x00, 0xFF})
+      for (int act : {0, 255}) {
+        const QMatrix w = random_matrix(f, 33, 2304, g, fill);
+        const Inputs in = inputs(w, 7, 2304, g, act);
+        SCOPED_TRACE(name(f));
+        expect_kernel_equals_ref(w, in, 7, 2304, 0, 7, 0, 3, false, false);
+        if (testing::Test::HasFatalFailure()) return;
+      }
 }
 
-TEST(Q4Gemm, ColumnOffsetsAreTheCodesSumsTimesTheirScales) {
+TEST(Q4Gemm, ColumnOffsetsAre128TimesTheRowSums) {
   std::mt19937 g(5);
-  const Q4Matrix w = random_q4(9, 96, g);
-  std::vector<float> corr(9);
-  column_offsets(w.view(), corr.data());
-  for (int64_t n = 0; n < 9; ++n) {
-    double want = 0;
-    for (int64_t k = 0; k < 96; ++k) want += 128.0 * (w.code(n, k) - 8) * w.d(n, k / kBlock);
-    EXPECT_NEAR(corr[n], want, 1e-4 * std::fabs(want) + 1e-3);
+  for (const Format f : {Format::Q4_0, Format::Q5_0}) {  // formats without a minimum term
+    const QMatrix w = random_matrix(f, 9, 96, g);
+    const std::vector<float> wf = w.dequantized();
+    std::vector<float> corr(9);
+    column_offsets(w.view(), corr.data());
+    for (int64_t n = 0; n < 9; ++n) {
+      double want = 0;
+      for (int64_t k = 0; k < 96; ++k) want += 128.0 * wf[static_cast<size_t>(n * 96 + k)];
+      EXPECT_NEAR(corr[n], want, 1e-4 * std::fabs(want) + 1e-3) << name(f);
+    }
   }
 }
 

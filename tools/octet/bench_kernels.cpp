@@ -8,7 +8,9 @@
 #include <algorithm>
 #include <time.h>
 
+#include <cctype>
 #include <chrono>
+#include <cstring>
 #include <cstdio>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -20,6 +22,7 @@
 #include "kernels/q4_gemm.h"
 #include "octet/gguf_writer.h"
 #include "octet/cpu.h"
+#include "octet/half.h"
 #include "octet/int8.h"
 #include "octet/kernels.h"
 
@@ -132,6 +135,13 @@ int run_kernel_bench(const KernelBenchArgs& args) {
     return 2;
   }
   const std::vector<Shape> shapes = model_shapes(args.models, args.custom);
+  kernels::q4::Format q4_format = kernels::q4::Format::Q4_0;
+  for (const kernels::q4::Format f : {kernels::q4::Format::Q5_0, kernels::q4::Format::Q4_K,
+                                      kernels::q4::Format::Q5_K}) {
+    std::string n = kernels::q4::name(f);
+    for (char& c : n) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (args.q4_format == n) q4_format = f;
+  }
   if (shapes.empty() || args.m.empty() || args.threads.empty()) {
     std::fprintf(stderr, "error: kbench: nothing to measure (check --models/--m/--threads)\n");
     return 2;
@@ -211,28 +221,37 @@ int run_kernel_bench(const KernelBenchArgs& args) {
     }
     std::unique_ptr<kernels::PackedF32> wf;
     if (args.f32) wf = std::make_unique<kernels::PackedF32>(w.data(), s.n, s.k);
-    // --q4: the same weights as the file's Q4_0 blocks, for the W4A8 kernel.
+    // --q4: the same weights as the file's Q4_0 blocks, for the W4A8 kernel; for the other
+    // formats (no quantiser here) random codes and scales, which time the same.
     std::vector<uint8_t> wq;
     std::vector<float> corr;
-    const int64_t q4_row_bytes = s.k / 32 * 18;
+    const kernels::q4::FormatInfo fi = kernels::q4::info(q4_format);
+    const int64_t q4_row_bytes = kernels::q4::row_bytes(q4_format, s.k);
     std::vector<const uint8_t*> q4_rows;
-    if (args.q4) {
-      if (s.k % 32 != 0) {
-        std::fprintf(stderr, "error: kbench --q4: K = %lld is not a multiple of 32\n",
-                     static_cast<long long>(s.k));
-        return 2;
-      }
+    // A K-quant needs K a multiple of its 256-weight super-block (files keep such linears in
+    // another type): those rows show no q4 column.
+    const bool q4 = args.q4 && s.k % fi.group == 0;
+    if (q4) {
       wq.resize(static_cast<size_t>(s.n * q4_row_bytes));
-      for (int64_t r = 0; r < s.n; ++r)
-        if (Status st = gguf::quantize(gguf::Type::Q4_0, w.data() + r * s.k,
-                                       wq.data() + r * q4_row_bytes, s.k);
-            !st.ok()) {
-          std::fprintf(stderr, "error: %s\n", st.message().c_str());
-          return 1;
+      if (q4_format == kernels::q4::Format::Q4_0) {
+        for (int64_t r = 0; r < s.n; ++r)
+          if (Status st = gguf::quantize(gguf::Type::Q4_0, w.data() + r * s.k,
+                                         wq.data() + r * q4_row_bytes, s.k);
+              !st.ok()) {
+            std::fprintf(stderr, "error: %s\n", st.message().c_str());
+            return 1;
+          }
+      } else {
+        for (auto& v : wq) v = static_cast<uint8_t>(rng());
+        const uint16_t d = fp32_to_fp16(0.01f);
+        for (int64_t u = 0; u < s.n * (s.k / fi.group); ++u) {
+          std::memcpy(wq.data() + u * fi.unit_bytes, &d, 2);
+          if (fi.has_min) std::memcpy(wq.data() + u * fi.unit_bytes + 2, &d, 2);
         }
+      }
       corr.resize(static_cast<size_t>(s.n));
       q4_rows = kernels::q4::consecutive_rows(wq.data(), s.n, q4_row_bytes);
-      kernels::q4::column_offsets({q4_rows.data(), s.n, s.k}, corr.data());
+      kernels::q4::column_offsets({q4_rows.data(), s.n, s.k, q4_format}, corr.data());
     }
     std::vector<float> x(static_cast<size_t>(max_m * s.k)), y(static_cast<size_t>(max_m * s.n));
     for (auto& v : x) v = du(rng);
@@ -258,14 +277,14 @@ int run_kernel_bench(const KernelBenchArgs& args) {
             [&] { (void)lin->forward(x.data(), m, 1.0f / 127, y.data(), s.n, pool, fo); }, nt,
             args.min_time, args.reps);
         Timing t_q4;
-        if (args.q4) {
+        if (q4) {
           // The int8 activations plus 128 (the W4A8 kernel's u8 operand), rows of K bytes;
           // each thread an equal share of the panels.
           std::vector<uint8_t> au(static_cast<size_t>(m * s.k));
           std::vector<float> rs(static_cast<size_t>(m), 1.0f / 127);
           for (auto& v : au) v = static_cast<uint8_t>(rng());
           const kernels::q4::Acts qa{au.data(), s.k, rs.data()};
-          const kernels::q4::Q4View wv{q4_rows.data(), s.n, s.k};
+          const kernels::q4::Q4View wv{q4_rows.data(), s.n, s.k, q4_format};
           kernels::int8::Epilogue ep;
           ep.y = y.data();
           ep.ldy = s.n;
@@ -316,7 +335,8 @@ int run_kernel_bench(const KernelBenchArgs& args) {
             j["f32_gmacs_wall"] = macs / t_f32.wall * 1e-9;
             j["int8_over_f32"] = t_f32.wall / t_gemm.wall;
           }
-          if (args.q4) {
+          if (q4) {
+            j["q4_format"] = args.q4_format;
             j["q4_gmacs_wall"] = macs / t_q4.wall * 1e-9;
             j["q4_over_int8"] = t_gemm.wall / t_q4.wall;
           }
@@ -327,8 +347,10 @@ int run_kernel_bench(const KernelBenchArgs& args) {
                       static_cast<long long>(s.k), nt, g_cpu, pct, g_wall, gf);
           if (args.f32)
             std::printf(" %9.1f %7.1fx", macs / t_f32.wall * 1e-9, t_f32.wall / t_gemm.wall);
-          if (args.q4)
+          if (q4)
             std::printf(" %9.1f %7.2fx", macs / t_q4.wall * 1e-9, t_gemm.wall / t_q4.wall);
+          else if (args.q4)
+            std::printf(" %9s %8s", "-", "-");
           std::printf("\n");
         }
         std::fflush(stdout);
@@ -369,6 +391,9 @@ void register_kbench(CLI::App& app) {
   cmd->add_flag("--q4", a->q4,
                 "Also time the W4A8 GEMM over the same weights as Q4_0 blocks read in place "
                 "(kernels/q4_gemm.h; AVX2) and its speed-up over the int8 GEMM");
+  cmd->add_option("--q4-format", a->q4_format, "Block format for --q4: q4_0, q5_0, q4_k, q5_k")
+      ->check(CLI::IsMember({"q4_0", "q5_0", "q4_k", "q5_k"}))
+      ->capture_default_str();
   cmd->add_flag("--json", a->json, "One JSON object per line");
   cmd->callback([a] {
     if (int rc = run_kernel_bench(*a); rc != 0) throw CLI::RuntimeError(rc);

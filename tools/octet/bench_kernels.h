@@ -21,7 +21,8 @@ struct KernelBenchArgs {
   double min_time = 0.05;      // seconds of calls per timing
   int reps = 3;                // timings per point; the best is reported (shared machines)
   bool f32 = false;            // also time kernels::gemm_f32 for the int8/fp32 ratio
-  bool q4 = false;             // also time the W4A8 GEMM over Q4_0 blocks (kernels/q4_gemm.h)
+  bool q4 = false;             // also time the W4A8 GEMM over the file's blocks (kernels/q4_gemm.h)
+  std::string q4_format = "q4_0";  // their format: q4_0, q5_0, q4_k, q5_k
   bool json = false;           // one JSON object per line instead of the table
   std::vector<KernelModelShape> custom;  // measured instead of `models` when not empty
 };
