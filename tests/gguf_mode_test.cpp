@@ -291,4 +291,97 @@ TEST(GgufMode, Int8PrefillOnQ4BlocksTracksFp32) {
   EXPECT_LT(kq, 1.5 * k8 + 1e-4);
 }
 
+// The default model (Gemma 3 270M Q4_K_M) mixes types: q/k/gate/up Q5_0, o Q4_K, v Q5_0 or
+// Q8_0, down Q4_K or Q6_K. Every fused linear whose tensors share one type the W4A8 kernel
+// reads (and whose K fits the K-quants' 256 super-blocks) runs on the file's blocks — counted
+// here from the file's tensor types — and the logits track FP32 as the int8 copy's do.
+TEST(GgufMode, Int8PrefillOnTheDefaultModelsMixedBlocks) {
+  ThreadPool pool(2);
+  const std::string path = test::default_model_path();
+  if (!std::filesystem::exists(path)) GTEST_SKIP() << "no model at " << path;
+  auto loaded = Model::load(path);
+  ASSERT_TRUE(loaded.ok()) << loaded.error();
+  std::shared_ptr<const Model> model = *loaded;
+  const HParams& hp = model->hparams();
+  // Expected rows on the blocks and share of MACs, from the tensor types alone.
+  const auto reads = [](const gguf::TensorInfo* t, int64_t k) {
+    switch (t->type) {
+      case gguf::Type::Q4_0:
+      case gguf::Type::Q5_0: return k % 32 == 0;
+      case gguf::Type::Q4_K:
+      case gguf::Type::Q5_K: return k % 256 == 0;
+      default: return false;
+    }
+  };
+  int64_t rows = 0;
+  double on = 0, all = 0;
+  for (int64_t il = 0; il < hp.n_layer; ++il) {
+    const LayerTensors& T = model->layer(il);
+    const auto linear = [&](std::vector<const gguf::TensorInfo*> ts, int64_t k) {
+      int64_t n = 0;
+      bool same = true;
+      for (const gguf::TensorInfo* t : ts) {
+        n += t->n_rows();
+        same = same && reads(t, k) && t->type == ts[0]->type;
+      }
+      all += static_cast<double>(n * k);
+      if (same) rows += n, on += static_cast<double>(n * k);
+    };
+    linear({T.wq, T.wk, T.wv}, hp.n_embd);
+    linear({T.wo}, hp.q_dim());
+    linear({T.ffn_gate, T.ffn_up}, hp.n_embd);
+    linear({T.ffn_down}, hp.n_ff);
+  }
+  if (!q4_gemm_preferred()) {
+    EXPECT_EQ(q4_gemm_share(*model), 0.0);
+    GTEST_SKIP() << "the int8 GEMM is the faster one on this CPU";
+  }
+  EXPECT_NEAR(q4_gemm_share(*model), on / all, 1e-12);
+  EXPECT_GT(on / all, 0.75);  // all but the Q8_0-v layers' qkv and the Q6_K downs: 79 %
+  EXPECT_TRUE(q4_gemm_applies(*model));
+  EXPECT_EQ(default_calib_options(*model).smooth_alpha, 0.0);
+
+  CalibOptions co;
+  co.smooth_alpha = 0;
+  auto calib = calibrate_text(model, "", "builtin", co, 256, &pool, {});
+  ASSERT_TRUE(calib.ok()) << calib.error();
+  Int8Options off;
+  off.q4_gemm = false;
+  auto wq = Weights::build_int8(*model, *calib, Int8Options{}, &pool);
+  auto w8 = Weights::build_int8(*model, *calib, off, &pool);
+  auto wf = Weights::build_fp32(*model, &pool);
+  ASSERT_TRUE(wq.ok() && w8.ok() && wf.ok());
+  EXPECT_EQ((*wq)->breakdown().q4_index, static_cast<size_t>(rows) * (sizeof(void*) + sizeof(float)));
+  EXPECT_EQ((*w8)->breakdown().q4_index, 0u);
+
+  const std::vector<Token> prompt = model->tokenizer().encode(
+      "The tower is 324 metres tall, about the same height as an 81-storey building, and the "
+      "tallest structure in Paris. Its base is square, measuring 125 metres on each side. "
+      "During its construction, the Eiffel Tower surpassed the Washington Monument to become "
+      "the tallest man-made structure in the world.",
+      true, false);
+  SessionOptions so;
+  so.n_ctx = 128;
+  so.chunk = 32;
+  Session sq(model, *wq, so, &pool), s8(model, *w8, so, &pool), sf(model, *wf, so, &pool);
+  std::vector<float> lq, l8, lf;
+  ASSERT_TRUE(sq.eval(prompt, true, &lq).ok());
+  ASSERT_TRUE(s8.eval(prompt, true, &l8).ok());
+  ASSERT_TRUE(sf.eval(prompt, true, &lf).ok());
+  const int64_t V = hp.n_vocab;
+  double kq = 0, k8 = 0;
+  for (size_t r = 0; r < prompt.size(); ++r) {
+    kq += kl(lf.data() + r * V, lq.data() + r * V, V);
+    k8 += kl(lf.data() + r * V, l8.data() + r * V, V);
+  }
+  kq /= static_cast<double>(prompt.size());
+  k8 /= static_cast<double>(prompt.size());
+  std::printf("Gemma 3 270M Q4_K_M, %.1f %% of linear MACs on the blocks; mean KL vs fp32 over "
+              "%zu rows: blocks %.5f, int8 copy %.5f\n",
+              100 * on / all, prompt.size(), kq, k8);
+  EXPECT_NE(lq, l8);
+  EXPECT_LT(kq, 0.02);
+  EXPECT_LT(kq, 1.5 * k8 + 1e-4);
+}
+
 }  // namespace

@@ -32,6 +32,10 @@
 #include "octet/status.h"
 #include "octet/threads.h"
 
+namespace octet::gguf {
+enum class Type : uint32_t;  // octet/gguf.h
+}
+
 namespace octet {
 
 // Which int8 kernel family runs. kAuto picks the best the CPU has (cpu_features(), so
@@ -232,18 +236,23 @@ Status gemm_int8(const Int8Activations& a, const Int8Weights& w, float* y, int64
 Status gemm_int8_i32(const Int8Activations& a, const Int8Weights& w, int32_t* y, int64_t ldy,
                      ThreadPool* pool = nullptr);
 
-// ---- W4A8: the file's Q4_0 rows read in place times int8 activations (kernels/q4_gemm.h).
-// On CPUs without AVX-512 VNNI the int8 GEMM multiplies in int16 (16 products per multiply
-// µop); Q4_0's 4-bit codes fit vpmaddubsw (32), so the file's own blocks run ~1.4× faster
-// than an int8 copy would, and no copy is made. Weights are the file's exactly (per-block
-// scales), activations those of the int8 path.
+// ---- W4A8 / W5A8: the file's 4- and 5-bit rows read in place times int8 activations
+// (kernels/q4_gemm.h). On CPUs without AVX-512 VNNI the int8 GEMM multiplies in int16 (16
+// products per multiply µop); 4-5 bit codes fit vpmaddubsw (32), so the file's own blocks run
+// 1.1-1.5× faster than an int8 copy would (Q4_0, Q4_K fastest). Weights are the file's (per-
+// block scales and K-quant minimums), activations those of the int8 path.
+//
+// True where gemm_q4 reads rows of this type of k weights: Q4_0 and Q5_0 (k a multiple of
+// 32), Q4_K and Q5_K (of 256).
+bool q4_gemm_reads(gguf::Type t, int64_t k);
 class Q4Weights {
  public:
-  // rows: N pointers to Q4_0 rows of k weights each (k a multiple of 32); the memory they
-  // point to (the mapped file) must outlive this object.
-  static Expected<Q4Weights> create(std::vector<const uint8_t*> rows, int64_t k);
+  // rows: N pointers to rows of k weights each of type `type` (q4_gemm_reads); the memory
+  // they point to (the mapped file) must outlive this object.
+  static Expected<Q4Weights> create(std::vector<const uint8_t*> rows, int64_t k, gguf::Type type);
   int64_t n() const { return static_cast<int64_t>(rows_.size()); }
   int64_t k() const { return k_; }
+  gguf::Type type() const { return type_; }
   int64_t panels() const { return (n() + 15) / 16; }
   const uint8_t* const* rows() const { return rows_.data(); }
   // Per output channel: 128·Σ_b d_b·Σ_{k in b} (code − 8) (the kernel's u8 offset, undone).
@@ -255,6 +264,7 @@ class Q4Weights {
   std::vector<const uint8_t*> rows_;
   std::vector<float> corr_;
   int64_t k_ = 0;
+  gguf::Type type_{};
 };
 // True where gemm_q4 is the faster prefill GEMM: the AVX2 kernel exists and the int8 GEMM
 // runs without VNNI (there its vpdpbusd does 64 products per µop, and int8 stays ahead).

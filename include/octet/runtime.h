@@ -115,9 +115,13 @@ struct LayerWeights {
 enum class ComputeMode { kFp32, kInt8, kGguf };
 struct Calibration;
 
-// True when Int8Options::q4_gemm can take effect: this CPU prefers gemm_q4
-// (q4_gemm_preferred), the file is mapped and every block linear (q, k, v, o, gate, up, down)
-// of every layer is Q4_0.
+// Share of the block linears' multiply-adds per token that Int8Options::q4_gemm can put on
+// the file's blocks: 0 unless this CPU prefers gemm_q4 (q4_gemm_preferred) and the file is
+// mapped; else the linears (fused q/k/v, o, fused gate/up, down) whose tensors share one type
+// gemm_q4 reads (q4_gemm_reads: Q4_0, Q5_0, Q4_K, Q5_K). Gemma 3 270M Q4_K_M: 0.79.
+double q4_gemm_share(const Model& m);
+// q4_gemm_share(m) ≥ 0.5: most of the prefill GEMM can run on the file's blocks (the
+// calibration default then skips smoothing, which those blocks cannot carry).
 bool q4_gemm_applies(const Model& m);
 
 struct Int8Options {
@@ -136,11 +140,12 @@ struct Int8Options {
   // path's KL against FP32), and no copy is made at load (Gemma 3: 168 MB).
   // False: always the int8 copy (its GEMM is faster for many rows of logits at once).
   bool file_head = true;
-  // On CPUs without AVX-512 VNNI (q4_gemm_preferred()), a linear whose tensors are all Q4_0
-  // runs its prefill GEMM on the file's blocks (gemm_q4: 4-bit codes × int8 activations,
-  // ~1.4× the int16 int8 GEMM there) when its input is not smoothed (the file's weights
-  // cannot carry the smoothing factors: calibrate with --smooth 0). The int8 copy stays for
-  // the shadow path's columns.
+  // On CPUs without AVX-512 VNNI (q4_gemm_preferred()), a linear whose tensors share one type
+  // gemm_q4 reads (Q4_0, Q5_0, Q4_K, Q5_K) runs its prefill GEMM on the file's blocks (4-5
+  // bit codes × int8 activations, 1.1-1.5× the int16 int8 GEMM there) when its input is not
+  // smoothed (the file's weights cannot carry the smoothing factors: calibrate with
+  // --smooth 0, the default where q4_gemm_applies). The int8 copy stays for the shadow
+  // path's columns.
   bool q4_gemm = true;
 };
 const char* compute_mode_name(ComputeMode m);

@@ -7,11 +7,13 @@
 #include <cmath>
 #include <cstring>
 #include <numeric>
+#include <optional>
 #include <string>
 
 #include "kernels/int8_kernels.h"
 #include "kernels/q4_gemm.h"
 #include "octet/cpu.h"
+#include "octet/gguf.h"
 
 namespace octet {
 
@@ -539,16 +541,40 @@ Status gemm_int8_i32(const Int8Activations& a, const Int8Weights& w, int32_t* y,
   return run_gemm(a, w, ep, pool);
 }
 
-Expected<Q4Weights> Q4Weights::create(std::vector<const uint8_t*> rows, int64_t k) {
-  if (k <= 0 || k % kernels::q4::kBlock != 0)
-    return Status::Error("q4 weights: K=" + std::to_string(k) + " is not a multiple of 32");
+namespace {
+
+std::optional<kernels::q4::Format> q4_format(gguf::Type t, int64_t k) {
+  using kernels::q4::Format;
+  Format f;
+  switch (t) {
+    case gguf::Type::Q4_0: f = Format::Q4_0; break;
+    case gguf::Type::Q5_0: f = Format::Q5_0; break;
+    case gguf::Type::Q4_K: f = Format::Q4_K; break;
+    case gguf::Type::Q5_K: f = Format::Q5_K; break;
+    default: return std::nullopt;
+  }
+  if (k <= 0 || k % kernels::q4::info(f).group != 0) return std::nullopt;
+  return f;
+}
+
+}  // namespace
+
+bool q4_gemm_reads(gguf::Type t, int64_t k) { return q4_format(t, k).has_value(); }
+
+Expected<Q4Weights> Q4Weights::create(std::vector<const uint8_t*> rows, int64_t k,
+                                      gguf::Type type) {
+  const auto f = q4_format(type, k);
+  if (!f)
+    return Status::Error("q4 weights: " + gguf::type_name(static_cast<uint32_t>(type)) +
+                         " rows of K=" + std::to_string(k) + " are not read by the W4A8 kernel");
   for (const uint8_t* r : rows)
     if (!r) return Status::Error("q4 weights: a null row");
   Q4Weights w;
   w.rows_ = std::move(rows);
   w.k_ = k;
+  w.type_ = type;
   w.corr_.resize(w.rows_.size());
-  kernels::q4::column_offsets({w.rows_.data(), w.n(), k}, w.corr_.data());
+  kernels::q4::column_offsets({w.rows_.data(), w.n(), k, *f}, w.corr_.data());
   return w;
 }
 
@@ -592,15 +618,16 @@ Status gemm_q4(const Int8Activations& a, const Q4Weights& w, float* y, int64_t l
     data = dst;
   }
   const kernels::q4::Acts acts{data, a.ld(), a.row_scales()};
-  const kernels::q4::Q4View view{w.rows(), w.n(), w.k()};
+  const kernels::q4::Q4View view{w.rows(), w.n(), w.k(), *q4_format(w.type(), w.k())};
   Epilogue ep;
   ep.y = y;
   ep.ldy = ldy;
   ep.bias = bias;
   const kernels::q4::GemmFn fn = kernels::q4::best_gemm();
-  // Rows in multiples of the kernel's tile (3) and, with a hook, its 96-row chunk (each
-  // chunk repacks a panel's blocks once); a panel's Q4_0 rows are 16·k·18/32 bytes.
-  return drive_gemm(a.m(), w.panels(), 1, 3, 16 * w.k() * 18 / 32, a.m() * w.n() * w.k(), pool,
+  // Rows in multiples of the kernel's tile (3) and, with a hook, its 192-row chunk (each
+  // chunk repacks a panel's blocks once); a panel is 16 of the file's rows.
+  return drive_gemm(a.m(), w.panels(), 1, 3, 16 * kernels::q4::row_bytes(view.format, w.k()),
+                    a.m() * w.n() * w.k(), pool,
                     after, after_align,
                     [&](int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
                       fn(acts, view, w.column_offsets(), ep, m0, m1, p0, p1);

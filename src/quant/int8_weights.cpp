@@ -302,15 +302,44 @@ bool file_head_serves(gguf::Type t) { return qgemv::supported(t) && qgemv::act_b
 
 }  // namespace
 
-bool q4_gemm_applies(const Model& m) {
-  if (!q4_gemm_preferred() || !m.file().is_mapped()) return false;
-  for (int64_t il = 0; il < m.hparams().n_layer; ++il) {
-    const LayerTensors& T = m.layer(il);
-    for (const gguf::TensorInfo* t : {T.wq, T.wk, T.wv, T.wo, T.ffn_gate, T.ffn_up, T.ffn_down})
-      if (!t || t->type != gguf::Type::Q4_0) return false;
+namespace {
+
+// The one type of a fused linear's tensors, if they share one the W4A8 kernel reads.
+std::optional<gguf::Type> q4_type_of(std::initializer_list<const gguf::TensorInfo*> ts,
+                                     int64_t k) {
+  std::optional<gguf::Type> type;
+  for (const gguf::TensorInfo* t : ts) {
+    if (!t || !q4_gemm_reads(t->type, k) || (type && *type != t->type)) return std::nullopt;
+    type = t->type;
   }
-  return true;
+  return type;
 }
+
+}  // namespace
+
+double q4_gemm_share(const Model& m) {
+  if (!q4_gemm_preferred() || !m.file().is_mapped()) return 0.0;
+  const HParams& hp = m.hparams();
+  double on = 0, all = 0;
+  // The fused linears of build_int8, each with its K.
+  const auto add = [&](std::initializer_list<const gguf::TensorInfo*> ts, int64_t k) {
+    double macs = 0;
+    for (const gguf::TensorInfo* t : ts)
+      if (t) macs += static_cast<double>(t->n_rows()) * static_cast<double>(k);
+    all += macs;
+    if (q4_type_of(ts, k)) on += macs;
+  };
+  for (int64_t il = 0; il < hp.n_layer; ++il) {
+    const LayerTensors& T = m.layer(il);
+    add({T.wq, T.wk, T.wv}, hp.n_embd);
+    add({T.wo}, hp.q_dim());
+    add({T.ffn_gate, T.ffn_up}, hp.n_embd);
+    add({T.ffn_down}, hp.n_ff);
+  }
+  return all > 0 ? on / all : 0.0;
+}
+
+bool q4_gemm_applies(const Model& m) { return q4_gemm_share(m) >= 0.5; }
 
 Expected<std::shared_ptr<const Weights>> Weights::build_int8(const Model& m,
                                                              const Calibration& calib,
@@ -362,10 +391,10 @@ Expected<std::shared_ptr<const Weights>> Weights::build_int8(const Model& m,
       for (int i = 0; i < 16; ++i) y[c + i] /= d;
     for (; c < k; ++c) y[c] /= d;
   };
-  // The file's Q4_0 rows for the prefill GEMM (Int8Options::q4_gemm): only where the file is
-  // mapped, every block linear is Q4_0, and the linear's input (and, for gate/up, the up
-  // rows' ffn_mid factor) carries no smoothing.
-  const bool use_q4 = opt.q4_gemm && q4_gemm_applies(m);
+  // The file's blocks for the prefill GEMM (Int8Options::q4_gemm): only where the kernel is
+  // preferred, the file is mapped, the linear's tensors share one format the kernel reads,
+  // and its input (and, for gate/up, the up rows' ffn_mid factor) carries no smoothing.
+  const bool use_q4 = opt.q4_gemm && q4_gemm_preferred() && m.file().is_mapped();
   const auto q4_input_unsmoothed = [&](int64_t il, Slot slot) {
     if (!calib.at(il, slot).smooth.empty()) return false;
     return slot != Slot::kFfnIn || calib.at(il, Slot::kFfnMid).smooth.empty();
@@ -373,9 +402,9 @@ Expected<std::shared_ptr<const Weights>> Weights::build_int8(const Model& m,
   // Rows in stack_rows' order: the tensors one after another, or (interleave 16) 16-row
   // blocks of the first and second tensor alternating.
   const auto q4_rows = [&](std::initializer_list<const gguf::TensorInfo*> ts, int64_t k,
-                           int64_t interleave) -> Expected<Q4Weights> {
+                           int64_t interleave, gguf::Type type) -> Expected<Q4Weights> {
     std::vector<const gguf::TensorInfo*> tv(ts);
-    const size_t rb = gguf::row_bytes(gguf::Type::Q4_0, k);
+    const size_t rb = gguf::row_bytes(type, k);
     const auto row = [&](const gguf::TensorInfo* t, int64_t r) { return t->data + r * rb; };
     std::vector<const uint8_t*> rows;
     if (interleave > 0) {
@@ -388,7 +417,7 @@ Expected<std::shared_ptr<const Weights>> Weights::build_int8(const Model& m,
       for (const gguf::TensorInfo* t : tv)
         for (int64_t r = 0; r < t->n_rows(); ++r) rows.push_back(row(t, r));
     }
-    return Q4Weights::create(std::move(rows), k);
+    return Q4Weights::create(std::move(rows), k, type);
   };
   auto make = [&](std::initializer_list<const gguf::TensorInfo*> ts, int64_t k, int64_t il,
                   Slot slot) -> Expected<std::unique_ptr<Linear>> {
@@ -419,8 +448,8 @@ Expected<std::shared_ptr<const Weights>> Weights::build_int8(const Model& m,
     const size_t idx = static_cast<size_t>(il * kSlots + static_cast<int>(slot));
     auto lin8 = std::make_unique<Int8ShadowLinear>(std::move(lin), calib.at(il, slot),
                                                    shadow[idx], buf.data(), opt.hot_float, pool);
-    if (use_q4 && q4_input_unsmoothed(il, slot)) {
-      OCTET_ASSIGN_OR_RETURN(Q4Weights q4, q4_rows(ts, k, paired ? 16 : 0));
+    if (const auto type = q4_type_of(ts, k); type && use_q4 && q4_input_unsmoothed(il, slot)) {
+      OCTET_ASSIGN_OR_RETURN(Q4Weights q4, q4_rows(ts, k, paired ? 16 : 0, *type));
       lin8->use_q4(std::move(q4));
     }
     return std::unique_ptr<Linear>(std::move(lin8));
