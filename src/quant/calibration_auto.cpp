@@ -11,6 +11,8 @@ namespace {
 // First-use calibration runs the FP32 model three times over this many tokens: enough for
 // stable percentiles (measured on Gemma: 1512 tokens), bounded for large models.
 constexpr int64_t kAutoTokens = 2048;
+// text_source of a first-use calibration (the built-in text, options by default).
+constexpr const char* kFirstUse = "builtin (first use)";
 }  // namespace
 
 CalibOptions default_calib_options(const Model& m) {
@@ -54,6 +56,15 @@ Expected<Calibration> load_or_calibrate(std::shared_ptr<const Model> model,
       if (!sidecar.empty())
         return Status::Error("calibration " + path + " was made for a different model file");
       if (progress) progress("calibration " + path + " is for another version of the model");
+    } else if (sidecar.empty() && c->text_source == kFirstUse &&
+               c->opts.smooth_alpha != default_calib_options(*model).smooth_alpha) {
+      // Made at first use under another default (this CPU class's GEMM, or an older octet):
+      // redone, since nobody chose its options. `octet calibrate` output is kept as it is.
+      if (progress)
+        progress(fmt::format("calibration {} was made at first use with smoothing {}; the "
+                             "default here is {}: recalibrating",
+                             path, c->opts.smooth_alpha,
+                             default_calib_options(*model).smooth_alpha));
     } else {
       return c;
     }
@@ -63,6 +74,7 @@ Expected<Calibration> load_or_calibrate(std::shared_ptr<const Model> model,
   OCTET_ASSIGN_OR_RETURN(Calibration c,
                          calibrate_text(model, "", "", default_calib_options(*model), kAutoTokens, pool,
                                         progress));
+  c.text_source = kFirstUse;
   if (Status s = c.save(path); !s.ok()) {
     if (progress) progress("could not cache the calibration (" + s.message() + "); continuing");
   } else if (progress) {

@@ -39,6 +39,19 @@ def test_bench_calibrates_in_parent(octet_bin, stories_path, tmp_path):
     r2 = _run([octet_bin, "bench", "-m", str(model), "--prompts", "16", "--gen", "0", "-t", "1",
                "--json"])
     assert "calibrating" not in r2.stderr
+    # A first-use sidecar made under another default smoothing is redone; one from `octet
+    # calibrate` (whose options someone chose) is kept.
+    assert c["text_source"] == "builtin (first use)"
+    default_alpha = c["options"]["smooth_alpha"]
+    for source, redone in (("builtin (first use)", True), ("builtin", False)):
+        c["text_source"] = source
+        c["options"]["smooth_alpha"] = 0.5
+        json.dump(c, open(sidecar, "w"))
+        r3 = _run([octet_bin, "bench", "-m", str(model), "--prompts", "16", "--gen", "0", "-t",
+                   "1", "--json"])
+        assert ("recalibrating" in r3.stderr) == redone, r3.stderr[-1000:]
+        after = json.load(open(sidecar))
+        assert after["options"]["smooth_alpha"] == (default_alpha if redone else 0.5)
 
 
 def test_bench_kernels_uses_the_model_shapes(octet_bin, stories_path):

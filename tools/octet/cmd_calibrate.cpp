@@ -39,8 +39,8 @@ void run(const CalibArgs& a) {
   if (!a.smooth_set) {
     opts.smooth_alpha = default_calib_options(*model).smooth_alpha;
     if (opts.smooth_alpha == 0)
-      say("no smoothing: this model's prefill GEMMs read its Q4_0 blocks here (--smooth A "
-          "overrides; docs/calibration.md)");
+      say("no smoothing: most of this model's prefill GEMMs read its own 4-5 bit blocks here "
+          "(--smooth A overrides; docs/calibration.md)");
   }
   auto c = calibrate_text(model, text, a.text_file, opts, a.max_tokens, &pool, say);
   if (!c) cli::fail(c.error());
@@ -90,8 +90,8 @@ static void register_calibrate(CLI::App& app) {
            a->smooth_set = true;
          },
          "smoothing strength alpha (0: off; SmoothQuant-style, folded into producers). "
-         "Default 0.25, or 0 where the model's prefill GEMMs read its Q4_0 blocks (CPUs "
-         "without AVX-512 VNNI; the file's weights cannot absorb the factors)")
+         "Default 0.25, or 0 where most of the model's prefill GEMMs read its own 4-5 bit "
+         "blocks (CPUs without AVX-512 VNNI; the file's weights cannot absorb the factors)")
       ->check(CLI::Range(0.0, 1.0));
   cmd->add_flag("-q,--quiet", a->quiet, "no progress on stderr");
   cmd->callback([a] { run(*a); });
