@@ -224,5 +224,20 @@ TEST(Q4Gemm, ColumnOffsetsAre128TimesTheRowSums) {
   }
 }
 
+TEST(Q4Gemm, Avx2ColumnOffsetsEqualReference) {
+  if (!(cpu_features().avx2 && cpu_features().fma && cpu_features().f16c)) GTEST_SKIP() << "no AVX2";
+  std::mt19937 g(17);
+  for (const Format f : kFormats)
+    for (int fill : {-1, 0x00, 0xFF}) {
+      const QMatrix w = random_matrix(f, 21, 768, g, fill);
+      std::vector<float> want(21), got(21);
+      column_offsets_ref(w.view(), want.data());
+      column_offsets_avx2(w.view(), got.data());
+      for (int64_t n = 0; n < 21; ++n)
+        ASSERT_EQ(std::bit_cast<uint32_t>(got[n]), std::bit_cast<uint32_t>(want[n]))
+            << name(f) << " fill " << fill << " row " << n;
+    }
+}
+
 }  // namespace
 }  // namespace octet::kernels::q4

@@ -94,8 +94,11 @@ struct Acts {
   const float* row_scale;
 };
 
-// corr[n] for n in [0, w.n) (the definition above; once per matrix, at load).
+// corr[n] for n in [0, w.n) (the definition above; once per matrix, at load): the CPU's
+// best, and the scalar reference and AVX2 version it picks from (equal bit for bit).
 void column_offsets(const Q4View& w, float* corr);
+void column_offsets_ref(const Q4View& w, float* corr);
+void column_offsets_avx2(const Q4View& w, float* corr);
 
 // Rows [m0, m1) × 16-channel panels [p0, p1) of y (ep.y must be set; int32 output is not
 // offered). K must be a multiple of the format's group.

@@ -77,7 +77,7 @@ std::vector<const uint8_t*> consecutive_rows(const uint8_t* data, int64_t n, int
   return rows;
 }
 
-void column_offsets(const Q4View& w, float* corr) {
+void column_offsets_ref(const Q4View& w, float* corr) {
   const int64_t nb = w.k / kBlock;
   int8_t c[kBlock];
   for (int64_t n = 0; n < w.n; ++n) {
@@ -122,6 +122,11 @@ void gemm_ref(const Acts& a, const Q4View& w, const float* corr, const int8::Epi
       *y = std::fma(acc - corr[n], a.row_scale[r], base);
     }
   }
+}
+
+void column_offsets(const Q4View& w, float* corr) {
+  const CpuFeatures& f = cpu_features();
+  (f.avx2 && f.fma && f.f16c ? &column_offsets_avx2 : &column_offsets_ref)(w, corr);
 }
 
 GemmFn best_gemm() {

@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstring>
 
 #include "kernels/q4_gemm.h"
@@ -304,6 +305,28 @@ void store(const float* acc, int64_t rows, const Acts& a, const Q4View& w, const
   }
 }
 
+template <Format F>
+void column_offsets_format(const Q4View& w, float* corr) {
+  constexpr FormatInfo kInfo = info(F);
+  const int64_t blocks = w.k / kBlock;
+  const __m256i bias = _mm256_set1_epi8(16);
+  for (int64_t n = 0; n < w.n; ++n) {
+    float acc = 0.0f;
+    for (int64_t b = 0; b < blocks; ++b) {
+      const uint8_t* u = unit_of(kInfo, w.rows[n], b);
+      float s, e;
+      block_scales<F>(u, b, s, e);
+      // Σ c = Σ (c + 16) − 512, the biased codes unsigned for vpsadbw.
+      const __m256i v = _mm256_sad_epu8(_mm256_add_epi8(block_codes<F>(u, b), bias),
+                                        _mm256_setzero_si256());
+      const __m128i t = _mm_add_epi64(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+      const int64_t sum = _mm_cvtsi128_si64(_mm_add_epi64(t, _mm_unpackhi_epi64(t, t))) - 512;
+      acc = std::fma(static_cast<float>(128 * sum), s, acc);
+    }
+    corr[n] = acc;
+  }
+}
+
 // Rows [m0, m1) × panels [p0, p1) of one format.
 template <Format F>
 void gemm_format(const Acts& a, const Q4View& w, const float* corr, const int8::Epilogue& ep,
@@ -360,6 +383,15 @@ void gemm_format(const Acts& a, const Q4View& w, const float* corr, const int8::
 }
 
 }  // namespace
+
+void column_offsets_avx2(const Q4View& w, float* corr) {
+  switch (w.format) {
+    case Format::Q4_0: return column_offsets_format<Format::Q4_0>(w, corr);
+    case Format::Q5_0: return column_offsets_format<Format::Q5_0>(w, corr);
+    case Format::Q4_K: return column_offsets_format<Format::Q4_K>(w, corr);
+    case Format::Q5_K: return column_offsets_format<Format::Q5_K>(w, corr);
+  }
+}
 
 void gemm_avx2(const Acts& a, const Q4View& w, const float* corr, const int8::Epilogue& ep,
                int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
