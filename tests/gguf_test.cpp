@@ -187,6 +187,7 @@ std::vector<uint8_t> random_blocks(Type t, int64_t nb, std::mt19937& rng, bool f
   std::vector<int> scale_at;
   switch (t) {
     case Type::Q4_0:
+    case Type::Q5_0:
     case Type::Q8_0: scale_at = {0}; break;
     case Type::Q4_K: scale_at = {0, 2}; break;
     case Type::Q6_K: scale_at = {208}; break;
@@ -215,7 +216,7 @@ TEST(GgufDequantSimd, MatchesScalarOnEveryIsa) {
   const auto isas = simd_isas();
   if (isas.empty()) GTEST_SKIP() << "no AVX2 on this CPU";
   std::mt19937 rng(42);
-  for (Type t : {Type::F16, Type::BF16, Type::Q4_0, Type::Q8_0, Type::Q4_K, Type::Q6_K}) {
+  for (Type t : {Type::F16, Type::BF16, Type::Q4_0, Type::Q5_0, Type::Q8_0, Type::Q4_K, Type::Q6_K}) {
     const TypeInfo* ti = type_info(static_cast<uint32_t>(t));
     // Element-wise types: odd lengths exercise the scalar tails.
     const std::vector<int64_t> counts = ti->block_size == 1 ? std::vector<int64_t>{1, 7, 8, 15, 16, 17, 33, 1000}

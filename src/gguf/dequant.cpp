@@ -265,7 +265,7 @@ void deq_bf16(const uint8_t* b, float* y, int64_t n) {
   }
 }
 
-const DequantKernels kRef = {deq_f16, deq_bf16, deq_q4_0, deq_q8_0, deq_q4_k, deq_q6_k};
+const DequantKernels kRef = {deq_f16, deq_bf16, deq_q4_0, deq_q8_0, deq_q4_k, deq_q6_k, deq_q5_0};
 
 }  // namespace
 
@@ -294,7 +294,7 @@ Status dequantize_with(DequantIsa isa, Type t, const void* src, float* dst, int6
     case Type::BF16: pick(k.bf16, deq_bf16)(b, dst, n); break;
     case Type::Q4_0: pick(k.q4_0, deq_q4_0)(b, dst, nb); break;
     case Type::Q4_1: deq_q4_1(b, dst, nb); break;
-    case Type::Q5_0: deq_q5_0(b, dst, nb); break;
+    case Type::Q5_0: pick(k.q5_0, deq_q5_0)(b, dst, nb); break;
     case Type::Q5_1: deq_q5_1(b, dst, nb); break;
     case Type::Q8_0: pick(k.q8_0, deq_q8_0)(b, dst, nb); break;
     case Type::Q2_K: deq_q2_k(b, dst, nb); break;

@@ -74,6 +74,25 @@ void q4_0_avx2(const uint8_t* b, float* y, int64_t nb) {
   }
 }
 
+// Q5_0: the Q4_0 nibbles plus a fifth bit per weight from the 32-bit qh (bit k → weight k).
+void q5_0_avx2(const uint8_t* b, float* y, int64_t nb) {
+  const __m128i m4 = _mm_set1_epi8(0x0f);
+  const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2,
+                                          2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+  const __m256i bits = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201ull));
+  const __m256i sixteen = _mm256_set1_epi8(16);
+  for (int64_t i = 0; i < nb; ++i, b += 22, y += 32) {
+    const __m256 d = _mm256_set1_ps(h2f(b));
+    int32_t qh;
+    std::memcpy(&qh, b + 2, 4);
+    const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 6));
+    const __m256i lo = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q, 4), m4), _mm_and_si128(q, m4));
+    const __m256i h = _mm256_and_si256(_mm256_shuffle_epi8(_mm256_set1_epi32(qh), spread), bits);
+    const __m256i hi = _mm256_and_si256(_mm256_cmpeq_epi8(h, bits), sixteen);
+    store_i8x32_scaled(_mm256_sub_epi8(_mm256_or_si256(lo, hi), sixteen), d, y);
+  }
+}
+
 // y[0..32) = d * q - m for 32 unsigned 4-bit codes held in the bytes of q.
 inline void store_u8x32_affine(__m256i q, float d, float m, float* y) {
   const __m256 vd = _mm256_set1_ps(d), vm = _mm256_set1_ps(m);
@@ -146,7 +165,8 @@ void q6_k_avx2(const uint8_t* b, float* y, int64_t nb) {
 }  // namespace
 
 const DequantKernels& dequant_kernels_avx2() {
-  static const DequantKernels k = {f16_avx2, bf16_avx2, q4_0_avx2, q8_0_avx2, q4_k_avx2, q6_k_avx2};
+  static const DequantKernels k = {f16_avx2,  bf16_avx2, q4_0_avx2, q8_0_avx2,
+                                   q4_k_avx2, q6_k_avx2, q5_0_avx2};
   return k;
 }
 

@@ -137,7 +137,9 @@ void q6_k_avx512(const uint8_t* b, float* y, int64_t nb) {
 }  // namespace
 
 const DequantKernels& dequant_kernels_avx512() {
-  static const DequantKernels k = {f16_avx512, bf16_avx512, q4_0_avx512, q8_0_avx512, q4_k_avx512, q6_k_avx512};
+  // Q5_0: the AVX2 version (AVX-512 CPUs run it; no wider one written).
+  static const DequantKernels k = {f16_avx512,  bf16_avx512, q4_0_avx512, q8_0_avx512,
+                                   q4_k_avx512, q6_k_avx512, dequant_kernels_avx2().q5_0};
   return k;
 }
 

@@ -39,6 +39,7 @@ struct DequantKernels {
   DequantFn q8_0 = nullptr;
   DequantFn q4_k = nullptr;
   DequantFn q6_k = nullptr;
+  DequantFn q5_0 = nullptr;
 };
 
 enum class DequantIsa { Ref, Avx2, Avx512 };
