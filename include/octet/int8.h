@@ -255,7 +255,8 @@ class Q4Weights {
   gguf::Type type() const { return type_; }
   int64_t panels() const { return (n() + 15) / 16; }
   const uint8_t* const* rows() const { return rows_.data(); }
-  // Per output channel: 128·Σ_b d_b·Σ_{k in b} (code − 8) (the kernel's u8 offset, undone).
+  // Per output channel: 128·Σ_b s_b·Σ_{k in b} c_k (the kernel's u8 offset, undone; s, c as
+  // kernels/q4_gemm.h defines them per format).
   const float* column_offsets() const { return corr_.data(); }
   // What this object allocates (the rows are the file's pages).
   size_t bytes() const { return rows_.size() * sizeof(void*) + corr_.size() * sizeof(float); }

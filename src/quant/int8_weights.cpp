@@ -300,10 +300,6 @@ class Int8DynamicLinear final : public Linear {
 // block-quantised type). Float heads (F16/BF16/F32) are larger than an int8 copy: copied.
 bool file_head_serves(gguf::Type t) { return qgemv::supported(t) && qgemv::act_block(t) > 0; }
 
-}  // namespace
-
-namespace {
-
 // The one type of a fused linear's tensors, if they share one the W4A8 kernel reads.
 std::optional<gguf::Type> q4_type_of(std::initializer_list<const gguf::TensorInfo*> ts,
                                      int64_t k) {
