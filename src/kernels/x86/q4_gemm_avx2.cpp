@@ -372,7 +372,8 @@ void gemm_format(const Acts& a, const Q4View& w, const float* corr, const int8::
             float* slot = nks > 1 ? part.data() + (((i - mc0) / kR) * np + (p - pg0)) * kR * 16
                                   : nullptr;
             tiles[rows - 1](a.data + i * a.ld + b0 * kBlock, a.ld, codes.data(), sc.data(), nb,
-                            xsum.data() + (i - mc0) * blocks + b0, blocks,
+                            kInfo.has_min ? xsum.data() + (i - mc0) * blocks + b0 : nullptr,
+                            blocks,
                             first ? nullptr : slot, last ? done : slot);
             if (last) store(done, rows, a, w, corr, ep, i, p);
           }
