@@ -216,7 +216,7 @@ void tile(const uint8_t* a, int64_t lda, const int8_t* codes, const float* sc, i
 #define OCTET_Z(r, off) "vxorps %%xmm" #r ", %%xmm" #r ", %%xmm" #r "\n\t"
 #define OCTET_L(r, off) "vmovups " #off "(%[in]), %%ymm" #r "\n\t"
 #define OCTET_S(r, off) "vmovups %%ymm" #r ", " #off "(%[out])\n\t"
-#define OCTET_TILE3(BODY)                                                                 \
+#define OCTET_TILE3(BODY, NEXT_X)                                                         \
   __asm__ volatile(                                                                       \
       "test %[in], %[in]\n\t"                                                             \
       "jnz 2f\n\t"                                                                        \
@@ -233,7 +233,7 @@ void tile(const uint8_t* a, int64_t lda, const int8_t* codes, const float* sc, i
       "add $512, %[w]\n\t"                                                                \
       "add $32, %[a]\n\t"                                                                 \
       "add $128, %[s]\n\t"                                                                \
-      "add $4, %[x]\n\t"                                                                  \
+      NEXT_X                                                                              \
       "dec %[nb]\n\t"                                                                     \
       "jnz 1b\n\t"                                                                        \
       "4:\n\t"                                                                            \
@@ -253,10 +253,10 @@ void tile_3(const uint8_t* a, int64_t lda, const int8_t* codes, const float* sc,
   const int8_t* w = codes;
   const float* s = sc;
   const int64_t ldx_bytes = ldx * 4;
-  if constexpr (!kFive && !kMin) OCTET_TILE3(OCTET_BLOCK4);
-  else if constexpr (kFive && !kMin) OCTET_TILE3(OCTET_BLOCK5);
-  else if constexpr (!kFive && kMin) OCTET_TILE3(OCTET_BLOCK4 OCTET_MIN);
-  else OCTET_TILE3(OCTET_BLOCK5 OCTET_MIN);
+  if constexpr (!kFive && !kMin) OCTET_TILE3(OCTET_BLOCK4, "");
+  else if constexpr (kFive && !kMin) OCTET_TILE3(OCTET_BLOCK5, "");
+  else if constexpr (!kFive && kMin) OCTET_TILE3(OCTET_BLOCK4 OCTET_MIN, "add $4, %[x]\n\t");
+  else OCTET_TILE3(OCTET_BLOCK5 OCTET_MIN, "add $4, %[x]\n\t");
 }
 #undef OCTET_TILE3
 #undef OCTET_S
