@@ -361,6 +361,10 @@ TEST(GgufMode, Int8PrefillOnTheDefaultModelsMixedBlocks) {
   ASSERT_TRUE(wq.ok() && w8.ok() && wf.ok());
   EXPECT_EQ((*wq)->breakdown().q4_index, static_cast<size_t>(rows) * (sizeof(void*) + sizeof(float)));
   EXPECT_EQ((*w8)->breakdown().q4_index, 0u);
+  // The breakdown's MAC counts (what `run -v` and bench report) agree with the file's types.
+  EXPECT_EQ((*wq)->breakdown().q4_macs, static_cast<size_t>(on));
+  EXPECT_EQ((*wq)->breakdown().int8_macs, static_cast<size_t>(all));
+  EXPECT_EQ((*w8)->breakdown().q4_macs, 0u);
 
   const std::vector<Token> prompt = model->tokenizer().encode(
       "The tower is 324 metres tall, about the same height as an 81-storey building, and the "

@@ -34,9 +34,12 @@ struct WeightBytes {
   size_t f32 = 0;           // FP32 packed linears (fp32 mode, or slots forced to float)
   size_t small = 0;         // norms, biases
   size_t q4_index = 0;      // row pointers + column offsets of linears whose prefill GEMM
-                            // reads the file's Q4_0 blocks (Int8Options::q4_gemm)
+                            // reads the file's blocks (Int8Options::q4_gemm)
   size_t gguf_mapped = 0;   // GGUF tensors read in place (file pages): file LM head, decode linears
   size_t heap() const { return int8 + int8_lm_head + hot_float + f32 + small + q4_index; }
+  // Not bytes: multiply-adds per token of the layers' int8 linears, and of those the ones
+  // whose prefill GEMM reads the file's blocks (their ratio: what --q4-gemm reaches).
+  size_t int8_macs = 0, q4_macs = 0;
 };
 
 }  // namespace octet

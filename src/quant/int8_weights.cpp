@@ -74,6 +74,9 @@ class Int8ShadowLinear final : public Linear {
     b->int8 += lin_.weights().bytes();
     b->hot_float += hot_cols_.size() * sizeof(float) + hot_index_.size() * sizeof(int32_t);
     if (q4_) b->q4_index += q4_->bytes();
+    const auto macs = static_cast<size_t>(lin_.n() * lin_.k());
+    b->int8_macs += macs;
+    if (q4_) b->q4_macs += macs;
   }
   // The main product from the file's Q4_0 rows (same rows, same order as the int8 copy's).
   void use_q4(Q4Weights w) { q4_ = std::move(w); }

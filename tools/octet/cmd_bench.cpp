@@ -149,6 +149,7 @@ void measure_one(const BenchArgs& a) {
       {"w_f32_mb", wb.f32 / MiB},
       {"w_small_mb", wb.small / MiB},
       {"w_q4_index_mb", wb.q4_index / MiB},
+      {"q4_mac_share", wb.int8_macs ? static_cast<double>(wb.q4_macs) / wb.int8_macs : 0.0},
       {"w_gguf_mapped_mb", wb.gguf_mapped / MiB},
       {"sched", sched},
   };

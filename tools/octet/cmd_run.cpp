@@ -120,6 +120,11 @@ void run(const RunArgs& a) {
                  kernels::kv_type_name(session->kv_type()),
                  static_cast<long long>(session->n_ctx()),
                  static_cast<long long>(session->window_slots()), session->arena_bytes() / MiB);
+    if (wb.q4_macs > 0)
+      std::fprintf(stderr,
+                   "octet: prefill GEMM on the file's own blocks for %.0f %% of the int8 "
+                   "linears' multiply-adds (--q4-gemm; docs/kernels-int8.md)\n",
+                   100.0 * static_cast<double>(wb.q4_macs) / static_cast<double>(wb.int8_macs));
   }
 }
 
