@@ -455,6 +455,35 @@ TEST(Int8Weights, ShadowRowsMatchScalarDefinition) {
           ASSERT_EQ(y[j], want[j]) << isa.name << " n=" << n << " rows " << m0 << ".." << m1
                                    << " panels " << p0 << ".." << p1 << " at " << j;
       }
+      // The hot entries alone, without int8 weights (the W4A8 path's: shadow_rows_hot).
+      std::vector<ShadowEntry> hot_ents;
+      std::vector<int32_t> hot_begin(M + 1, 0);
+      for (int64_t r = 0; r < M; ++r) {
+        for (int32_t t = row_begin[r]; t < row_begin[r + 1]; ++t)
+          if (ents[t].hot) hot_ents.push_back(ents[t]);
+        hot_begin[r + 1] = static_cast<int32_t>(hot_ents.size());
+      }
+      std::vector<float> want_hot = y0;
+      for (int64_t r = m0; r < m1; ++r)
+        for (int64_t nn = p0 * 16; nn < std::min(n, p1 * 16); ++nn) {
+          float hs = 0.0f;
+          for (int32_t t = hot_begin[r]; t < hot_begin[r + 1]; ++t)
+            hs = std::fma(hot_ents[t].residual, hot_ents[t].hot[(nn / 16) * hot_stride + nn % 16], hs);
+          if (hot_begin[r] < hot_begin[r + 1]) want_hot[r * ldy + nn] += hs;
+        }
+      y = y0;
+      shadow_rows_hot(n, hot_ents.data(), hot_begin.data(), m0, m1, p0, p1, hot.data(), hot_stride,
+                      y.data(), ldy);
+      for (int64_t j = 0; j < M * ldy; ++j)
+        ASSERT_EQ(y[j], want_hot[j]) << "hot only n=" << n << " at " << j;
+      const kernels::int8::WView none{nullptr, n, 0, P, nullptr, nullptr};
+      for (const SideIsa& isa : side_isas()) {
+        y = y0;
+        isa.shadow_rows(none, hot_ents.data(), hot_begin.data(), m0, m1, p0, p1, hot.data(),
+                        hot_stride, y.data(), ldy);
+        for (int64_t j = 0; j < M * ldy; ++j)
+          ASSERT_EQ(y[j], want_hot[j]) << isa.name << " hot only n=" << n << " at " << j;
+      }
     }
   }
 }

@@ -4,6 +4,8 @@
 // shapes, sub-ranges and the int16 sums' extreme values, for every format.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -190,6 +192,114 @@ TEST(Q4Gemm, Avx2EqualsReferenceOnOddShapes) {
           if (testing::Test::HasFatalFailure()) return;
         }
   }
+}
+
+// Shadow outliers: per row 0-9 distinct columns in ascending order, always including the
+// first and last k and the edges of the kernel's 32-block K steps on some rows.
+struct Outliers {
+  std::vector<Q4Outlier> e;
+  std::vector<int32_t> row_begin{0};
+  Q4Shadow view() const { return {e.data(), row_begin.data()}; }
+};
+Outliers random_outliers(int64_t m, int64_t k, std::mt19937& g) {
+  Outliers o;
+  std::normal_distribution<float> res(0.0f, 3.0f);
+  for (int64_t r = 0; r < m; ++r) {
+    std::vector<int32_t> cols;
+    const int n = static_cast<int>(g() % 10);
+    for (int i = 0; i < n; ++i) cols.push_back(static_cast<int32_t>(g() % k));
+    if (r % 3 == 0) cols.insert(cols.end(), {0, static_cast<int32_t>(k - 1)});
+    if (r % 4 == 1)
+      for (int64_t edge = 32 * kBlock; edge < k; edge += 32 * kBlock)
+        cols.insert(cols.end(), {static_cast<int32_t>(edge - 1), static_cast<int32_t>(edge)});
+    std::sort(cols.begin(), cols.end());
+    cols.erase(std::unique(cols.begin(), cols.end()), cols.end());
+    for (int32_t c : cols) o.e.push_back({c, res(g)});
+    o.row_begin.push_back(static_cast<int32_t>(o.e.size()));
+  }
+  return o;
+}
+
+TEST(Q4Gemm, ShadowOutliersAddTheFilesWeights) {
+  std::mt19937 g(23);
+  for (const Format f : kFormats) {
+    const int64_t m = 9, n = 37, k = info(f).has_min ? 512 : 160;
+    const QMatrix w = random_matrix(f, n, k, g);
+    const std::vector<float> wf = w.dequantized();
+    const Inputs in = inputs(w, m, k, g);
+    const Outliers o = random_outliers(m, k, g);
+    const Q4Shadow sh = o.view();
+    std::vector<float> plain(static_cast<size_t>(m * n)), with = plain;
+    int8::Epilogue ep;
+    ep.ldy = n;
+    const Acts a{in.a.data(), k, in.rs.data()};
+    ep.y = plain.data();
+    gemm_ref(a, w.view(), in.corr.data(), ep, 0, m, 0, 3);
+    ep.y = with.data();
+    gemm_ref(a, w.view(), in.corr.data(), ep, 0, m, 0, 3, &sh);
+    for (int64_t r = 0; r < m; ++r)
+      for (int64_t c = 0; c < n; ++c) {
+        double add = 0, mag = std::fabs(plain[r * n + c]);
+        for (int32_t t = o.row_begin[r]; t < o.row_begin[r + 1]; ++t) {
+          const double v = double{o.e[t].residual} * wf[static_cast<size_t>(c * k + o.e[t].col)];
+          add += v;
+          mag += std::fabs(v);
+        }
+        EXPECT_NEAR(with[r * n + c] - plain[r * n + c], add, 1e-6 * mag + 1e-9)
+            << name(f) << " " << r << "," << c;
+      }
+  }
+}
+
+TEST(Q4Gemm, Avx2ShadowOutliersMatchReference) {
+  if (!(cpu_features().avx2 && cpu_features().fma && cpu_features().f16c)) GTEST_SKIP() << "no AVX2";
+  std::mt19937 g(29);
+  // K of one and of 2-3 K steps (the outliers are added step by step), rows past the 192-row
+  // chunk, channels past the 16-panel group; whole ranges and a thread's sub-range.
+  for (const Format f : kFormats)
+    for (const Case c : {Case{5, 20, info(f).has_min ? 256 : 96}, Case{200, 300, 2304},
+                         Case{7, 33, info(f).has_min ? 1280 : 1056}}) {
+      const QMatrix w = random_matrix(f, c.n, c.k, g);
+      const Inputs in = inputs(w, c.m, c.k, g);
+      std::vector<double> mag(static_cast<size_t>(c.m * c.n), 0.0);  // Σ_k a_u·|w|
+      {
+        const std::vector<float> wf = w.dequantized();
+        for (int64_t r = 0; r < c.m; ++r)
+          for (int64_t n = 0; n < c.n; ++n)
+            for (int64_t k = 0; k < c.k; ++k)
+              mag[static_cast<size_t>(r * c.n + n)] +=
+                  in.a[static_cast<size_t>(r * c.k + k)] * std::fabs(wf[static_cast<size_t>(n * c.k + k)]);
+      }
+      const Outliers o = random_outliers(c.m, c.k, g);
+      const Q4Shadow sh = o.view();
+      const int64_t panels = (c.n + 15) / 16;
+      for (const auto [m0, m1, p0, p1] :
+           {std::array<int64_t, 4>{0, c.m, 0, panels}, {1, c.m - 1, 1, panels}}) {
+        std::vector<float> want(static_cast<size_t>(c.m * c.n), 0.5f), got = want, plain = want;
+        int8::Epilogue ep;
+        ep.ldy = c.n;
+        ep.bias = in.bias.data();
+        const Acts a{in.a.data(), c.k, in.rs.data()};
+        ep.y = want.data();
+        gemm_ref(a, w.view(), in.corr.data(), ep, m0, m1, p0, p1, &sh);
+        ep.y = got.data();
+        gemm_avx2(a, w.view(), in.corr.data(), ep, m0, m1, p0, p1, &sh);
+        ep.y = plain.data();
+        gemm_ref(a, w.view(), in.corr.data(), ep, m0, m1, p0, p1);
+        for (int64_t r = 0; r < c.m; ++r)
+          for (int64_t n = 0; n < c.n; ++n) {
+            const size_t i = static_cast<size_t>(r * c.n + n);
+            // Float rounding of the folded residuals only: each is added to the kernel's
+            // sums of u8 activations × weights, so a few of their ulps times the row scale —
+            // far below any one outlier's term (~0.1-1 here).
+            const double tol = 1e-7 * mag[i] * in.rs[r] + 2e-5 * std::fabs(want[i] - plain[i]) + 1e-6;
+            ASSERT_NEAR(got[i], want[i], tol)
+                << name(f) << " m " << c.m << " n " << c.n << " k " << c.k << " at " << r << ","
+                << n << " (range " << m0 << "-" << m1 << " × " << p0 << "-" << p1
+                << "; without outliers " << plain[i] << ")";
+          }
+      }
+    }
 }
 
 TEST(Q4Gemm, Avx2SumsStayExactAtTheExtremes) {

@@ -126,6 +126,12 @@ class Int8Weights {
   std::vector<int32_t> colsum_, corr_;
 };
 
+// The shadow path of a linear with float columns for its outliers and no int8 weights (every
+// entry hot; see Int8Weights::shadow_rows): y[r, n] += Σ a·hot(n) for n < N.
+void shadow_rows_hot(int64_t n, const ShadowEntry* e, const int32_t* row_begin, int64_t m0,
+                     int64_t m1, int64_t p0, int64_t p1, const float* hot_base,
+                     int64_t hot_stride, float* y, int64_t ldy);
+
 // One activation entry beyond the clip range: x[row, col] = clip + residual.
 struct Outlier {
   // The empty default constructor leaves the fields uninitialised on purpose: the kernels
@@ -139,6 +145,20 @@ struct Outlier {
 };
 // In row-major order (row, then col).
 using OutlierList = std::vector<Outlier>;
+
+// The shadow path as the W4A8 kernel takes it (gemm_q4): y[r, n] += residual·W[n, col] for
+// each of row r's outliers, W[n, col] read from the file's block the kernel has just decoded
+// for its own product (so the correction uses the file's exact weights, and the linear needs
+// no other copy of them). Row r's outliers are e[row_begin[r] .. row_begin[r + 1]), each
+// row's in ascending col.
+struct Q4Outlier {
+  int32_t col;
+  float residual;  // x − clip(x)
+};
+struct Q4Shadow {
+  const Q4Outlier* e = nullptr;
+  const int32_t* row_begin = nullptr;  // indexed by the GEMM's row, [0, M]
+};
 
 // ---- Activations x [M, K] quantised for one ISA's kernels (rows of K padded to a multiple of
 // 4, stored with the kernel's offset: +128 for VNNI's u8×s8 instruction, 0 otherwise).
@@ -270,11 +290,13 @@ class Q4Weights {
 // True where gemm_q4 is the faster prefill GEMM: the AVX2 kernel exists and the int8 GEMM
 // runs without VNNI (there its vpdpbusd does 64 products per µop, and int8 stays ahead).
 bool q4_gemm_preferred();
-// y = row_scale·(W·q_x) (+ bias), then `after` per finished block as gemm_int8. Activations
-// from a row-major quantiser (AVX2 or reference layout; VNNI's row blocks are refused).
+// y = row_scale·(W·q_x) (+ bias) (+ the shadow path's outliers, if given), then `after` per
+// finished block as gemm_int8. Activations from a row-major quantiser (AVX2 or reference
+// layout; VNNI's row blocks are refused).
 Status gemm_q4(const Int8Activations& a, const Q4Weights& w, float* y, int64_t ldy,
                const float* bias = nullptr, ThreadPool* pool = nullptr,
-               const GemmAfter* after = nullptr, int64_t after_align = 1);
+               const GemmAfter* after = nullptr, int64_t after_align = 1,
+               const Q4Shadow* shadow = nullptr);
 
 // Shadow path helper: y[o.row, 0..n) += o.residual · wt_row(o.col)[0..n) for every outlier,
 // where wt_row(k) returns the N weights of input channel k (a column of W, e.g. a hot

@@ -82,7 +82,19 @@ void dequant_column_avx512(const WView& w, int64_t k, int64_t p0, int64_t p1, fl
 // normal float range.)
 // The sums stay in registers across a row's outliers: y is read and written once per row.
 // Hot weights: panel p of every hot channel in [hot_base + p·hot_stride, + hot_stride).
+// A WView with data null (only n and panels set) has no int8 weights: every entry is hot,
+// and y[r, n] += h.
 inline constexpr float kShadowQScale = 16777216.0f;  // 2^24
+// vpshufb controls for it: byte b of each 32-bit lane to the lane's top byte, the rest zero.
+// vpshufb indexes inside 16-byte lanes, so a ymm uses the first 32 bytes of the same row.
+alignas(64) inline constexpr struct ByteToTop {
+  int8_t m[4][64];
+  constexpr ByteToTop() : m{} {
+    for (int b = 0; b < 4; ++b)
+      for (int i = 0; i < 64; ++i) m[b][i] = i % 4 == 3 ? static_cast<int8_t>(i % 16 - 3 + b) : -128;
+  }
+} kByteToTopTable;
+inline constexpr const int8_t (&kByteToTop)[4][64] = kByteToTopTable.m;
 void shadow_rows_ref(const WView& w, const ShadowEntry* e, const int32_t* row_begin, int64_t m0,
                      int64_t m1, int64_t p0, int64_t p1, const float* hot_base,
                      int64_t hot_stride, float* y, int64_t ldy);

@@ -22,6 +22,12 @@
 //   y[r, n]    = fma(acc − corr[n], row_scale[r], base),  base = (accumulate ? y : 0) + bias[n]
 // so y = row_scale·Σ_b (s_b·Σ q_x·c + e_b·Σ q_x): the file's weights (e_b rounded once to
 // float) times int8 activations.
+//
+// Shadow outliers (optional, octet::Q4Shadow): then, in order over row r's outliers,
+//   y[r, n] = fma(residual, w(n, col), y[r, n]),   w(n, col) = s_b·c + e_b of col's block
+// in the reference. The SIMD kernel adds (residual / row_scale)·w to the float sums instead,
+// at the K step that holds col's block (the codes and scales are in L1 then), so it agrees
+// with the reference up to float rounding, not bit for bit.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -102,12 +108,14 @@ void column_offsets_avx2(const Q4View& w, float* corr);
 
 // Rows [m0, m1) × 16-channel panels [p0, p1) of y (ep.y must be set; int32 output is not
 // offered). K must be a multiple of the format's group.
+// shadow: null, or the outliers to add (above).
 using GemmFn = void (*)(const Acts& a, const Q4View& w, const float* corr,
-                        const int8::Epilogue& ep, int64_t m0, int64_t m1, int64_t p0, int64_t p1);
+                        const int8::Epilogue& ep, int64_t m0, int64_t m1, int64_t p0, int64_t p1,
+                        const Q4Shadow* shadow);
 void gemm_ref(const Acts& a, const Q4View& w, const float* corr, const int8::Epilogue& ep,
-              int64_t m0, int64_t m1, int64_t p0, int64_t p1);
+              int64_t m0, int64_t m1, int64_t p0, int64_t p1, const Q4Shadow* shadow = nullptr);
 void gemm_avx2(const Acts& a, const Q4View& w, const float* corr, const int8::Epilogue& ep,
-               int64_t m0, int64_t m1, int64_t p0, int64_t p1);
+               int64_t m0, int64_t m1, int64_t p0, int64_t p1, const Q4Shadow* shadow = nullptr);
 
 // The one for this CPU (AVX2 or the reference).
 GemmFn best_gemm();

@@ -237,6 +237,13 @@ void Int8Weights::shadow_rows(const ShadowEntry* e, const int32_t* row_begin, in
   side_kernels().shadow_rows(wv, e, row_begin, m0, m1, p0, p1, hot_base, hot_stride, y, ldy);
 }
 
+void shadow_rows_hot(int64_t n, const ShadowEntry* e, const int32_t* row_begin, int64_t m0,
+                     int64_t m1, int64_t p0, int64_t p1, const float* hot_base,
+                     int64_t hot_stride, float* y, int64_t ldy) {
+  const WView wv{nullptr, n, 0, (n + 15) / 16, nullptr, nullptr};
+  side_kernels().shadow_rows(wv, e, row_begin, m0, m1, p0, p1, hot_base, hot_stride, y, ldy);
+}
+
 void Int8Weights::dequant_column(int64_t k, float* out) const {
   const int64_t full = n_ / 16;
   if (full > 0) dequant_column_panels(k, 0, full, out);
@@ -584,7 +591,8 @@ bool q4_gemm_preferred() {
 }
 
 Status gemm_q4(const Int8Activations& a, const Q4Weights& w, float* y, int64_t ldy,
-               const float* bias, ThreadPool* pool, const GemmAfter* after, int64_t after_align) {
+               const float* bias, ThreadPool* pool, const GemmAfter* after, int64_t after_align,
+               const Q4Shadow* shadow) {
   if (a.k() != w.k())
     return Status::Error("q4 gemm: activations K=" + std::to_string(a.k()) + " but weights K=" +
                          std::to_string(w.k()));
@@ -630,7 +638,7 @@ Status gemm_q4(const Int8Activations& a, const Q4Weights& w, float* y, int64_t l
                     a.m() * w.n() * w.k(), pool,
                     after, after_align,
                     [&](int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
-                      fn(acts, view, w.column_offsets(), ep, m0, m1, p0, p1);
+                      fn(acts, view, w.column_offsets(), ep, m0, m1, p0, p1, shadow);
                     },
                     192);
 }

@@ -3,8 +3,9 @@
 // y += (x − clip(x))·W[:, k], with float columns for hot channels and the int8 weights
 // (dequantised on demand) for the rest. The LM head reads the file's blocks in place when
 // they are block-quantised (per-block activation scales, as decode); else an int8 copy with
-// dynamic per-row activation scales. On CPUs without VNNI, linears of Q4_0 files multiply the
-// file's blocks instead of the int8 copy (gemm_q4), the rest of the path unchanged.
+// dynamic per-row activation scales. On CPUs without VNNI, a linear whose tensors share one
+// 4-5 bit format the W4A8 kernel reads (and whose input is not smoothed) has no int8 copy:
+// gemm_q4 multiplies the file's blocks and adds every outlier's correction from them too.
 #include <algorithm>
 #include <atomic>
 #include <fmt/format.h>
@@ -34,14 +35,30 @@ class Int8ShadowLinear final : public Linear {
   }
 
  public:
+  // Without the shadow path nothing may be clipped away: use the full measured range.
+  static float act_scale(const SlotCalib& c, bool shadow) {
+    return shadow || !(c.absmax > 0) ? c.scale() : c.absmax / 127.f;
+  }
+  // The prefill GEMM on the file's blocks, which also takes every outlier of the shadow path
+  // (Q4Shadow): no int8 copy, no float columns.
+  // (no int8 copy). Hot channels (w_f32 given) keep float columns, as below: most outliers
+  // are theirs, and a float column is cheaper per outlier than a block's code and scale.
+  Int8ShadowLinear(Q4Weights q4, const SlotCalib& c, bool shadow, const float* w_f32,
+                   ThreadPool* pool)
+      : n_(q4.n()), k_(q4.k()), scale_(act_scale(c, shadow)), shadow_(shadow), q4_(std::move(q4)) {
+    if (w_f32) keep_hot_columns(c, w_f32, pool);
+  }
+  // The int8 copy, with float columns of the hot channels for the shadow path.
   Int8ShadowLinear(Int8Linear lin, const SlotCalib& c, bool shadow, const float* w_f32,
                    bool hot_float, ThreadPool* pool)
-      : lin_(std::move(lin)),
-        // Without the shadow path nothing may be clipped away: use the full measured range.
-        scale_(shadow || !(c.absmax > 0) ? c.scale() : c.absmax / 127.f),
+      : n_(lin.n()), k_(lin.k()), lin_(std::move(lin)), scale_(act_scale(c, shadow)),
         shadow_(shadow) {
-    const int64_t N = lin_.n(), K = lin_.k();
-    if (shadow_ && hot_float && !c.hot.empty()) {
+    if (hot_float) keep_hot_columns(c, w_f32, pool);
+  }
+  // Float columns of the calibration's hot channels from W [N, K] (float, row-major).
+  void keep_hot_columns(const SlotCalib& c, const float* w_f32, ThreadPool* pool) {
+    const int64_t N = n_, K = k_;
+    if (shadow_ && !c.hot.empty()) {
       // Panel-major (see ShadowEntry): [panel][hot channel][16 lanes], lanes past N zero.
       hot_index_.assign(static_cast<size_t>(K), -1);
       hot_stride_ = static_cast<int64_t>(c.hot.size()) * 16;
@@ -64,22 +81,20 @@ class Int8ShadowLinear final : public Linear {
       });
     }
   }
-  int64_t n() const override { return lin_.n(); }
-  int64_t k() const override { return lin_.k(); }
+  int64_t n() const override { return n_; }
+  int64_t k() const override { return k_; }
   size_t bytes() const override {
-    return lin_.weights().bytes() + hot_cols_.size() * sizeof(float) +
+    return (lin_ ? lin_->weights().bytes() : 0) + hot_cols_.size() * sizeof(float) +
            hot_index_.size() * sizeof(int32_t) + (q4_ ? q4_->bytes() : 0);
   }
   void account(WeightBytes* b) const override {
-    b->int8 += lin_.weights().bytes();
+    if (lin_) b->int8 += lin_->weights().bytes();
     b->hot_float += hot_cols_.size() * sizeof(float) + hot_index_.size() * sizeof(int32_t);
     if (q4_) b->q4_index += q4_->bytes();
-    const auto macs = static_cast<size_t>(lin_.n() * lin_.k());
+    const auto macs = static_cast<size_t>(n_ * k_);
     b->int8_macs += macs;
     if (q4_) b->q4_macs += macs;
   }
-  // The main product from the file's Q4_0 rows (same rows, same order as the int8 copy's).
-  void use_q4(Q4Weights w) { q4_ = std::move(w); }
   void forward(const float* x, int64_t m, float* y, int64_t ldy, ThreadPool* pool,
                LinearScratch* s) const override {
     OutlierList* ol = shadow_ ? &s->outliers : nullptr;
@@ -198,6 +213,7 @@ class Int8ShadowLinear final : public Linear {
            int64_t align = 1) const {
     Status st;
     s->entries += static_cast<uint64_t>(m * k());
+    if (q4_) return run_q4(act, ol, m, y, ldy, pool, s, then, align);
     if (!ol || ol->empty()) {
       st = gemm(act, y, ldy, pool, then, align);
       (void)st;  // shapes were fixed at build time
@@ -254,7 +270,7 @@ class Int8ShadowLinear final : public Linear {
         std::copy(hot.begin(), hot.end(), cold);
       }
     }
-    const Int8Weights& w = lin_.weights();
+    const Int8Weights& w = lin_->weights();
     const GemmAfter shadow = [&](int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
       w.shadow_rows(ents.data(), row_begin.data(), m0, m1, p0, p1,
                     hot_cols_.empty() ? nullptr : hot_cols_.data(), hot_stride_, y, ldy);
@@ -265,18 +281,81 @@ class Int8ShadowLinear final : public Linear {
   }
   Status gemm(const Int8Activations& act, float* y, int64_t ldy, ThreadPool* pool,
               const GemmAfter* after, int64_t align) const {
-    if (q4_) return gemm_q4(act, *q4_, y, ldy, lin_.bias(), pool, after, align);
-    return gemm_int8(act, lin_.weights(), y, ldy, lin_.bias(), false, pool, after, align);
+    return gemm_int8(act, lin_->weights(), y, ldy, lin_->bias(), false, pool, after, align);
+  }
+  // The file's blocks: the kernel adds the correction of every outlier without a float column
+  // itself, from the blocks it decodes (row by row, each row's in ascending column, as
+  // Q4Shadow wants); the float columns' run on each finished block as with the int8 copy.
+  void run_q4(const Int8Activations& act, const OutlierList* ol, int64_t m, float* y,
+              int64_t ldy, ThreadPool* pool, LinearScratch* s, const GemmAfter* then,
+              int64_t align) const {
+    if (!ol || ol->empty()) {
+      Status st = gemm_q4(act, *q4_, y, ldy, nullptr, pool, then, align);
+      (void)st;  // shapes were fixed at build time
+      return;
+    }
+    s->outlier_entries += ol->size();
+    struct Cold {  // types of their own: tl<> keys its scratch by type
+      std::vector<Q4Outlier> e;
+      std::vector<int32_t> row_begin;
+    };
+    struct Hot {
+      std::vector<ShadowEntry> e;
+      std::vector<int32_t> row_begin;
+    };
+    Cold& cold = tl<Cold>();
+    Hot& hot = tl<Hot>();
+    // Stable counting sorts by row (quantisation emits row-major lists; the fused FFN's are
+    // column-segment-major); then each row's cold ones in column order.
+    cold.row_begin.assign(static_cast<size_t>(m + 1), 0);
+    hot.row_begin.assign(static_cast<size_t>(m + 1), 0);
+    const auto hot_slot = [&](int32_t col) { return hot_index_.empty() ? -1 : hot_index_[col]; };
+    for (const Outlier& o : *ol)
+      ++(hot_slot(o.col) >= 0 ? hot.row_begin : cold.row_begin)[o.row + 1];
+    for (int64_t r = 0; r < m; ++r) {
+      cold.row_begin[r + 1] += cold.row_begin[r];
+      hot.row_begin[r + 1] += hot.row_begin[r];
+    }
+    cold.e.resize(static_cast<size_t>(cold.row_begin[m]));
+    hot.e.resize(static_cast<size_t>(hot.row_begin[m]));
+    for (const Outlier& o : *ol) {
+      if (const int32_t h = hot_slot(o.col); h >= 0)
+        hot.e[static_cast<size_t>(hot.row_begin[o.row]++)] = {
+            hot_cols_.data() + static_cast<size_t>(h) * 16, o.col, o.residual};
+      else
+        cold.e[static_cast<size_t>(cold.row_begin[o.row]++)] = {o.col, o.residual};
+    }
+    for (int64_t r = m; r > 0; --r) {
+      cold.row_begin[r] = cold.row_begin[r - 1];
+      hot.row_begin[r] = hot.row_begin[r - 1];
+    }
+    cold.row_begin[0] = hot.row_begin[0] = 0;
+    const auto by_col = [](const Q4Outlier& a, const Q4Outlier& b) { return a.col < b.col; };
+    for (int64_t r = 0; r < m; ++r) {
+      Q4Outlier* const b = cold.e.data() + cold.row_begin[r];
+      Q4Outlier* const x = cold.e.data() + cold.row_begin[r + 1];
+      if (!std::is_sorted(b, x, by_col)) std::sort(b, x, by_col);
+    }
+    const Q4Shadow sh{cold.e.data(), cold.row_begin.data()};
+    const GemmAfter with_hot = [&](int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
+      shadow_rows_hot(n_, hot.e.data(), hot.row_begin.data(), m0, m1, p0, p1, hot_cols_.data(),
+                      hot_stride_, y, ldy);
+      if (then) (*then)(m0, m1, p0, p1);
+    };
+    Status st = gemm_q4(act, *q4_, y, ldy, nullptr, pool, hot.e.empty() ? then : &with_hot,
+                        align, cold.e.empty() ? nullptr : &sh);
+    (void)st;
   }
 
-  Int8Linear lin_;
+  int64_t n_, k_;
+  std::optional<Int8Linear> lin_;  // the int8 copy (unset: the file's blocks, q4_)
   float scale_;
   bool shadow_;
   const Int8ShadowLinear* down_ = nullptr;  // set: paired gate/up rows (pair_with)
   std::vector<int32_t> hot_index_;  // K entries: index into hot_cols_, or -1
   detail::AlignedVector<float> hot_cols_;  // [panels][n_hot][16] (see ShadowEntry)
   int64_t hot_stride_ = 0;          // n_hot·16
-  std::optional<Q4Weights> q4_;     // set: the main GEMM reads the file's Q4_0 rows
+  std::optional<Q4Weights> q4_;     // set: the GEMM and the shadow path read the file's rows
 };
 
 // The LM head: int8 weights, activations quantised per row (no calibration needed).
@@ -422,6 +501,19 @@ Expected<std::shared_ptr<const Weights>> Weights::build_int8(const Model& m,
                   Slot slot) -> Expected<std::unique_ptr<Linear>> {
     // Paired gate/up rows: 16-row blocks of gate and up alternate (see pair_with).
     const bool paired = slot == Slot::kFfnIn && pair_ffn;
+    const bool as_float = float_slots && std::strstr(float_slots, slot_name(slot));
+    const size_t idx = static_cast<size_t>(il * kSlots + static_cast<int>(slot));
+    if (const auto type = q4_type_of(ts, k);
+        type && use_q4 && q4_input_unsmoothed(il, slot) && !as_float) {
+      // The file's blocks serve the GEMM and the shadow path; the float weights are made
+      // only for the hot channels' columns.
+      OCTET_ASSIGN_OR_RETURN(Q4Weights q4, q4_rows(ts, k, paired ? 16 : 0, *type));
+      const SlotCalib& c = calib.at(il, slot);
+      const bool hot = shadow[idx] && opt.hot_float && !c.hot.empty();
+      if (hot) OCTET_RETURN_IF_ERROR(stack_rows(m, ts, &buf, &n, paired ? 16 : 0, pool));
+      return std::unique_ptr<Linear>(std::make_unique<Int8ShadowLinear>(
+          std::move(q4), c, shadow[idx], hot ? buf.data() : nullptr, pool));
+    }
     OCTET_RETURN_IF_ERROR(stack_rows(m, ts, &buf, &n, paired ? 16 : 0, pool));
     // Smoothing: the int8 path sees x/s, so W's columns take s (see calibration.h).
     if (const auto& s = calib.at(il, slot).smooth; !s.empty()) {
@@ -441,17 +533,10 @@ Expected<std::shared_ptr<const Weights>> Weights::build_int8(const Model& m,
         });
       }
     }
-    if (float_slots && std::strstr(float_slots, slot_name(slot)))
-      return std::unique_ptr<Linear>(std::make_unique<LinearF32>(buf.data(), n, k));
+    if (as_float) return std::unique_ptr<Linear>(std::make_unique<LinearF32>(buf.data(), n, k));
     OCTET_ASSIGN_OR_RETURN(Int8Linear lin, Int8Linear::from_float(buf.data(), n, k, nullptr, pool));
-    const size_t idx = static_cast<size_t>(il * kSlots + static_cast<int>(slot));
-    auto lin8 = std::make_unique<Int8ShadowLinear>(std::move(lin), calib.at(il, slot),
-                                                   shadow[idx], buf.data(), opt.hot_float, pool);
-    if (const auto type = q4_type_of(ts, k); type && use_q4 && q4_input_unsmoothed(il, slot)) {
-      OCTET_ASSIGN_OR_RETURN(Q4Weights q4, q4_rows(ts, k, paired ? 16 : 0, *type));
-      lin8->use_q4(std::move(q4));
-    }
-    return std::unique_ptr<Linear>(std::move(lin8));
+    return std::unique_ptr<Linear>(std::make_unique<Int8ShadowLinear>(
+        std::move(lin), calib.at(il, slot), shadow[idx], buf.data(), opt.hot_float, pool));
   };
   for (int64_t il = 0; il < hp.n_layer; ++il) {
     const LayerTensors& T = m.layer(il);

@@ -291,10 +291,10 @@ int run_kernel_bench(const KernelBenchArgs& args) {
           const kernels::q4::GemmFn q4gemm = kernels::q4::best_gemm();
           const int64_t panels = (s.n + 15) / 16;
           const auto q4_run = [&] {
-            if (!pool) return q4gemm(qa, wv, corr.data(), ep, 0, m, 0, panels);
+            if (!pool) return q4gemm(qa, wv, corr.data(), ep, 0, m, 0, panels, nullptr);
             pool->parallel_for(panels, (panels + nt - 1) / nt,
                                [&](int64_t p0, int64_t p1, int) {
-                                 q4gemm(qa, wv, corr.data(), ep, 0, m, p0, p1);
+                                 q4gemm(qa, wv, corr.data(), ep, 0, m, p0, p1, nullptr);
                                });
           };
           t_q4 = time_call(q4_run, nt, args.min_time, args.reps);

@@ -53,12 +53,13 @@ void EngineFlags::add_to(CLI::App* cmd) {
       ->check(CLI::IsMember({"file", "int8"}));
   cmd->add_option("--hot-float", hot_float,
                   "int8 mode: keep float weight columns of the hot (frequent-outlier) input "
-                  "channels for the shadow path (else it reads the int8 columns)");
+                  "channels for the shadow path (else it reads the int8 columns, or the file's "
+                  "blocks on the --q4-gemm path)");
   cmd->add_option("--q4-gemm", q4_gemm,
-                  "int8 mode on CPUs without AVX-512 VNNI: linears whose tensors are all Q4_0 and "
-                  "whose input is not smoothed (calibrate --smooth 0) run their prefill GEMM on "
-                  "the file's blocks (4-bit codes x int8 activations, faster than the int16 int8 "
-                  "GEMM there)");
+                  "int8 mode on CPUs without AVX-512 VNNI: linears whose tensors share one of "
+                  "Q4_0, Q5_0, Q4_K, Q5_K and whose input is not smoothed run their prefill GEMM "
+                  "and shadow path on the file's blocks (4-5 bit codes x int8 activations, faster "
+                  "than the int16 int8 GEMM there) and keep no int8 copy; 0: the int8 copy");
   cmd->add_option("--kv-type", kv_type,
                   "KV cache storage: f16 (default), int8 (per-row scale) or f32")
       ->check(CLI::IsMember({"f32", "f16", "int8"}));

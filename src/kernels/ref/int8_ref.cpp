@@ -81,7 +81,7 @@ void shadow_rows_ref(const WView& w, const ShadowEntry* e, const int32_t* row_be
         }
       }
       float& out = y[r * ldy + n];
-      out = std::fma(c, w.scale[n] * (1.0f / kShadowQScale), out + h);
+      out = w.data ? std::fma(c, w.scale[n] * (1.0f / kShadowQScale), out + h) : out + h;
     }
   }
 }

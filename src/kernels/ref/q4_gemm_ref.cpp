@@ -94,7 +94,7 @@ void column_offsets_ref(const Q4View& w, float* corr) {
 }
 
 void gemm_ref(const Acts& a, const Q4View& w, const float* corr, const int8::Epilogue& ep,
-              int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
+              int64_t m0, int64_t m1, int64_t p0, int64_t p1, const Q4Shadow* shadow) {
   const FormatInfo fi = info(w.format);
   const int64_t nb = w.k / kBlock, n1 = std::min(w.n, 16 * p1), half = fi.five_bit ? 16 : 32;
   int8_t c[kBlock];
@@ -120,6 +120,13 @@ void gemm_ref(const Acts& a, const Q4View& w, const float* corr, const int8::Epi
       float base = ep.accumulate ? *y : 0.0f;
       if (ep.bias) base += ep.bias[n];
       *y = std::fma(acc - corr[n], a.row_scale[r], base);
+      if (!shadow) continue;
+      for (int32_t t = shadow->row_begin[r]; t < shadow->row_begin[r + 1]; ++t) {
+        const Q4Outlier& o = shadow->e[t];
+        float s, e;
+        decode_block(w.format, w.rows[n], o.col / kBlock, s, e, c);
+        *y = std::fma(o.residual, std::fma(s, static_cast<float>(c[o.col % kBlock]), e), *y);
+      }
     }
   }
 }

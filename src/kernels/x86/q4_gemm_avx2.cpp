@@ -15,6 +15,7 @@
 #include <array>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "kernels/q4_gemm.h"
 #include "octet/aligned.h"
@@ -305,6 +306,110 @@ void store(const float* acc, int64_t rows, const Acts& a, const Q4View& w, const
   }
 }
 
+// The shadow path (kernels/q4_gemm.h) of one row chunk. Its outliers' distinct columns are
+// few (a 192-row chunk of Gemma 3 270M: ~80-480 of K = 640-2048) and each is hit by several
+// rows, so per panel and K step the weights of those columns are decoded once from the
+// repacked blocks into float (`stage`, like the int8 path's hot columns), and each outlier is
+// then two FMAs into its row's sums. Sums are in the kernel's units: residual / row_scale.
+struct ChunkShadow {
+  struct Entry {
+    int32_t u;  // index of its column in cols
+    float a;    // residual / row_scale
+  };
+  std::vector<int32_t> cols, colmap, step_u;  // colmap[col]: index in cols (chunk's cols only)
+  std::vector<Entry> e;                       // the chunk's outliers, in Q4Shadow order
+  std::vector<int32_t> range;                 // [chunk row][K step + 1]: its entries by step
+  octet::detail::AlignedVector<float> stage;  // [column of the step][16 channels]
+  int64_t steps = 0;
+
+  // Rows [mc0, mc1); K steps of kb blocks.
+  void prepare(const Q4Shadow& sh, const Acts& a, int64_t k, int64_t mc0, int64_t mc1,
+               int64_t nks, int64_t kb) {
+    const int32_t base = sh.row_begin[mc0], end = sh.row_begin[mc1];
+    cols.clear();
+    for (int32_t t = base; t < end; ++t) cols.push_back(sh.e[t].col);
+    std::sort(cols.begin(), cols.end());
+    cols.erase(std::unique(cols.begin(), cols.end()), cols.end());
+    if (static_cast<int64_t>(colmap.size()) < k) colmap.resize(static_cast<size_t>(k));
+    for (size_t u = 0; u < cols.size(); ++u) colmap[static_cast<size_t>(cols[u])] = static_cast<int32_t>(u);
+    e.resize(static_cast<size_t>(end - base));
+    for (int64_t r = mc0; r < mc1; ++r) {
+      const float inv = 1.0f / a.row_scale[r];
+      for (int32_t t = sh.row_begin[r]; t < sh.row_begin[r + 1]; ++t)
+        e[static_cast<size_t>(t - base)] = {colmap[static_cast<size_t>(sh.e[t].col)], sh.e[t].residual * inv};
+    }
+    step_u.resize(static_cast<size_t>(nks + 1));
+    for (int64_t ks = 0; ks <= nks; ++ks)
+      step_u[static_cast<size_t>(ks)] = static_cast<int32_t>(
+          std::lower_bound(cols.begin(), cols.end(), std::min(ks * kb, k / kBlock) * kBlock) -
+          cols.begin());
+    // Each row's entries of each K step (in column order: the steps' ranges follow).
+    steps = nks;
+    range.resize(static_cast<size_t>((mc1 - mc0) * (nks + 1)));
+    for (int64_t r = mc0; r < mc1; ++r) {
+      int32_t* rr = range.data() + (r - mc0) * (nks + 1);
+      int32_t t = sh.row_begin[r] - base;
+      const int32_t x = sh.row_begin[r + 1] - base;
+      for (int64_t ks = 0; ks < nks; ++ks) {
+        rr[ks] = t;
+        while (t < x && e[static_cast<size_t>(t)].u < step_u[static_cast<size_t>(ks + 1)]) ++t;
+      }
+      rr[nks] = t;
+    }
+    if (stage.size() < cols.size() * 16) stage.resize(cols.size() * 16);
+  }
+
+  // The step's columns' weights s·c + e for the panel, from the repacked blocks
+  // (codes, sc as repack left them: block b0 first).
+  template <bool kMin>
+  void stage_step(int64_t ks, int64_t b0, const int8_t* codes, const float* sc) {
+    const int32_t u0 = step_u[static_cast<size_t>(ks)], u1 = step_u[static_cast<size_t>(ks + 1)];
+    const __m256 unscale = _mm256_set1_ps(1.0f / int8::kShadowQScale);  // exact: 2^-24
+    for (int32_t u = u0; u < u1; ++u) {
+      const int64_t col = cols[static_cast<size_t>(u)] - b0 * kBlock, b = col / kBlock;
+      const int8_t* q = codes + b * 512 + (col % kBlock) / 4 * 64;
+      const __m256i top =
+          _mm256_load_si256(reinterpret_cast<const __m256i*>(int8::kByteToTop[col & 3]));
+      const float* s = sc + 32 * b;
+      float* dst = stage.data() + static_cast<size_t>(u - u0) * 16;
+      for (int h = 0; h < 2; ++h) {
+        // The code byte moved to the top of its 32-bit lane converts to c·2^24.
+        const __m256 c = _mm256_cvtepi32_ps(_mm256_shuffle_epi8(
+            _mm256_load_si256(reinterpret_cast<const __m256i*>(q + 32 * h)), top));
+        const __m256 s24 = _mm256_mul_ps(_mm256_load_ps(s + 8 * h), unscale);
+        _mm256_store_ps(dst + 8 * h, kMin ? _mm256_fmadd_ps(s24, c, _mm256_load_ps(s + 16 + 8 * h))
+                                          : _mm256_mul_ps(s24, c));
+      }
+    }
+  }
+
+  // Chunk row i's outliers of step ks into its 16 sums `out`.
+  __attribute__((always_inline)) void add_row(int64_t i, int64_t ks, float* out) const {
+    const int32_t* rr = range.data() + i * (steps + 1) + ks;
+    int32_t t = rr[0];
+    const int32_t t1 = rr[1];
+    if (t == t1) return;
+    const int32_t u0 = step_u[static_cast<size_t>(ks)];
+    // Two entries per pass into two pairs of sums: the FMA chains' latency, not their
+    // throughput, bounded a single pair.
+    __m256 f0 = _mm256_loadu_ps(out), f1 = _mm256_loadu_ps(out + 8);
+    __m256 g0 = _mm256_setzero_ps(), g1 = _mm256_setzero_ps();
+    const auto add = [&](const Entry& x, __m256& s0, __m256& s1) {
+      const float* w = stage.data() + static_cast<size_t>(x.u - u0) * 16;
+      const __m256 av = _mm256_set1_ps(x.a);
+      s0 = _mm256_fmadd_ps(av, _mm256_load_ps(w), s0);
+      s1 = _mm256_fmadd_ps(av, _mm256_load_ps(w + 8), s1);
+    };
+    for (; t + 2 <= t1; t += 2) {
+      add(e[static_cast<size_t>(t)], f0, f1);
+      add(e[static_cast<size_t>(t + 1)], g0, g1);
+    }
+    if (t < t1) add(e[static_cast<size_t>(t)], f0, f1);
+    _mm256_storeu_ps(out, _mm256_add_ps(f0, g0));
+    _mm256_storeu_ps(out + 8, _mm256_add_ps(f1, g1));
+  }
+};
+
 template <Format F>
 void column_offsets_format(const Q4View& w, float* corr) {
   constexpr FormatInfo kInfo = info(F);
@@ -330,7 +435,7 @@ void column_offsets_format(const Q4View& w, float* corr) {
 // Rows [m0, m1) × panels [p0, p1) of one format.
 template <Format F>
 void gemm_format(const Acts& a, const Q4View& w, const float* corr, const int8::Epilogue& ep,
-                 int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
+                 int64_t m0, int64_t m1, int64_t p0, int64_t p1, const Q4Shadow* shadow) {
   constexpr FormatInfo kInfo = info(F);
   constexpr auto& tiles = kTiles<kInfo.five_bit, kInfo.has_min>;
   const int64_t blocks = w.k / kBlock;
@@ -338,6 +443,7 @@ void gemm_format(const Acts& a, const Q4View& w, const float* corr, const int8::
   const int64_t kb = (blocks + nks - 1) / nks;
   thread_local octet::detail::AlignedVector<int8_t> codes;
   thread_local octet::detail::AlignedVector<float> sc, part, xsum;
+  thread_local ChunkShadow chunk_shadow;
   const auto grow = [](auto& v, int64_t n) {
     if (static_cast<int64_t>(v.size()) < n) v.resize(static_cast<size_t>(n));
   };
@@ -348,6 +454,8 @@ void gemm_format(const Acts& a, const Q4View& w, const float* corr, const int8::
   alignas(32) float done[kR * 16];
   for (int64_t mc0 = m0; mc0 < m1; mc0 += kMc) {
     const int64_t mc1 = std::min(m1, mc0 + kMc);
+    const bool shade = shadow && shadow->row_begin[mc0] < shadow->row_begin[mc1];
+    if (shade) chunk_shadow.prepare(*shadow, a, w.k, mc0, mc1, nks, kb);
     if constexpr (kInfo.has_min) {
       // x_b = Σ_{k in b} q_x = Σ a_u − 4096 per row and block, for the chunk's rows.
       for (int64_t r = mc0; r < mc1; ++r)
@@ -367,14 +475,19 @@ void gemm_format(const Acts& a, const Q4View& w, const float* corr, const int8::
         const bool first = ks == 0, last = ks == nks - 1;
         for (int64_t p = pg0; p < pg1; ++p) {
           repack<F>(w, p, b0, nb, codes.data(), sc.data());
+          if (shade) chunk_shadow.stage_step<kInfo.has_min>(ks, b0, codes.data(), sc.data());
           for (int64_t i = mc0; i < mc1; i += kR) {
             const int64_t rows = std::min<int64_t>(kR, mc1 - i);
             float* slot = nks > 1 ? part.data() + (((i - mc0) / kR) * np + (p - pg0)) * kR * 16
                                   : nullptr;
+            float* out = last ? done : slot;
             tiles[rows - 1](a.data + i * a.ld + b0 * kBlock, a.ld, codes.data(), sc.data(), nb,
                             kInfo.has_min ? xsum.data() + (i - mc0) * blocks + b0 : nullptr,
                             blocks,
-                            first ? nullptr : slot, last ? done : slot);
+                            first ? nullptr : slot, out);
+            if (shade)
+              for (int64_t r = i; r < i + rows; ++r)
+                chunk_shadow.add_row(r - mc0, ks, out + 16 * (r - i));
             if (last) store(done, rows, a, w, corr, ep, i, p);
           }
         }
@@ -395,13 +508,14 @@ void column_offsets_avx2(const Q4View& w, float* corr) {
 }
 
 void gemm_avx2(const Acts& a, const Q4View& w, const float* corr, const int8::Epilogue& ep,
-               int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
+               int64_t m0, int64_t m1, int64_t p0, int64_t p1, const Q4Shadow* shadow) {
   if (m1 <= m0 || p1 <= p0) return;
+  if (shadow && shadow->row_begin[m0] == shadow->row_begin[m1]) shadow = nullptr;
   switch (w.format) {
-    case Format::Q4_0: return gemm_format<Format::Q4_0>(a, w, corr, ep, m0, m1, p0, p1);
-    case Format::Q5_0: return gemm_format<Format::Q5_0>(a, w, corr, ep, m0, m1, p0, p1);
-    case Format::Q4_K: return gemm_format<Format::Q4_K>(a, w, corr, ep, m0, m1, p0, p1);
-    case Format::Q5_K: return gemm_format<Format::Q5_K>(a, w, corr, ep, m0, m1, p0, p1);
+    case Format::Q4_0: return gemm_format<Format::Q4_0>(a, w, corr, ep, m0, m1, p0, p1, shadow);
+    case Format::Q5_0: return gemm_format<Format::Q5_0>(a, w, corr, ep, m0, m1, p0, p1, shadow);
+    case Format::Q4_K: return gemm_format<Format::Q4_K>(a, w, corr, ep, m0, m1, p0, p1, shadow);
+    case Format::Q5_K: return gemm_format<Format::Q5_K>(a, w, corr, ep, m0, m1, p0, p1, shadow);
   }
 }
 

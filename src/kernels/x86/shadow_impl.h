@@ -12,16 +12,7 @@
 // the lane moved to its top byte, i.e. q·2^24), loadn(p, n) / storen(p, v, n) (first n ≤ W
 // lanes; the rest zero / untouched), prefetch_l1(p), prefetch_l2(p).
 
-// vpshufb controls: byte b of each 32-bit lane to the lane's top byte, the rest zero. vpshufb
-// indexes inside 16-byte lanes, so a ymm uses the first 32 bytes of the same table.
-alignas(64) constexpr struct ByteToTop {
-  int8_t m[4][64];
-  constexpr ByteToTop() : m{} {
-    for (int b = 0; b < 4; ++b)
-      for (int i = 0; i < 64; ++i) m[b][i] = i % 4 == 3 ? static_cast<int8_t>(i % 16 - 3 + b) : -128;
-  }
-} kByteToTopTable;
-constexpr const int8_t (&kByteToTop)[4][64] = kByteToTopTable.m;
+// kByteToTop: kernels/int8_kernels.h.
 
 // Output panels p0 .. p0 + NP of the weights, as the shadow kernel reads them: each panel is
 // 16 outputs, VP = 16 / W vectors.
@@ -39,14 +30,15 @@ struct ShadowCols {
 
 // U: all NP panels lie in column blocks of the same step (every block but a matrix's last,
 // narrower one), so an entry's group offset is one multiply for all its panels.
-template <class T, int NP, bool U>
+// kCold false: every entry is hot and there are no int8 weights (WView::data null).
+template <class T, int NP, bool U, bool kCold>
 inline __attribute__((always_inline)) void shadow_add(const ShadowEntry& en,
                                                       const ShadowCols<T, NP>& w,
                                                       typename T::F (&h)[NP * (16 / T::W)],
                                                       typename T::F (&c)[NP * (16 / T::W)]) {
   constexpr int VP = 16 / T::W;
   const typename T::F a = T::set1(en.residual);
-  if (en.hot) {
+  if (!kCold || en.hot) {
     // Padded panels: lanes past N hold 0.
 #pragma GCC unroll 16
     for (int v = 0; v < NP * VP; ++v)
@@ -83,7 +75,7 @@ inline __attribute__((always_inline)) void shadow_prefetch(const ShadowEntry& en
   for (int j = 0; j < NP; ++j) T::prefetch_l1(w.base[j] + (U ? off : g * w.step[j]));
 }
 
-template <class T, int NP>
+template <class T, int NP, bool kCold>
 inline __attribute__((always_inline)) void shadow_store(float* yr, const ShadowCols<T, NP>& w,
                                                         const typename T::F (&h)[NP * (16 / T::W)],
                                                         const typename T::F (&c)[NP * (16 / T::W)]) {
@@ -95,10 +87,14 @@ inline __attribute__((always_inline)) void shadow_store(float* yr, const ShadowC
     const int n = v / VP < NP - 1 ? T::W : std::min(T::W, std::max(0, w.tail - off));
     if (n == 0) continue;
     float* p = yr + 16 * (v / VP) + off;
+    const auto sum = [&](typename T::F y) {
+      if constexpr (kCold) return T::fmadd(c[v], w.sw[v], T::add(y, h[v]));
+      else return T::add(y, h[v]);
+    };
     if (n == T::W) {
-      T::storef(p, T::fmadd(c[v], w.sw[v], T::add(T::loadf(p), h[v])));
+      T::storef(p, sum(T::loadf(p)));
     } else {
-      T::storen(p, T::fmadd(c[v], w.sw[v], T::add(T::loadn(p, n), h[v])), n);
+      T::storen(p, sum(T::loadn(p, n)), n);
     }
   }
 }
@@ -107,7 +103,7 @@ inline __attribute__((always_inline)) void shadow_store(float* yr, const ShadowC
 // int8-column sums). With NP ≤ T::kPairMaxNP, two rows go in lockstep (each in its own
 // order) so that narrow blocks still have enough independent FMA chains to hide the FMA
 // latency; all accumulators are named arrays with constant indices, so they stay in registers.
-template <class T, int NP, bool U>
+template <class T, int NP, bool U, bool kCold>
 void shadow_block(const WView& wv, const ShadowEntry* e, const int32_t* row_begin, int64_t m0,
                   int64_t m1, int64_t p0, const float* hot_base, int64_t hot_stride, float* y,
                   int64_t ldy) {
@@ -119,14 +115,16 @@ void shadow_block(const WView& wv, const ShadowEntry* e, const int32_t* row_begi
   w.tail = static_cast<int>(std::min<int64_t>(16, wv.n - (p0 + NP - 1) * 16));
 #pragma GCC unroll 8
   for (int j = 0; j < NP; ++j) {
-    w.base[j] = wv.panel(p0 + j);
-    w.step[j] = wv.step(p0 + j);
+    w.base[j] = kCold ? wv.panel(p0 + j) : nullptr;
+    w.step[j] = kCold ? wv.step(p0 + j) : 0;
     w.hot_off[j] = (p0 + j) * hot_stride;
   }
   // Scales are padded to whole panels; 2^-24 undoes the cold path's byte-at-the-top.
+  if constexpr (kCold) {
 #pragma GCC unroll 16
-  for (int v = 0; v < NV; ++v)
-    w.sw[v] = T::mul(T::loadf(wv.scale + w.n0 + v * T::W), T::set1(1.0f / kShadowQScale));
+    for (int v = 0; v < NV; ++v)
+      w.sw[v] = T::mul(T::loadf(wv.scale + w.n0 + v * T::W), T::set1(1.0f / kShadowQScale));
+  }
   w.step0 = w.step[0];
   // The block's hot weights are one contiguous range, touched in random order by the rows'
   // outliers: start fetching it into L2 now (the first touch of each line would stall).
@@ -139,7 +137,7 @@ void shadow_block(const WView& wv, const ShadowEntry* e, const int32_t* row_begi
   };
   const int32_t last = row_begin[m1] - 1;  // prefetches stay inside this call's entries
   auto ahead = [&](int32_t t) {
-    shadow_prefetch<T, NP, U>(e[std::min(t + kShadowAhead, last)], w);
+    if constexpr (kCold) shadow_prefetch<T, NP, U>(e[std::min(t + kShadowAhead, last)], w);
   };
   for (int64_t r = next_row(m0); r < m1;) {
     F ha[NV], ca[NV];
@@ -157,17 +155,17 @@ void shadow_block(const WView& wv, const ShadowEntry* e, const int32_t* row_begi
       for (; ta < ea && tb < eb; ++ta, ++tb) {
         ahead(ta);
         ahead(tb);
-        shadow_add<T, NP, U>(e[ta], w, ha, ca);
-        shadow_add<T, NP, U>(e[tb], w, hb, cb);
+        shadow_add<T, NP, U, kCold>(e[ta], w, ha, ca);
+        shadow_add<T, NP, U, kCold>(e[tb], w, hb, cb);
       }
-      for (; tb < eb; ++tb) ahead(tb), shadow_add<T, NP, U>(e[tb], w, hb, cb);
-      for (; ta < ea; ++ta) ahead(ta), shadow_add<T, NP, U>(e[ta], w, ha, ca);
-      shadow_store<T, NP>(y + r * ldy + w.n0, w, ha, ca);
-      shadow_store<T, NP>(y + rb * ldy + w.n0, w, hb, cb);
+      for (; tb < eb; ++tb) ahead(tb), shadow_add<T, NP, U, kCold>(e[tb], w, hb, cb);
+      for (; ta < ea; ++ta) ahead(ta), shadow_add<T, NP, U, kCold>(e[ta], w, ha, ca);
+      shadow_store<T, NP, kCold>(y + r * ldy + w.n0, w, ha, ca);
+      shadow_store<T, NP, kCold>(y + rb * ldy + w.n0, w, hb, cb);
       r = next_row(rb + 1);
     } else {
-      for (; ta < ea; ++ta) ahead(ta), shadow_add<T, NP, U>(e[ta], w, ha, ca);
-      shadow_store<T, NP>(y + r * ldy + w.n0, w, ha, ca);
+      for (; ta < ea; ++ta) ahead(ta), shadow_add<T, NP, U, kCold>(e[ta], w, ha, ca);
+      shadow_store<T, NP, kCold>(y + r * ldy + w.n0, w, ha, ca);
       r = next_row(r + 1);
     }
   }
@@ -176,9 +174,9 @@ void shadow_block(const WView& wv, const ShadowEntry* e, const int32_t* row_begi
 using ShadowBlockFn = void (*)(const WView&, const ShadowEntry*, const int32_t*, int64_t,
                                int64_t, int64_t, const float*, int64_t, float*, int64_t);
 
-template <class T, bool U, size_t... I>
+template <class T, bool U, bool kCold, size_t... I>
 constexpr std::array<ShadowBlockFn, sizeof...(I)> shadow_blocks(std::index_sequence<I...>) {
-  return {&shadow_block<T, static_cast<int>(I) + 1, U>...};
+  return {&shadow_block<T, static_cast<int>(I) + 1, U, kCold>...};
 }
 
 // The whole call: blocks of ≤ T::kMaxNP panels of equal width (9 panels on zmm: 5 + 4, not
@@ -188,16 +186,19 @@ void shadow_rows_impl(const WView& w, const ShadowEntry* e, const int32_t* row_b
                       int64_t m1, int64_t p0, int64_t p1, const float* hot_base,
                       int64_t hot_stride, float* y, int64_t ldy) {
   constexpr int64_t kMax = T::kMaxNP;
+  // [0]: int8 columns in blocks of unequal step, [1]: of one step, [2]: hot entries only
+  // (no int8 weights: w.data null).
   static constexpr auto kBlock = std::array{
-      shadow_blocks<T, false>(std::make_index_sequence<T::kMaxNP>()),
-      shadow_blocks<T, true>(std::make_index_sequence<T::kMaxNP>())};
+      shadow_blocks<T, false, true>(std::make_index_sequence<T::kMaxNP>()),
+      shadow_blocks<T, true, true>(std::make_index_sequence<T::kMaxNP>()),
+      shadow_blocks<T, true, false>(std::make_index_sequence<T::kMaxNP>())};
   const int64_t nblk = (p1 - p0 + kMax - 1) / kMax, width = nblk ? (p1 - p0 + nblk - 1) / nblk : kMax;
   for (int64_t p = p0; p < p1; p += width) {
     const int64_t np = std::min<int64_t>(width, p1 - p);
     if (p * 16 >= w.n) break;
     const int64_t used = std::min<int64_t>(np, (w.n - p * 16 + 15) / 16);
-    const bool uniform = w.step(p) == w.step(p + used - 1);
-    kBlock[uniform][used - 1](w, e, row_begin, m0, m1, p, hot_base, hot_stride, y, ldy);
+    const int kind = !w.data ? 2 : w.step(p) == w.step(p + used - 1) ? 1 : 0;
+    kBlock[kind][used - 1](w, e, row_begin, m0, m1, p, hot_base, hot_stride, y, ldy);
   }
 }
 
