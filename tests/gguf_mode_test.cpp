@@ -365,6 +365,11 @@ TEST(GgufMode, Int8PrefillOnTheDefaultModelsMixedBlocks) {
   EXPECT_EQ((*wq)->breakdown().q4_macs, static_cast<size_t>(on));
   EXPECT_EQ((*wq)->breakdown().int8_macs, static_cast<size_t>(all));
   EXPECT_EQ((*w8)->breakdown().q4_macs, 0u);
+  // The linears on the blocks keep no int8 copy (their shadow path reads the blocks too): the
+  // int8 bytes left are the other linears' share (padding aside).
+  EXPECT_NEAR(static_cast<double>((*wq)->breakdown().int8) /
+                  static_cast<double>((*w8)->breakdown().int8),
+              1.0 - on / all, 0.01);
 
   const std::vector<Token> prompt = model->tokenizer().encode(
       "The tower is 324 metres tall, about the same height as an 81-storey building, and the "
