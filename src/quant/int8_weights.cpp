@@ -39,10 +39,9 @@ class Int8ShadowLinear final : public Linear {
   static float act_scale(const SlotCalib& c, bool shadow) {
     return shadow || !(c.absmax > 0) ? c.scale() : c.absmax / 127.f;
   }
-  // The prefill GEMM on the file's blocks, which also takes every outlier of the shadow path
-  // (Q4Shadow): no int8 copy, no float columns.
-  // (no int8 copy). Hot channels (w_f32 given) keep float columns, as below: most outliers
-  // are theirs, and a float column is cheaper per outlier than a block's code and scale.
+  // The prefill GEMM on the file's blocks, which also takes the shadow path's outliers
+  // (Q4Shadow): no int8 copy. Hot channels (w_f32 given) keep float columns, as below: most
+  // outliers are theirs, and a float column is cheaper per outlier than a staged block column.
   Int8ShadowLinear(Q4Weights q4, const SlotCalib& c, bool shadow, const float* w_f32,
                    ThreadPool* pool)
       : n_(q4.n()), k_(q4.k()), scale_(act_scale(c, shadow)), shadow_(shadow), q4_(std::move(q4)) {
@@ -285,7 +284,8 @@ class Int8ShadowLinear final : public Linear {
   }
   // The file's blocks: the kernel adds the correction of every outlier without a float column
   // itself, from the blocks it decodes (row by row, each row's in ascending column, as
-  // Q4Shadow wants); the float columns' run on each finished block as with the int8 copy.
+  // Q4Shadow wants); the hot ones' float columns are added on each finished block, as on the
+  // int8 path.
   void run_q4(const Int8Activations& act, const OutlierList* ol, int64_t m, float* y,
               int64_t ldy, ThreadPool* pool, LinearScratch* s, const GemmAfter* then,
               int64_t align) const {

@@ -1,4 +1,5 @@
-// AVX2 W4A8 GEMM over Q4_0 blocks read in place (definition: kernels/q4_gemm.h).
+// AVX2 W4A8 / W5A8 GEMM over Q4_0, Q5_0, Q4_K and Q5_K blocks read in place, with the shadow
+// path's outliers taken from the same repacked blocks (definition: kernels/q4_gemm.h).
 //
 // Per row chunk and K step, each 16-channel panel's blocks are repacked from the file's
 // layout (one channel's 32 k per block) into the microkernel's ([k-quad][16 channels][4 k]
