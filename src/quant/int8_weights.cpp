@@ -27,6 +27,37 @@ namespace octet {
 
 namespace {
 
+// The outliers of ol that `keep` selects, made into `make(o)`, by row: row r's are
+// (*out)[row_begin[r] .. row_begin[r + 1]), in their order in ol (a stable counting sort; a
+// row-major list, as quantisation emits, is copied in order).
+template <class E, class Keep, class Make>
+void outliers_by_row(const OutlierList& ol, int64_t m, const Keep& keep, const Make& make,
+                     std::vector<E>* out, std::vector<int32_t>* row_begin) {
+  std::vector<int32_t>& rb = *row_begin;
+  rb.assign(static_cast<size_t>(m + 1), 0);
+  bool sorted = true;
+  int32_t prev = 0;
+  for (const Outlier& o : ol)
+    if (keep(o)) {
+      ++rb[o.row + 1];
+      sorted &= o.row >= prev;
+      prev = o.row;
+    }
+  for (int64_t r = 0; r < m; ++r) rb[r + 1] += rb[r];
+  out->resize(static_cast<size_t>(rb[m]));
+  if (sorted) {
+    size_t i = 0;
+    for (const Outlier& o : ol)
+      if (keep(o)) (*out)[i++] = make(o);
+    return;
+  }
+  // rb[r] advances to row r's end, then shifts back.
+  for (const Outlier& o : ol)
+    if (keep(o)) (*out)[static_cast<size_t>(rb[o.row]++)] = make(o);
+  for (int64_t r = m; r > 0; --r) rb[r] = rb[r - 1];
+  rb[0] = 0;
+}
+
 class Int8ShadowLinear final : public Linear {
   template <class T>
   static T& tl() {
@@ -224,29 +255,8 @@ class Int8ShadowLinear final : public Linear {
     // finished, while that block is still in cache. Per-thread scratch, no allocation once warm.
     std::vector<ShadowEntry>& ents = tl<std::vector<ShadowEntry>>();
     std::vector<int32_t>& row_begin = tl<std::vector<int32_t>>();
-    ents.resize(ol->size());
-    row_begin.assign(static_cast<size_t>(m + 1), 0);
-    bool sorted = true;
-    int32_t prev = 0;
-    for (const Outlier& o : *ol) {
-      ++row_begin[o.row + 1];
-      sorted &= o.row >= prev;
-      prev = o.row;
-    }
-    for (int64_t r = 0; r < m; ++r) row_begin[r + 1] += row_begin[r];
-    auto entry = [&](const Outlier& o) -> ShadowEntry {
-      const int32_t h = hot_index_.empty() ? -1 : hot_index_[o.col];
-      return {h >= 0 ? hot_cols_.data() + static_cast<size_t>(h) * 16 : nullptr, o.col,
-              o.residual};
-    };
-    if (sorted) {  // quantisation emits row-major lists: entries in place
-      for (size_t i = 0; i < ol->size(); ++i) ents[i] = entry((*ol)[i]);
-    } else {
-      // Stable counting sort by row: row_begin[r] advances to row r's end, then shifts back.
-      for (const Outlier& o : *ol) ents[static_cast<size_t>(row_begin[o.row]++)] = entry(o);
-      for (int64_t r = m; r > 0; --r) row_begin[r] = row_begin[r - 1];
-      row_begin[0] = 0;
-    }
+    outliers_by_row(*ol, m, [](const Outlier&) { return true; }, [this](const Outlier& o) { return entry_of(o); }, &ents,
+                    &row_begin);
     // Per row: the int8-column entries first, then the float-column (hot) ones, each in its
     // own order. The kernel branches on the kind per entry; in random order (~17 % hot on
     // ffn_mid) that branch was mispredicted often (isolated kernel, 1.8B down projection's
@@ -278,6 +288,11 @@ class Int8ShadowLinear final : public Linear {
     st = gemm(act, y, ldy, pool, &shadow, align);
     (void)st;
   }
+  // An outlier as the shadow kernel reads it: with its float column when the channel is hot.
+  ShadowEntry entry_of(const Outlier& o) const {
+    const int32_t h = hot_index_.empty() ? -1 : hot_index_[o.col];
+    return {h >= 0 ? hot_cols_.data() + static_cast<size_t>(h) * 16 : nullptr, o.col, o.residual};
+  }
   Status gemm(const Int8Activations& act, float* y, int64_t ldy, ThreadPool* pool,
               const GemmAfter* after, int64_t align) const {
     return gemm_int8(act, lin_->weights(), y, ldy, lin_->bias(), false, pool, after, align);
@@ -305,31 +320,14 @@ class Int8ShadowLinear final : public Linear {
     };
     Cold& cold = tl<Cold>();
     Hot& hot = tl<Hot>();
-    // Stable counting sorts by row (quantisation emits row-major lists; the fused FFN's are
-    // column-segment-major); then each row's cold ones in column order.
-    cold.row_begin.assign(static_cast<size_t>(m + 1), 0);
-    hot.row_begin.assign(static_cast<size_t>(m + 1), 0);
-    const auto hot_slot = [&](int32_t col) { return hot_index_.empty() ? -1 : hot_index_[col]; };
-    for (const Outlier& o : *ol)
-      ++(hot_slot(o.col) >= 0 ? hot.row_begin : cold.row_begin)[o.row + 1];
-    for (int64_t r = 0; r < m; ++r) {
-      cold.row_begin[r + 1] += cold.row_begin[r];
-      hot.row_begin[r + 1] += hot.row_begin[r];
-    }
-    cold.e.resize(static_cast<size_t>(cold.row_begin[m]));
-    hot.e.resize(static_cast<size_t>(hot.row_begin[m]));
-    for (const Outlier& o : *ol) {
-      if (const int32_t h = hot_slot(o.col); h >= 0)
-        hot.e[static_cast<size_t>(hot.row_begin[o.row]++)] = {
-            hot_cols_.data() + static_cast<size_t>(h) * 16, o.col, o.residual};
-      else
-        cold.e[static_cast<size_t>(cold.row_begin[o.row]++)] = {o.col, o.residual};
-    }
-    for (int64_t r = m; r > 0; --r) {
-      cold.row_begin[r] = cold.row_begin[r - 1];
-      hot.row_begin[r] = hot.row_begin[r - 1];
-    }
-    cold.row_begin[0] = hot.row_begin[0] = 0;
+    // Each kind by row (the fused FFN's lists are column-segment-major), then each row's cold
+    // ones in column order.
+    const auto is_hot = [&](const Outlier& o) { return !hot_index_.empty() && hot_index_[o.col] >= 0; };
+    outliers_by_row(*ol, m, is_hot, [this](const Outlier& o) { return entry_of(o); }, &hot.e,
+                    &hot.row_begin);
+    outliers_by_row(*ol, m, [&](const Outlier& o) { return !is_hot(o); },
+                    [](const Outlier& o) { return Q4Outlier{o.col, o.residual}; }, &cold.e,
+                    &cold.row_begin);
     const auto by_col = [](const Q4Outlier& a, const Q4Outlier& b) { return a.col < b.col; };
     for (int64_t r = 0; r < m; ++r) {
       Q4Outlier* const b = cold.e.data() + cold.row_begin[r];
