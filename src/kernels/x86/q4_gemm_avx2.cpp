@@ -516,7 +516,6 @@ void column_offsets_avx2(const Q4View& w, float* corr) {
 void gemm_avx2(const Acts& a, const Q4View& w, const float* corr, const int8::Epilogue& ep,
                int64_t m0, int64_t m1, int64_t p0, int64_t p1, const Q4Shadow* shadow) {
   if (m1 <= m0 || p1 <= p0) return;
-  if (shadow && shadow->row_begin[m0] == shadow->row_begin[m1]) shadow = nullptr;
   switch (w.format) {
     case Format::Q4_0: return gemm_format<Format::Q4_0>(a, w, corr, ep, m0, m1, p0, p1, shadow);
     case Format::Q5_0: return gemm_format<Format::Q5_0>(a, w, corr, ep, m0, m1, p0, p1, shadow);
