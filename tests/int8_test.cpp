@@ -145,18 +145,30 @@ void check_gemm(const std::vector<float>& x, int64_t m, int64_t k, const Int8Wei
       std::vector<int> seen(static_cast<size_t>(m * w.panels()), 0);
       std::mutex mu;
       bool final_ok = true;
-      const GemmAfter after = [&](int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
+      bool in_place = true;
+      const GemmAfter after = [&](int64_t m0, int64_t m1, int64_t p0, int64_t p1, float* t,
+                                  int64_t ldt) {
         std::lock_guard<std::mutex> lock(mu);
+        in_place &= t == yh.data() + m0 * ldy + 16 * p0 && ldt == ldy;
         for (int64_t i = m0; i < m1; ++i)
           for (int64_t p = p0; p < p1; ++p) {
             ++seen[i * w.panels() + p];
             for (int64_t j = p * 16; j < std::min(n, p * 16 + 16); ++j)
-              final_ok &= std::bit_cast<uint32_t>(yh[i * ldy + j]) ==
+              final_ok &= std::bit_cast<uint32_t>(t[(i - m0) * ldt + j - 16 * p0]) ==
                           std::bit_cast<uint32_t>(ref_bias[i * ldy + j]);
           }
       };
       ASSERT_TRUE(gemm_int8(a, w, yh.data(), ldy, bias.data(), false, pool, &after).ok());
       EXPECT_TRUE(final_ok);
+      EXPECT_TRUE(in_place);
+      for (int v : seen) ASSERT_EQ(v, 1);
+      // y_transient: blocks may be computed in per-thread tiles (kernel views rebased to the
+      // block); each must still be final and exact where its hook sees it.
+      std::fill(seen.begin(), seen.end(), 0);
+      in_place = true;
+      ASSERT_TRUE(gemm_int8(a, w, yh.data(), ldy, bias.data(), false, pool, &after, 1, true).ok());
+      EXPECT_TRUE(final_ok);
+      EXPECT_FALSE(in_place) << "no block went to a tile";
       for (int v : seen) ASSERT_EQ(v, 1);
     }
   }
@@ -442,15 +454,17 @@ TEST(Int8Weights, ShadowRowsMatchScalarDefinition) {
           o = std::fma(cs, sw[nn], o + hs);
         }
       }
+      // y at the block's element (m0, 16·p0), as a GemmAfter hook gets it.
+      const int64_t at = m0 * ldy + p0 * 16;
       w->shadow_rows(ents.data(), row_begin.data(), m0, m1, p0, p1, hot.data(), hot_stride,
-                     y.data(), ldy);
+                     y.data() + at, ldy);
       for (int64_t j = 0; j < M * ldy; ++j)
         ASSERT_EQ(y[j], want[j]) << "n=" << n << " rows " << m0 << ".." << m1 << " panels "
                                  << p0 << ".." << p1 << " at " << j;
       for (const SideIsa& isa : side_isas()) {
         y = y0;
         isa.shadow_rows(view_of(*w), ents.data(), row_begin.data(), m0, m1, p0, p1, hot.data(),
-                        hot_stride, y.data(), ldy);
+                        hot_stride, y.data() + at, ldy);
         for (int64_t j = 0; j < M * ldy; ++j)
           ASSERT_EQ(y[j], want[j]) << isa.name << " n=" << n << " rows " << m0 << ".." << m1
                                    << " panels " << p0 << ".." << p1 << " at " << j;
@@ -473,14 +487,14 @@ TEST(Int8Weights, ShadowRowsMatchScalarDefinition) {
         }
       y = y0;
       shadow_rows_hot(n, hot_ents.data(), hot_begin.data(), m0, m1, p0, p1, hot.data(), hot_stride,
-                      y.data(), ldy);
+                      y.data() + at, ldy);
       for (int64_t j = 0; j < M * ldy; ++j)
         ASSERT_EQ(y[j], want_hot[j]) << "hot only n=" << n << " at " << j;
       const kernels::int8::WView none{nullptr, n, 0, P, nullptr, nullptr};
       for (const SideIsa& isa : side_isas()) {
         y = y0;
         isa.shadow_rows(none, hot_ents.data(), hot_begin.data(), m0, m1, p0, p1, hot.data(),
-                        hot_stride, y.data(), ldy);
+                        hot_stride, y.data() + at, ldy);
         for (int64_t j = 0; j < M * ldy; ++j)
           ASSERT_EQ(y[j], want_hot[j]) << isa.name << " hot only n=" << n << " at " << j;
       }

@@ -101,6 +101,7 @@ class Int8Weights {
   // outliers being e[row_begin[r] .. row_begin[r+1]) (exact formula: kernels/int8_kernels.h,
   // shadow_rows_ref): y[r, n] += Σ a·hot(n) + s_w[n]·Σ a·q_w[n, col]. The hot columns live in
   // [hot_base, hot_base + panels·hot_stride) (prefetched per block), see ShadowEntry.
+  // y is the output's element (m0, 16·p0), row stride ldy (a GemmAfter's block).
   void shadow_rows(const ShadowEntry* e, const int32_t* row_begin, int64_t m0, int64_t m1,
                    int64_t p0, int64_t p1, const float* hot_base, int64_t hot_stride, float* y,
                    int64_t ldy) const;
@@ -127,7 +128,8 @@ class Int8Weights {
 };
 
 // The shadow path of a linear with float columns for its outliers and no int8 weights (every
-// entry hot; see Int8Weights::shadow_rows): y[r, n] += Σ a·hot(n) for n < N.
+// entry hot; see Int8Weights::shadow_rows): y[r, n] += Σ a·hot(n) for n < N; y is the
+// output's element (m0, 16·p0).
 void shadow_rows_hot(int64_t n, const ShadowEntry* e, const int32_t* row_begin, int64_t m0,
                      int64_t m1, int64_t p0, int64_t p1, const float* hot_base,
                      int64_t hot_stride, float* y, int64_t ldy);
@@ -248,10 +250,16 @@ class Int8SegmentQuantizer {
 // channels) by the thread that computed it, while the block is still in cache (the shadow
 // path); blocks are disjoint and cover the output. With after_align > 1 every block's
 // [p0, p1) starts and ends on a multiple of after_align panels (or at the last panel).
-using GemmAfter = std::function<void(int64_t m0, int64_t m1, int64_t p0, int64_t p1)>;
+// The hook gets the block itself: t is its element (m0, 16·p0), row stride ldt — inside y, or,
+// with y_transient, in a per-thread tile (y is then left unwritten wherever a tile served: the
+// caller wants each block only in its hook, e.g. the gate/up output that the fused FFN turns
+// into the down projection's input at once; the whole of y would otherwise go out to memory).
+using GemmAfter =
+    std::function<void(int64_t m0, int64_t m1, int64_t p0, int64_t p1, float* t, int64_t ldt)>;
 Status gemm_int8(const Int8Activations& a, const Int8Weights& w, float* y, int64_t ldy,
                  const float* bias = nullptr, bool accumulate = false, ThreadPool* pool = nullptr,
-                 const GemmAfter* after = nullptr, int64_t after_align = 1);
+                 const GemmAfter* after = nullptr, int64_t after_align = 1,
+                 bool y_transient = false);
 // Exact integer products y[m,n] = Σ_k q_x[m,k]·q_w[n,k] (tests, debugging).
 Status gemm_int8_i32(const Int8Activations& a, const Int8Weights& w, int32_t* y, int64_t ldy,
                      ThreadPool* pool = nullptr);

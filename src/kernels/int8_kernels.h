@@ -83,7 +83,8 @@ void dequant_column_avx512(const WView& w, int64_t k, int64_t p0, int64_t p1, fl
 // The sums stay in registers across a row's outliers: y is read and written once per row.
 // Hot weights: panel p of every hot channel in [hot_base + p·hot_stride, + hot_stride).
 // A WView with data null (only n and panels set) has no int8 weights: every entry is hot,
-// and y[r, n] += h.
+// and y[r, n] += h. The y argument is the output's element (m0, 16·p0): y[r, n] lies at
+// y + (r − m0)·ldy + n − 16·p0 (a block of the output, in place or in a per-thread tile).
 inline constexpr float kShadowQScale = 16777216.0f;  // 2^24
 // vpshufb controls for it: byte b of each 32-bit lane to the lane's top byte, the rest zero.
 // vpshufb indexes inside 16-byte lanes, so a ymm uses the first 32 bytes of the same row.

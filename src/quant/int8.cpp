@@ -437,14 +437,25 @@ void Int8SegmentQuantizer::segment_rows(const float* x, int64_t ldx, int64_t r0,
 
 namespace {
 
-// Runs kernel(m0, m1, p0, p1) over rows [0, m) × panels [0, panels) on the pool (`grain`:
-// panels per microkernel block, `mr`: rows per microkernel, `panel_bytes`: one panel's
-// weights), then `after` on each finished block, in stripes of hook_rows (a multiple of
-// the kernel's row chunk).
+// Where drive_gemm's kernel writes a block: into y as usual (tile null), or into the tile,
+// whose element (0, 0) is the block's (m0, 16·p0), row stride ldt.
+struct GemmTile {
+  float* tile;
+  int64_t ldt;
+};
+
+// Runs kernel(m0, m1, p0, p1, GemmTile) over rows [0, m) × panels [0, panels) on the pool
+// (`grain`: panels per microkernel block, `mr`: rows per microkernel, `panel_bytes`: one
+// panel's weights), then `after` on each finished block, in stripes of hook_rows (a multiple
+// of the kernel's row chunk). y/ldy: the output (null: not float). With tile_ok set, a stripe
+// for which tile_ok(m0, p0) holds is computed into a per-thread tile and handed to `after`
+// there (see GemmAfter: y_transient).
 template <class Kernel>
 Status drive_gemm(int64_t m, int64_t panels, int64_t grain, int64_t mr, int64_t panel_bytes,
                   int64_t macs, ThreadPool* pool, const GemmAfter* after, int64_t after_align,
-                  const Kernel& kernel, int64_t hook_rows = kHookRows) {
+                  const Kernel& kernel, float* y, int64_t ldy,
+                  const std::function<bool(int64_t, int64_t)>* tile_ok = nullptr,
+                  int64_t hook_rows = kHookRows) {
   const int nt = pool ? pool->size() : 1;
   // N is cut into chunks of whole microkernel blocks holding ~kChunkWeightBytes of weights:
   // a chunk's weights stay in L2 while the kernel's row chunks re-read them, and with
@@ -470,11 +481,22 @@ Status drive_gemm(int64_t m, int64_t panels, int64_t grain, int64_t mr, int64_t 
   // the first stripes' lines had been evicted by the weights and activations (perf: a third
   // of the shadow kernel's samples on its first load of each output row).
   auto block = [&](int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
-    if (!after || !*after) return kernel(m0, m1, p0, p1);
+    if (!after || !*after) return kernel(m0, m1, p0, p1, GemmTile{nullptr, 0});
     for (int64_t r = m0; r < m1; r += hook_rows) {
       const int64_t r1 = std::min(m1, r + hook_rows);
-      kernel(r, r1, p0, p1);
-      (*after)(r, r1, p0, p1);
+      if (tile_ok && (*tile_ok)(r, p0)) {
+        // One stripe's block, reused stripe after stripe: it stays in L2, where y's lines
+        // would have been written back to memory (20 MB per layer for a 0.5B-shape gate/up).
+        thread_local detail::AlignedVector<float> buf;
+        const int64_t ldt = 16 * (p1 - p0);
+        if (static_cast<int64_t>(buf.size()) < (r1 - r) * ldt)
+          buf.resize(static_cast<size_t>((r1 - r) * ldt));
+        kernel(r, r1, p0, p1, GemmTile{buf.data(), ldt});
+        (*after)(r, r1, p0, p1, buf.data(), ldt);
+      } else {
+        kernel(r, r1, p0, p1, GemmTile{nullptr, 0});
+        (*after)(r, r1, p0, p1, y ? y + r * ldy + 16 * p0 : nullptr, ldy);
+      }
     }
   };
   if (nt == 1 || macs < kMinParallelMacs) {
@@ -509,7 +531,8 @@ Status drive_gemm(int64_t m, int64_t panels, int64_t grain, int64_t mr, int64_t 
 }
 
 Status run_gemm(const Int8Activations& a, const Int8Weights& w, const Epilogue& ep,
-                ThreadPool* pool, const GemmAfter* after = nullptr, int64_t after_align = 1) {
+                ThreadPool* pool, const GemmAfter* after = nullptr, int64_t after_align = 1,
+                bool y_transient = false) {
   if (a.k() != w.k())
     return Status::Error("int8 gemm: activations K=" + std::to_string(a.k()) +
                          " but weights K=" + std::to_string(w.k()));
@@ -520,24 +543,40 @@ Status run_gemm(const Int8Activations& a, const Int8Weights& w, const Epilogue& 
   const Kernels& kr = kernels_for(a.isa());
   const AView av{a.data(), a.m(), a.ld(), a.row_scales()};
   const WView wv{w.packed(), w.n(), w.k4(), w.panels(), w.scales(), w.shift_correction()};
-  return drive_gemm(a.m(), w.panels(), kr.panel_grain, kr.mr, 16 * w.k4() * 4,
-                    a.m() * w.n() * w.k(), pool, after, after_align,
-                    [&](int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
-                      kr.gemm(av, wv, ep, m0, m1, p0, p1);
-                    });
+  // A tile takes a block whose rows start a row block and whose panels start a column block
+  // of the packed weights: the kernel then runs on views rebased to (m0, p0).
+  const std::function<bool(int64_t, int64_t)> tile_ok = [&](int64_t m0, int64_t p0) {
+    return (a.row_block() == 0 || m0 % a.row_block() == 0) && p0 % kInt8PanelsPerBlock == 0;
+  };
+  return drive_gemm(
+      a.m(), w.panels(), kr.panel_grain, kr.mr, 16 * w.k4() * 4, a.m() * w.n() * w.k(), pool,
+      after, after_align,
+      [&](int64_t m0, int64_t m1, int64_t p0, int64_t p1, GemmTile t) {
+        if (!t.tile) return kr.gemm(av, wv, ep, m0, m1, p0, p1);
+        const AView a2{av.data + m0 * av.ld, m1 - m0, av.ld,
+                       av.row_scale ? av.row_scale + m0 : nullptr};
+        const WView w2{wv.data + p0 * wv.k4 * 64, wv.n - 16 * p0, wv.k4, wv.panels - p0,
+                       wv.scale + 16 * p0, wv.corr + 16 * p0};
+        Epilogue e2 = ep;
+        e2.y = t.tile;
+        e2.ldy = t.ldt;
+        e2.bias = ep.bias ? ep.bias + 16 * p0 : nullptr;
+        kr.gemm(a2, w2, e2, 0, m1 - m0, 0, p1 - p0);
+      },
+      ep.y, ep.ldy, y_transient && ep.y && !ep.accumulate ? &tile_ok : nullptr);
 }
 
 }  // namespace
 
 Status gemm_int8(const Int8Activations& a, const Int8Weights& w, float* y, int64_t ldy,
                  const float* bias, bool accumulate, ThreadPool* pool, const GemmAfter* after,
-                 int64_t after_align) {
+                 int64_t after_align, bool y_transient) {
   Epilogue ep;
   ep.y = y;
   ep.ldy = ldy;
   ep.bias = bias;
   ep.accumulate = accumulate;
-  return run_gemm(a, w, ep, pool, after, after_align);
+  return run_gemm(a, w, ep, pool, after, after_align, y_transient);
 }
 
 Status gemm_int8_i32(const Int8Activations& a, const Int8Weights& w, int32_t* y, int64_t ldy,
@@ -637,10 +676,10 @@ Status gemm_q4(const Int8Activations& a, const Q4Weights& w, float* y, int64_t l
   return drive_gemm(a.m(), w.panels(), 1, 3, 16 * kernels::q4::row_bytes(view.format, w.k()),
                     a.m() * w.n() * w.k(), pool,
                     after, after_align,
-                    [&](int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
+                    [&](int64_t m0, int64_t m1, int64_t p0, int64_t p1, GemmTile) {
                       fn(acts, view, w.column_offsets(), ep, m0, m1, p0, p1, shadow);
                     },
-                    192);
+                    y, ldy, nullptr, 192);
 }
 
 void add_outlier_products(const OutlierList& outliers,

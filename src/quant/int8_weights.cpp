@@ -187,7 +187,8 @@ class Int8ShadowLinear final : public Linear {
     // mutex puts the loser to sleep in the kernel (a futex wake-up costs more than the
     // copy it guards).
     std::atomic_flag busy = ATOMIC_FLAG_INIT;
-    const GemmAfter then = [&](int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
+    const GemmAfter then = [&](int64_t m0, int64_t m1, int64_t p0, int64_t p1, float* t,
+                               int64_t ldt) {
       OutlierList& mine = tl<OutlierList>();
       mine.clear();
       OutlierList* out = down.shadow_ ? &mine : nullptr;
@@ -204,7 +205,7 @@ class Int8ShadowLinear final : public Linear {
       for (int64_t r0 = m0; r0 < m1; r0 += kRows) {
         const int64_t r1 = std::min(m1, r0 + kRows);
         for (int64_t r = r0; r < r1; ++r) {
-          const float* row = gu + r * ldgu + 32 * q0;
+          const float* row = t + (r - m0) * ldt;  // the block's row: channels from 16·p0
           for (int64_t q = 0; q < q1 - q0; ++q) {
             std::memcpy(g + 16 * q, row + 32 * q, 16 * sizeof(float));
             std::memcpy(u + 16 * q, row + 32 * q + 16, 16 * sizeof(float));
@@ -245,7 +246,7 @@ class Int8ShadowLinear final : public Linear {
     s->entries += static_cast<uint64_t>(m * k());
     if (q4_) return run_q4(act, ol, m, y, ldy, pool, s, then, align);
     if (!ol || ol->empty()) {
-      st = gemm(act, y, ldy, pool, then, align);
+      st = gemm(act, y, ldy, pool, then, align, then != nullptr);
       (void)st;  // shapes were fixed at build time
       return;
     }
@@ -280,12 +281,13 @@ class Int8ShadowLinear final : public Linear {
       }
     }
     const Int8Weights& w = lin_->weights();
-    const GemmAfter shadow = [&](int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
+    const GemmAfter shadow = [&](int64_t m0, int64_t m1, int64_t p0, int64_t p1, float* t,
+                                 int64_t ldt) {
       w.shadow_rows(ents.data(), row_begin.data(), m0, m1, p0, p1,
-                    hot_cols_.empty() ? nullptr : hot_cols_.data(), hot_stride_, y, ldy);
-      if (then) (*then)(m0, m1, p0, p1);
+                    hot_cols_.empty() ? nullptr : hot_cols_.data(), hot_stride_, t, ldt);
+      if (then) (*then)(m0, m1, p0, p1, t, ldt);
     };
-    st = gemm(act, y, ldy, pool, &shadow, align);
+    st = gemm(act, y, ldy, pool, &shadow, align, then != nullptr);
     (void)st;
   }
   // An outlier as the shadow kernel reads it: with its float column when the channel is hot.
@@ -293,9 +295,12 @@ class Int8ShadowLinear final : public Linear {
     const int32_t h = hot_index_.empty() ? -1 : hot_index_[o.col];
     return {h >= 0 ? hot_cols_.data() + static_cast<size_t>(h) * 16 : nullptr, o.col, o.residual};
   }
+  // With a `then` hook (the fused FFN) the output is wanted only block by block in the hook:
+  // the GEMM may keep each block in a per-thread tile instead of writing y (y_transient).
   Status gemm(const Int8Activations& act, float* y, int64_t ldy, ThreadPool* pool,
-              const GemmAfter* after, int64_t align) const {
-    return gemm_int8(act, lin_->weights(), y, ldy, lin_->bias(), false, pool, after, align);
+              const GemmAfter* after, int64_t align, bool transient) const {
+    return gemm_int8(act, lin_->weights(), y, ldy, lin_->bias(), false, pool, after, align,
+                     transient);
   }
   // The file's blocks: the kernel adds the correction of every outlier without a float column
   // itself, from the blocks it decodes (row by row, each row's in ascending column, as
@@ -335,10 +340,11 @@ class Int8ShadowLinear final : public Linear {
       if (!std::is_sorted(b, x, by_col)) std::sort(b, x, by_col);
     }
     const Q4Shadow sh{cold.e.data(), cold.row_begin.data()};
-    const GemmAfter with_hot = [&](int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
+    const GemmAfter with_hot = [&](int64_t m0, int64_t m1, int64_t p0, int64_t p1, float* t,
+                                   int64_t ldt) {
       shadow_rows_hot(n_, hot.e.data(), hot.row_begin.data(), m0, m1, p0, p1, hot_cols_.data(),
-                      hot_stride_, y, ldy);
-      if (then) (*then)(m0, m1, p0, p1);
+                      hot_stride_, t, ldt);
+      if (then) (*then)(m0, m1, p0, p1, t, ldt);
     };
     Status st = gemm_q4(act, *q4_, y, ldy, nullptr, pool, hot.e.empty() ? then : &with_hot,
                         align, cold.e.empty() ? nullptr : &sh);

@@ -80,7 +80,7 @@ void shadow_rows_ref(const WView& w, const ShadowEntry* e, const int32_t* row_be
           c = std::fma(en.residual, static_cast<float>(q) * kShadowQScale, c);
         }
       }
-      float& out = y[r * ldy + n];
+      float& out = y[(r - m0) * ldy + (n - p0 * 16)];
       out = w.data ? std::fma(c, w.scale[n] * (1.0f / kShadowQScale), out + h) : out + h;
     }
   }

@@ -104,6 +104,7 @@ inline __attribute__((always_inline)) void shadow_store(float* yr, const ShadowC
 // int8-column sums). With NP ≤ T::kPairMaxNP, two rows go in lockstep (each in its own
 // order) so that narrow blocks still have enough independent FMA chains to hide the FMA
 // latency; all accumulators are named arrays with constant indices, so they stay in registers.
+// y is the output's element (m0, 16·p0).
 template <class T, int NP, bool U, bool kCold>
 void shadow_block(const WView& wv, const ShadowEntry* e, const int32_t* row_begin, int64_t m0,
                   int64_t m1, int64_t p0, const float* hot_base, int64_t hot_stride, float* y,
@@ -161,12 +162,12 @@ void shadow_block(const WView& wv, const ShadowEntry* e, const int32_t* row_begi
       }
       for (; tb < eb; ++tb) ahead(tb), shadow_add<T, NP, U, kCold>(e[tb], w, hb, cb);
       for (; ta < ea; ++ta) ahead(ta), shadow_add<T, NP, U, kCold>(e[ta], w, ha, ca);
-      shadow_store<T, NP, kCold>(y + r * ldy + w.n0, w, ha, ca);
-      shadow_store<T, NP, kCold>(y + rb * ldy + w.n0, w, hb, cb);
+      shadow_store<T, NP, kCold>(y + (r - m0) * ldy, w, ha, ca);
+      shadow_store<T, NP, kCold>(y + (rb - m0) * ldy, w, hb, cb);
       r = next_row(rb + 1);
     } else {
       for (; ta < ea; ++ta) ahead(ta), shadow_add<T, NP, U, kCold>(e[ta], w, ha, ca);
-      shadow_store<T, NP, kCold>(y + r * ldy + w.n0, w, ha, ca);
+      shadow_store<T, NP, kCold>(y + (r - m0) * ldy, w, ha, ca);
       r = next_row(r + 1);
     }
   }
@@ -181,7 +182,8 @@ constexpr std::array<ShadowBlockFn, sizeof...(I)> shadow_blocks(std::index_seque
 }
 
 // The whole call: blocks of ≤ T::kMaxNP panels of equal width (9 panels on zmm: 5 + 4, not
-// 8 + 1: each block visits all its rows' outliers once).
+// 8 + 1: each block visits all its rows' outliers once). y is the output's element
+// (m0, 16·p0), as for shadow_rows_ref.
 template <class T>
 void shadow_rows_impl(const WView& w, const ShadowEntry* e, const int32_t* row_begin, int64_t m0,
                       int64_t m1, int64_t p0, int64_t p1, const float* hot_base,
@@ -199,7 +201,8 @@ void shadow_rows_impl(const WView& w, const ShadowEntry* e, const int32_t* row_b
     if (p * 16 >= w.n) break;
     const int64_t used = std::min<int64_t>(np, (w.n - p * 16 + 15) / 16);
     const int kind = !w.data ? 2 : w.step(p) == w.step(p + used - 1) ? 1 : 0;
-    kBlock[kind][used - 1](w, e, row_begin, m0, m1, p, hot_base, hot_stride, y, ldy);
+    kBlock[kind][used - 1](w, e, row_begin, m0, m1, p, hot_base, hot_stride, y + (p - p0) * 16,
+                           ldy);
   }
 }
 
