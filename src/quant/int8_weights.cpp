@@ -107,7 +107,10 @@ class Int8ShadowLinear final : public Linear {
         for (int64_t n = p0 * 16; n < std::min(N, p1 * 16); ++n) {
           const float* row = w_f32 + n * K;
           uint16_t* dst = hot_cols_.data() + (n / 16) * hot_stride_ + n % 16;
-          for (const auto& [h, k] : valid) dst[h * 16] = fp32_to_fp16(row[k]);
+          // Saturated at f16's largest finite value: an LLM weight is never near it, and a
+          // file that had one must not turn the shadow path's sums into inf.
+          for (const auto& [h, k] : valid)
+            dst[h * 16] = fp32_to_fp16(std::clamp(row[k], -65504.0f, 65504.0f));
         }
       });
     }

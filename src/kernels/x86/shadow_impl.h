@@ -7,7 +7,8 @@
 // Traits: F (float vector of W lanes), I (int vector), kMaxNP (panels per block: the
 // accumulators, 2 per vector, must fit the register file), kPairMaxNP (blocks this narrow
 // run two rows in lockstep, for enough independent FMA chains), zero(), set1(f), loadf(p),
-// loadi(p), loadh(p) (W halves widened to floats), storef(p, v), fmadd(a, b, c) = a·b + c, add(a, b), mul(a, b), top(v, ctrl) = the
+// loadi(p), loadh(p) (W halves widened to floats), storef(p, v), fmadd(a, b, c) = a·b + c,
+// add(a, b), mul(a, b), top(v, ctrl) = the
 // float value of each 32-bit lane of v after vpshufb with ctrl (a kByteToTop row: byte b of
 // the lane moved to its top byte, i.e. q·2^24), loadn(p, n) / storen(p, v, n) (first n ≤ W
 // lanes; the rest zero / untouched), prefetch_l1(p), prefetch_l2(p).
