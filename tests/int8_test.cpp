@@ -13,7 +13,6 @@
 
 #include "kernels/int8_kernels.h"
 #include "octet/cpu.h"
-#include "octet/half.h"
 #include "octet/int8.h"
 
 namespace octet {
@@ -34,7 +33,7 @@ struct SideIsa {
   void (*row_quant)(const float*, int64_t, float, int8_t*, int64_t);
   void (*dequant_column)(const kernels::int8::WView&, int64_t, int64_t, int64_t, float*);
   void (*shadow_rows)(const kernels::int8::WView&, const ShadowEntry*, const int32_t*, int64_t,
-                      int64_t, int64_t, int64_t, const uint16_t*, int64_t, float*, int64_t);
+                      int64_t, int64_t, int64_t, const float*, int64_t, float*, int64_t);
 };
 
 std::vector<SideIsa> side_isas() {
@@ -412,18 +411,14 @@ TEST(Int8Weights, ShadowRowsMatchScalarDefinition) {
     auto w = Int8Weights::from_int8(qw.data(), sw.data(), n, k);
     ASSERT_TRUE(w.ok());
     const int64_t P = w->panels(), ldy = n + 3;
-    // 3 float columns as f16, panel-major ([panel][column][16], lanes past N zero as the model
+    // 3 float columns, panel-major ([panel][column][16], lanes past N zero as the model
     // builds them): hot value of column c at output nn = hot[(nn/16)·48 + c·16 + nn%16].
     const int64_t hot_stride = 3 * 16;
-    std::vector<uint16_t> hot(static_cast<size_t>(P * hot_stride));
-    {
-      const std::vector<float> hf = random_f(rng, P * hot_stride, -1.0f, 1.0f);
-      for (size_t i = 0; i < hot.size(); ++i) hot[i] = fp32_to_fp16(hf[i]);
-    }
+    std::vector<float> hot = random_f(rng, P * hot_stride, -1.0f, 1.0f);
     for (int64_t p = 0; p < P; ++p)
       for (int64_t c = 0; c < 3; ++c)
         for (int64_t l = 0; l < 16; ++l)
-          if (p * 16 + l >= n) hot[p * hot_stride + c * 16 + l] = 0;
+          if (p * 16 + l >= n) hot[p * hot_stride + c * 16 + l] = 0.0f;
     std::vector<ShadowEntry> ents;
     std::vector<int32_t> row_begin(M + 1, 0);
     std::uniform_int_distribution<int> ncount(0, 12), col(0, static_cast<int>(k) - 1), h(0, 3);
@@ -451,8 +446,7 @@ TEST(Int8Weights, ShadowRowsMatchScalarDefinition) {
           for (int32_t t = row_begin[r]; t < row_begin[r + 1]; ++t) {
             const ShadowEntry& e = ents[t];
             if (e.hot)
-              hs = std::fma(e.residual, fp16_to_fp32(e.hot[(nn / 16) * hot_stride + nn % 16]),
-                            hs);
+              hs = std::fma(e.residual, e.hot[(nn / 16) * hot_stride + nn % 16], hs);
             else
               cs = std::fma(e.residual, static_cast<float>(qw[nn * k + e.col]), cs);
           }
@@ -488,8 +482,7 @@ TEST(Int8Weights, ShadowRowsMatchScalarDefinition) {
         for (int64_t nn = p0 * 16; nn < std::min(n, p1 * 16); ++nn) {
           float hs = 0.0f;
           for (int32_t t = hot_begin[r]; t < hot_begin[r + 1]; ++t)
-            hs = std::fma(hot_ents[t].residual,
-                          fp16_to_fp32(hot_ents[t].hot[(nn / 16) * hot_stride + nn % 16]), hs);
+            hs = std::fma(hot_ents[t].residual, hot_ents[t].hot[(nn / 16) * hot_stride + nn % 16], hs);
           if (hot_begin[r] < hot_begin[r + 1]) want_hot[r * ldy + nn] += hs;
         }
       y = y0;

@@ -51,15 +51,11 @@ inline constexpr int64_t kInt8MaxK = int64_t{1} << 16;
 
 // One outlier of the shadow path, as the kernel reads it.
 struct ShadowEntry {
-  // Float weights of input channel col as IEEE halves (f16 bits; the kernels widen them
-  // exactly), or null (the int8 weights' column, read in place). Half, not float: these
-  // columns are re-read from L2 for every row stripe of a block, next to the GEMM's weights
-  // (a down projection's hot columns were as large as its block of int8 weights), and f16's
-  // 11-bit significand is ~100× finer than the int8 column it replaces.
+  // Float weights of input channel col, or null (the int8 weights' column, read in place).
   // Panel-major: output n of the channel is hot[(n / 16)·hot_stride + n % 16], hot_stride
-  // being given with the call (all hot channels' 16 values of panel p lie side by side, so the
+  // being given with the call (all hot channels' 16 floats of panel p lie side by side, so the
   // part a block of outputs needs is one contiguous range).
-  const uint16_t* hot;
+  const float* hot;
   int32_t col;
   float residual;  // x − clip(x)
 };
@@ -107,8 +103,8 @@ class Int8Weights {
   // [hot_base, hot_base + panels·hot_stride) (prefetched per block), see ShadowEntry.
   // y is the output's element (m0, 16·p0), row stride ldy (a GemmAfter's block).
   void shadow_rows(const ShadowEntry* e, const int32_t* row_begin, int64_t m0, int64_t m1,
-                   int64_t p0, int64_t p1, const uint16_t* hot_base, int64_t hot_stride,
-                   float* y, int64_t ldy) const;
+                   int64_t p0, int64_t p1, const float* hot_base, int64_t hot_stride, float* y,
+                   int64_t ldy) const;
   size_t bytes() const { return packed_.size() + 8 * scales_.size(); }
 
   // Kernel view (layout above).
@@ -135,7 +131,7 @@ class Int8Weights {
 // entry hot; see Int8Weights::shadow_rows): y[r, n] += Σ a·hot(n) for n < N; y is the
 // output's element (m0, 16·p0).
 void shadow_rows_hot(int64_t n, const ShadowEntry* e, const int32_t* row_begin, int64_t m0,
-                     int64_t m1, int64_t p0, int64_t p1, const uint16_t* hot_base,
+                     int64_t m1, int64_t p0, int64_t p1, const float* hot_base,
                      int64_t hot_stride, float* y, int64_t ldy);
 
 // One activation entry beyond the clip range: x[row, col] = clip + residual.

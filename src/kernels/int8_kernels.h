@@ -73,8 +73,7 @@ void dequant_column_avx2(const WView& w, int64_t k, int64_t p0, int64_t p1, floa
 void dequant_column_avx512(const WView& w, int64_t k, int64_t p0, int64_t p1, float* out);
 // Shadow path for activation rows [m0, m1), row r's outliers being e[row_begin[r] ..
 // row_begin[r+1]) in order, and each output n in [16·p0, min(16·p1, N)):
-//   h = Σ a·f32(hot[(n/16)·hot_stride + n%16])  over entries with half weights (fma chain
-//       from 0; f32() widens exactly)
+//   h = Σ a·hot[(n/16)·hot_stride + n%16]  over entries with float weights (fma chain from 0)
 //   c = Σ a·(q_w[n, col]·2^24)  over the others, int8 weights read in place (fma chain
 //       from 0; q·2^24 is the weight byte moved to the top of a 32-bit lane, converted
 //       without the arithmetic shift back: one vector op less per entry and panel)
@@ -98,13 +97,13 @@ alignas(64) inline constexpr struct ByteToTop {
 } kByteToTopTable;
 inline constexpr const int8_t (&kByteToTop)[4][64] = kByteToTopTable.m;
 void shadow_rows_ref(const WView& w, const ShadowEntry* e, const int32_t* row_begin, int64_t m0,
-                     int64_t m1, int64_t p0, int64_t p1, const uint16_t* hot_base,
+                     int64_t m1, int64_t p0, int64_t p1, const float* hot_base,
                      int64_t hot_stride, float* y, int64_t ldy);
 void shadow_rows_avx2(const WView& w, const ShadowEntry* e, const int32_t* row_begin, int64_t m0,
-                      int64_t m1, int64_t p0, int64_t p1, const uint16_t* hot_base,
+                      int64_t m1, int64_t p0, int64_t p1, const float* hot_base,
                       int64_t hot_stride, float* y, int64_t ldy);
 void shadow_rows_avx512(const WView& w, const ShadowEntry* e, const int32_t* row_begin,
-                        int64_t m0, int64_t m1, int64_t p0, int64_t p1, const uint16_t* hot_base,
+                        int64_t m0, int64_t m1, int64_t p0, int64_t p1, const float* hot_base,
                         int64_t hot_stride, float* y, int64_t ldy);
 
 // Weight quantisation at load, one row of W (k floats): the first index whose value is not

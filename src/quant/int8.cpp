@@ -40,7 +40,7 @@ struct SideKernels {
   void (*row_quant)(const float*, int64_t, float, int8_t*, int64_t);
   void (*dequant_column)(const WView&, int64_t, int64_t, int64_t, float*);
   void (*shadow_rows)(const WView&, const ShadowEntry*, const int32_t*, int64_t, int64_t,
-                      int64_t, int64_t, const uint16_t*, int64_t, float*, int64_t);
+                      int64_t, int64_t, const float*, int64_t, float*, int64_t);
 };
 
 const SideKernels& side_kernels() {
@@ -231,14 +231,14 @@ void Int8Weights::dequant_column_panels(int64_t k, int64_t p0, int64_t p1, float
 }
 
 void Int8Weights::shadow_rows(const ShadowEntry* e, const int32_t* row_begin, int64_t m0,
-                              int64_t m1, int64_t p0, int64_t p1, const uint16_t* hot_base,
+                              int64_t m1, int64_t p0, int64_t p1, const float* hot_base,
                               int64_t hot_stride, float* y, int64_t ldy) const {
   const WView wv{packed(), n_, k4_, panels_, scales(), shift_correction()};
   side_kernels().shadow_rows(wv, e, row_begin, m0, m1, p0, p1, hot_base, hot_stride, y, ldy);
 }
 
 void shadow_rows_hot(int64_t n, const ShadowEntry* e, const int32_t* row_begin, int64_t m0,
-                     int64_t m1, int64_t p0, int64_t p1, const uint16_t* hot_base,
+                     int64_t m1, int64_t p0, int64_t p1, const float* hot_base,
                      int64_t hot_stride, float* y, int64_t ldy) {
   const WView wv{nullptr, n, 0, (n + 15) / 16, nullptr, nullptr};
   side_kernels().shadow_rows(wv, e, row_begin, m0, m1, p0, p1, hot_base, hot_stride, y, ldy);

@@ -18,7 +18,6 @@
 #include <cstring>
 
 #include "octet/calibration.h"
-#include "octet/half.h"
 #include "octet/linear_gguf.h"
 #include "octet/memory.h"
 #include "octet/runtime.h"
@@ -86,7 +85,7 @@ class Int8ShadowLinear final : public Linear {
         shadow_(shadow) {
     if (hot_float) keep_hot_columns(c, w_f32, pool);
   }
-  // Float columns (as f16) of the calibration's hot channels from W [N, K] (float, row-major).
+  // Float columns of the calibration's hot channels from W [N, K] (float, row-major).
   void keep_hot_columns(const SlotCalib& c, const float* w_f32, ThreadPool* pool) {
     const int64_t N = n_, K = k_;
     if (shadow_ && !c.hot.empty()) {
@@ -94,7 +93,7 @@ class Int8ShadowLinear final : public Linear {
       hot_index_.assign(static_cast<size_t>(K), -1);
       hot_stride_ = static_cast<int64_t>(c.hot.size()) * 16;
       const int64_t panels = (N + 15) / 16;
-      hot_cols_.assign(static_cast<size_t>(panels * hot_stride_), 0);  // f16 +0
+      hot_cols_.assign(static_cast<size_t>(panels * hot_stride_), 0.0f);
       std::vector<std::pair<int64_t, int32_t>> valid;  // (slot h, channel k)
       for (size_t h = 0; h < c.hot.size(); ++h)
         if (c.hot[h] >= 0 && c.hot[h] < K) {
@@ -106,11 +105,8 @@ class Int8ShadowLinear final : public Linear {
       parallel_for(pool, panels, 4, [&](int64_t p0, int64_t p1, int) {
         for (int64_t n = p0 * 16; n < std::min(N, p1 * 16); ++n) {
           const float* row = w_f32 + n * K;
-          uint16_t* dst = hot_cols_.data() + (n / 16) * hot_stride_ + n % 16;
-          // Saturated at f16's largest finite value: an LLM weight is never near it, and a
-          // file that had one must not turn the shadow path's sums into inf.
-          for (const auto& [h, k] : valid)
-            dst[h * 16] = fp32_to_fp16(std::clamp(row[k], -65504.0f, 65504.0f));
+          float* dst = hot_cols_.data() + (n / 16) * hot_stride_ + n % 16;
+          for (const auto& [h, k] : valid) dst[h * 16] = row[k];
         }
       });
     }
@@ -118,12 +114,12 @@ class Int8ShadowLinear final : public Linear {
   int64_t n() const override { return n_; }
   int64_t k() const override { return k_; }
   size_t bytes() const override {
-    return (lin_ ? lin_->weights().bytes() : 0) + hot_cols_.size() * sizeof(uint16_t) +
+    return (lin_ ? lin_->weights().bytes() : 0) + hot_cols_.size() * sizeof(float) +
            hot_index_.size() * sizeof(int32_t) + (q4_ ? q4_->bytes() : 0);
   }
   void account(WeightBytes* b) const override {
     if (lin_) b->int8 += lin_->weights().bytes();
-    b->hot_float += hot_cols_.size() * sizeof(uint16_t) + hot_index_.size() * sizeof(int32_t);
+    b->hot_float += hot_cols_.size() * sizeof(float) + hot_index_.size() * sizeof(int32_t);
     if (q4_) b->q4_index += q4_->bytes();
     const auto macs = static_cast<size_t>(n_ * k_);
     b->int8_macs += macs;
@@ -361,7 +357,7 @@ class Int8ShadowLinear final : public Linear {
   bool shadow_;
   const Int8ShadowLinear* down_ = nullptr;  // set: paired gate/up rows (pair_with)
   std::vector<int32_t> hot_index_;  // K entries: index into hot_cols_, or -1
-  detail::AlignedVector<uint16_t> hot_cols_;  // f16 [panels][n_hot][16] (see ShadowEntry)
+  detail::AlignedVector<float> hot_cols_;  // [panels][n_hot][16] (see ShadowEntry)
   int64_t hot_stride_ = 0;          // n_hot·16
   std::optional<Q4Weights> q4_;     // set: the GEMM and the shadow path read the file's rows
 };

@@ -52,9 +52,9 @@ void EngineFlags::add_to(CLI::App* cmd) {
                   "less accurate, faster for many rows of logits)")
       ->check(CLI::IsMember({"file", "int8"}));
   cmd->add_option("--hot-float", hot_float,
-                  "int8 mode: keep float (f16) weight columns of the hot (frequent-outlier) "
-                  "input channels for the shadow path (else it reads the int8 columns, or the "
-                  "file's blocks on the --q4-gemm path)");
+                  "int8 mode: keep float weight columns of the hot (frequent-outlier) input "
+                  "channels for the shadow path (else it reads the int8 columns, or the file's "
+                  "blocks on the --q4-gemm path)");
   cmd->add_option("--q4-gemm", q4_gemm,
                   "int8 mode on CPUs without AVX-512 VNNI: linears whose tensors share one of "
                   "Q4_0, Q5_0, Q4_K, Q5_K and whose input is not smoothed run their prefill GEMM "

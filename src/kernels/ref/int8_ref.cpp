@@ -5,7 +5,6 @@
 #include <cstring>
 
 #include "kernels/int8_kernels.h"
-#include "octet/half.h"
 
 namespace octet::kernels::int8 {
 namespace {
@@ -64,7 +63,7 @@ void dequant_column_ref(const WView& w, int64_t k, int64_t p0, int64_t p1, float
 }
 
 void shadow_rows_ref(const WView& w, const ShadowEntry* e, const int32_t* row_begin, int64_t m0,
-                     int64_t m1, int64_t p0, int64_t p1, const uint16_t*, int64_t hot_stride,
+                     int64_t m1, int64_t p0, int64_t p1, const float*, int64_t hot_stride,
                      float* y, int64_t ldy) {
   const int64_t n1 = std::min(w.n, p1 * 16);
   for (int64_t r = m0; r < m1; ++r) {
@@ -75,7 +74,7 @@ void shadow_rows_ref(const WView& w, const ShadowEntry* e, const int32_t* row_be
       for (int32_t t = row_begin[r]; t < row_begin[r + 1]; ++t) {
         const ShadowEntry& en = e[t];
         if (en.hot) {
-          h = std::fma(en.residual, fp16_to_fp32(en.hot[p * hot_stride + lane]), h);
+          h = std::fma(en.residual, en.hot[p * hot_stride + lane], h);
         } else {
           const int8_t q = (w.panel(p) + (en.col / 4) * w.step(p))[lane * 4 + en.col % 4];
           c = std::fma(en.residual, static_cast<float>(q) * kShadowQScale, c);

@@ -460,9 +460,6 @@ struct ShadowZmm {
   static F zero() { return _mm512_setzero_ps(); }
   static F set1(float f) { return _mm512_set1_ps(f); }
   static F loadf(const float* p) { return _mm512_loadu_ps(p); }
-  static F loadh(const uint16_t* p) {
-    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
-  }
   static I loadi(const void* p) { return _mm512_loadu_si512(p); }
   static F fmadd(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
   static F add(F a, F b) { return _mm512_add_ps(a, b); }
@@ -485,7 +482,7 @@ void dequant_column_avx512(const WView& w, int64_t k, int64_t p0, int64_t p1, fl
 }
 
 void shadow_rows_avx512(const WView& w, const ShadowEntry* e, const int32_t* row_begin,
-                        int64_t m0, int64_t m1, int64_t p0, int64_t p1, const uint16_t* hot_base,
+                        int64_t m0, int64_t m1, int64_t p0, int64_t p1, const float* hot_base,
                         int64_t hot_stride, float* y, int64_t ldy) {
   shadow_rows_impl<ShadowZmm>(w, e, row_begin, m0, m1, p0, p1, hot_base, hot_stride, y, ldy);
 }

@@ -7,8 +7,7 @@
 // Traits: F (float vector of W lanes), I (int vector), kMaxNP (panels per block: the
 // accumulators, 2 per vector, must fit the register file), kPairMaxNP (blocks this narrow
 // run two rows in lockstep, for enough independent FMA chains), zero(), set1(f), loadf(p),
-// loadi(p), loadh(p) (W halves widened to floats), storef(p, v), fmadd(a, b, c) = a·b + c,
-// add(a, b), mul(a, b), top(v, ctrl) = the
+// loadi(p), storef(p, v), fmadd(a, b, c) = a·b + c, add(a, b), mul(a, b), top(v, ctrl) = the
 // float value of each 32-bit lane of v after vpshufb with ctrl (a kByteToTop row: byte b of
 // the lane moved to its top byte, i.e. q·2^24), loadn(p, n) / storen(p, v, n) (first n ≤ W
 // lanes; the rest zero / untouched), prefetch_l1(p), prefetch_l2(p).
@@ -24,7 +23,7 @@ struct ShadowCols {
   int64_t step[NP];        // bytes per group in panel j's column block
   int64_t step0;           // the common step when all panels have the same (U below)
   typename T::F sw[NV];    // weight scales ·2^-24
-  int64_t hot_off[NP];     // halves from a ShadowEntry's hot pointer to panel j
+  int64_t hot_off[NP];     // floats from a ShadowEntry's hot pointer to panel j
   int64_t n0;              // first output
   int tail;                // valid outputs of the last panel (1..16)
 };
@@ -43,7 +42,7 @@ inline __attribute__((always_inline)) void shadow_add(const ShadowEntry& en,
     // Padded panels: lanes past N hold 0.
 #pragma GCC unroll 16
     for (int v = 0; v < NP * VP; ++v)
-      h[v] = T::fmadd(a, T::loadh(en.hot + w.hot_off[v / VP] + (v % VP) * T::W), h[v]);
+      h[v] = T::fmadd(a, T::loadf(en.hot + w.hot_off[v / VP] + (v % VP) * T::W), h[v]);
   } else {
     // Byte col % 4 of each 32-bit lane moved to the top byte with one vpshufb and converted
     // as it is: q·2^24 (see shadow_rows_ref). A variable shift, then the sign shift back
@@ -108,7 +107,7 @@ inline __attribute__((always_inline)) void shadow_store(float* yr, const ShadowC
 // y is the output's element (m0, 16·p0).
 template <class T, int NP, bool U, bool kCold>
 void shadow_block(const WView& wv, const ShadowEntry* e, const int32_t* row_begin, int64_t m0,
-                  int64_t m1, int64_t p0, const uint16_t* hot_base, int64_t hot_stride, float* y,
+                  int64_t m1, int64_t p0, const float* hot_base, int64_t hot_stride, float* y,
                   int64_t ldy) {
   using F = typename T::F;
   constexpr int NV = NP * (16 / T::W);
@@ -132,7 +131,7 @@ void shadow_block(const WView& wv, const ShadowEntry* e, const int32_t* row_begi
   // The block's hot weights are one contiguous range, touched in random order by the rows'
   // outliers: start fetching it into L2 now (the first touch of each line would stall).
   if (hot_base)
-    for (int64_t off = 0; off < NP * hot_stride; off += 32)  // 32 halves: one line
+    for (int64_t off = 0; off < NP * hot_stride; off += 16)
       T::prefetch_l2(hot_base + p0 * hot_stride + off);
   auto next_row = [&](int64_t r) {
     while (r < m1 && row_begin[r] == row_begin[r + 1]) ++r;
@@ -175,7 +174,7 @@ void shadow_block(const WView& wv, const ShadowEntry* e, const int32_t* row_begi
 }
 
 using ShadowBlockFn = void (*)(const WView&, const ShadowEntry*, const int32_t*, int64_t,
-                               int64_t, int64_t, const uint16_t*, int64_t, float*, int64_t);
+                               int64_t, int64_t, const float*, int64_t, float*, int64_t);
 
 template <class T, bool U, bool kCold, size_t... I>
 constexpr std::array<ShadowBlockFn, sizeof...(I)> shadow_blocks(std::index_sequence<I...>) {
@@ -187,7 +186,7 @@ constexpr std::array<ShadowBlockFn, sizeof...(I)> shadow_blocks(std::index_seque
 // (m0, 16·p0), as for shadow_rows_ref.
 template <class T>
 void shadow_rows_impl(const WView& w, const ShadowEntry* e, const int32_t* row_begin, int64_t m0,
-                      int64_t m1, int64_t p0, int64_t p1, const uint16_t* hot_base,
+                      int64_t m1, int64_t p0, int64_t p1, const float* hot_base,
                       int64_t hot_stride, float* y, int64_t ldy) {
   constexpr int64_t kMax = T::kMaxNP;
   // [0]: int8 columns in blocks of unequal step, [1]: of one step, [2]: hot entries only
