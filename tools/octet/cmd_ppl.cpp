@@ -63,7 +63,7 @@ void run(const PplArgs& a) {
   SessionOptions sor = so;
   sor.kv_type = ref_kv;
   if (ref) sref = std::make_unique<Session>(eng->model, ref, sor, eng->pool.get());
-  double nll = 0, kl = 0;
+  double nll = 0, nll_ref = 0, kl = 0;
   int64_t count = 0, agree = 0;
   std::vector<float> logits, rlogits;
   std::vector<double> lp, lq;
@@ -81,7 +81,7 @@ void run(const PplArgs& a) {
       nll -= log_prob(l, V, chunk[j + 1], sref ? &lq : nullptr);
       if (sref) {
         const float* r = rlogits.data() + j * V;
-        log_prob(r, V, 0, &lp);
+        nll_ref -= log_prob(r, V, chunk[j + 1], &lp);
         double k = 0;
         for (int64_t i = 0; i < V; ++i) k += std::exp(lp[i]) * (lp[i] - lq[i]);
         kl += k;
@@ -105,6 +105,7 @@ void run(const PplArgs& a) {
     if (sref) {
       j["reference"] = a.kv_ref.empty() ? "fp32 weights" : "kv " + a.kv_ref;
       j["kl_mean"] = kl / count;
+      j["ppl_ref"] = std::exp(nll_ref / count);  // the reference's own perplexity, same chunks
       j["top1_agree"] = static_cast<double>(agree) / count;
     }
     std::printf("%s\n", j.dump().c_str());
