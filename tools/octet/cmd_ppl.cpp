@@ -115,9 +115,9 @@ void run(const PplArgs& a) {
                 static_cast<long long>(n_ctx), compute_mode_name(eng->weights->mode()),
                 kernels::kv_type_name(so.kv_type));
     if (sref)
-      std::printf("vs %s: mean KL %.3g, top-1 agreement %.2f%%\n",
-                  a.kv_ref.empty() ? "fp32" : ("KV " + a.kv_ref).c_str(), kl / count,
-                  100.0 * agree / count);
+      std::printf("vs %s (its perplexity %.4f): mean KL %.3g, top-1 agreement %.2f%%\n",
+                  a.kv_ref.empty() ? "fp32" : ("KV " + a.kv_ref).c_str(),
+                  std::exp(nll_ref / count), kl / count, 100.0 * agree / count);
   }
 }
 
