@@ -622,6 +622,73 @@ TEST(Int8Activations, StaticQuantisationOutliersAndBounds) {
   }
 }
 
+// RowScale::kFitBelowClip: rows reaching the clip (127·s) are quantised exactly as with the
+// tensor's scale (same bytes, same outliers); a row below it gets max|x|/127 and the bytes of
+// a plain quantisation at that scale, its largest entry at ±127 and no outlier. Rows of both
+// kinds in runs of every length around the VNNI row block (8), whole and made on the fly.
+TEST(Int8Activations, RowsBelowTheClipGetTheirOwnScale) {
+  std::mt19937 rng(11);
+  const int64_t m = 29, k = 72;
+  const float s = 0.05f;  // clip ±6.35
+  std::vector<float> x = random_f(rng, m * k, -1, 1);
+  std::vector<float> want_scale(m, s);
+  for (int64_t i = 0; i < m; ++i) {
+    // Rows 0-2, 11-20 and 27 reach the clip (some beyond it: outliers); row 5 is all zero
+    // (keeps s); row 8 has its maximum just under the clip; the rest are small.
+    const bool reach = i < 3 || (i >= 11 && i <= 20) || i == 27;
+    if (reach) x[i * k + (i * 7) % k] = i % 2 ? 6.35f * 3 : -6.35f;
+    if (i == 5)
+      for (int64_t j = 0; j < k; ++j) x[i * k + j] = 0;
+    if (i == 8) x[i * k + 40] = -6.34f;
+    if (!reach && i != 5) {
+      float a = 0;
+      for (int64_t j = 0; j < k; ++j) a = std::max(a, std::fabs(x[i * k + j]));
+      want_scale[i] = a / 127.0f;
+    }
+  }
+  for (Int8Isa isa : available_isas()) {
+    for (int threads : {1, 2}) {
+      SCOPED_TRACE(std::string(int8_isa_name(isa)) + " threads=" + std::to_string(threads));
+      ThreadPool pool(threads);
+      Int8Activations tensor, fit, fit_rows;
+      OutlierList ot, of, ofr;
+      ASSERT_TRUE(quantize_activations(x.data(), m, k, 0, s, &tensor, &ot, &pool, isa).ok());
+      ASSERT_TRUE(quantize_activations(x.data(), m, k, 0, s, &fit, &of, &pool, isa,
+                                       RowScale::kFitBelowClip).ok());
+      const ActRowFn row = [&](int64_t r, float*) { return x.data() + r * k; };
+      ASSERT_TRUE(quantize_activations_rows(row, m, k, s, &fit_rows, &ofr, &pool, isa,
+                                            RowScale::kFitBelowClip).ok());
+      ASSERT_EQ(of.size(), ot.size());
+      ASSERT_GE(of.size(), 5u);
+      for (size_t i = 0; i < of.size(); ++i) {
+        EXPECT_EQ(of[i].row, ot[i].row);
+        EXPECT_EQ(of[i].col, ot[i].col);
+        EXPECT_EQ(of[i].residual, ot[i].residual);
+      }
+      ASSERT_EQ(ofr.size(), ot.size());
+      for (int64_t i = 0; i < m; ++i) {
+        EXPECT_EQ(fit.row_scale(i), want_scale[i]) << "row " << i;
+        EXPECT_EQ(fit_rows.row_scale(i), want_scale[i]) << "row " << i;
+        Int8Activations one;
+        ASSERT_TRUE(quantize_activations(x.data() + i * k, 1, k, 0, want_scale[i], &one, nullptr,
+                                         nullptr, isa).ok());
+        int top = 0;
+        for (int64_t j = 0; j < k; ++j) {
+          EXPECT_EQ(fit.at(i, j), one.at(0, j)) << i << "," << j;
+          EXPECT_EQ(fit_rows.at(i, j), fit.at(i, j)) << i << "," << j;
+          if (want_scale[i] == s) {
+            EXPECT_EQ(fit.at(i, j), tensor.at(i, j)) << i << "," << j;
+          }
+          top = std::max(top, std::abs(static_cast<int>(fit.at(i, j))));
+        }
+        if (want_scale[i] != s) {
+          EXPECT_EQ(top, 127) << "row " << i;
+        }
+      }
+    }
+  }
+}
+
 TEST(Int8Activations, DynamicPerRowAndNaN) {
   std::mt19937 rng(6);
   const int64_t m = 5, k = 37;

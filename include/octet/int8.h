@@ -198,18 +198,24 @@ class Int8Activations {
   std::vector<float> row_scale_;
 };
 
+// How a static scale s applies to each row. kTensor: every row s. kFitBelowClip: a row whose
+// largest |x| is below the clip 127·s gets its own finer scale max|x|/127 (then no entry of
+// it is an outlier); the other rows keep s and the clip, so the outliers are the same.
+enum class RowScale { kTensor, kFitBelowClip };
 // Static per-tensor scale s > 0 (x row stride ldx, 0: K). If outliers is not null it is
 // cleared and filled with every entry whose |x/s| exceeds 127.
 Status quantize_activations(const float* x, int64_t m, int64_t k, int64_t ldx, float scale,
                             Int8Activations* out, OutlierList* outliers = nullptr,
-                            ThreadPool* pool = nullptr, Int8Isa isa = Int8Isa::kAuto);
+                            ThreadPool* pool = nullptr, Int8Isa isa = Int8Isa::kAuto,
+                            RowScale rows = RowScale::kTensor);
 // The same for rows made on the fly: row(r, buf) returns row r of x (k floats), written into
 // buf (k floats, per thread) or anywhere else. A producer (an activation of two other rows)
 // then feeds the quantiser straight from L1, and x never exists as a whole.
 using ActRowFn = std::function<const float*(int64_t row, float* buf)>;
 Status quantize_activations_rows(const ActRowFn& row, int64_t m, int64_t k, float scale,
                                  Int8Activations* out, OutlierList* outliers = nullptr,
-                                 ThreadPool* pool = nullptr, Int8Isa isa = Int8Isa::kAuto);
+                                 ThreadPool* pool = nullptr, Int8Isa isa = Int8Isa::kAuto,
+                                 RowScale rows = RowScale::kTensor);
 // Dynamic per-row scale s_m = max_k|x[m,k]| / 127 (no outliers by construction).
 Status quantize_activations_dynamic(const float* x, int64_t m, int64_t k, int64_t ldx,
                                     Int8Activations* out, ThreadPool* pool = nullptr,

@@ -314,9 +314,42 @@ Expected<const Kernels*> shape_static(int64_t m, int64_t k, float scale, Int8Act
 
 // Static-scale quantisation of m rows; `rows(b, e, quant_rows)` hands the kernel its rows
 // (a view of x in place, or rows made one at a time).
+// Rows [r0, r1) of x (row r at x + r·ldx) under RowScale::kFitBelowClip: runs of rows that
+// reach the clip (or hold a NaN) go to the kernel together with the tensor's scale; a row
+// below it alone with its own scale max|x|/127, whose inverse is nudged down until max|x|
+// maps to at most 127 (so no entry counts as an outlier).
+void quant_fit_rows(const Kernels& kr, const float* x, int64_t ldx, int64_t k, float scale,
+                    float inv, uint8_t* dst, int64_t ld, float* row_scale, int64_t r0, int64_t r1,
+                    OutlierList* ol) {
+  thread_local std::vector<float> amax;
+  amax.resize(static_cast<size_t>(r1 - r0));
+  kr.absmax(x + r0 * ldx, ldx, k, 0, r1 - r0, amax.data());
+  const float clip = 127.0f * scale;
+  for (int64_t r = r0; r < r1;) {
+    int64_t e = r;
+    while (e < r1 && !(amax[e - r0] < clip)) ++e;
+    if (e > r) {
+      kr.quant(x + r * ldx, ldx, k, inv, scale, dst, ld, r, e, ol);
+      r = e;
+      continue;
+    }
+    const float a = amax[r - r0];
+    float s = scale, si = inv;
+    if (a > 0) {
+      s = a / 127.0f;
+      si = 1.0f / s;
+      while (a * si > 127.0f) si = std::nextafter(si, 0.0f);
+      row_scale[r] = s;
+    }
+    kr.quant(x + r * ldx, ldx, k, si, s, dst, ld, r, r + 1, ol);
+    ++r;
+  }
+}
+
 template <class Rows>
 Status quantize_static(int64_t m, int64_t k, float scale, Int8Activations* out,
-                       OutlierList* outliers, ThreadPool* pool, Int8Isa isa, const Rows& rows) {
+                       OutlierList* outliers, ThreadPool* pool, Int8Isa isa, RowScale fit,
+                       const Rows& rows) {
   OCTET_ASSIGN_OR_RETURN(const Kernels* kp, shape_static(m, k, scale, out, isa));
   const Kernels& kr = *kp;
   if (outliers) outliers->clear();
@@ -339,7 +372,11 @@ Status quantize_static(int64_t m, int64_t k, float scale, Int8Activations* out,
   parallel_for(pool, m, row_grain(k), [&](int64_t b, int64_t e, int tid) {
     OutlierList* ol = outliers ? &local[tid].v : nullptr;
     rows(b, e, [&](const float* x, int64_t ldx, int64_t r0, int64_t r1) {
-      kr.quant(x + r0 * ldx, ldx, k, inv, scale, dst, out->ld(), r0, r1, ol);
+      if (fit == RowScale::kFitBelowClip)
+        quant_fit_rows(kr, x, ldx, k, scale, inv, dst, out->ld(),
+                       Int8ActivationsAccess::row_scale(out), r0, r1, ol);
+      else
+        kr.quant(x + r0 * ldx, ldx, k, inv, scale, dst, out->ld(), r0, r1, ol);
     });
   });
   if (outliers)
@@ -352,19 +389,19 @@ Status quantize_static(int64_t m, int64_t k, float scale, Int8Activations* out,
 
 Status quantize_activations(const float* x, int64_t m, int64_t k, int64_t ldx, float scale,
                             Int8Activations* out, OutlierList* outliers, ThreadPool* pool,
-                            Int8Isa isa) {
+                            Int8Isa isa, RowScale fit) {
   if (ldx == 0) ldx = k;
   OCTET_RETURN_IF_ERROR(check_x(x, m, k, ldx, out));
-  return quantize_static(m, k, scale, out, outliers, pool, isa,
+  return quantize_static(m, k, scale, out, outliers, pool, isa, fit,
                          [&](int64_t b, int64_t e, const auto& quant) { quant(x, ldx, b, e); });
 }
 
 Status quantize_activations_rows(const ActRowFn& row, int64_t m, int64_t k, float scale,
                                  Int8Activations* out, OutlierList* outliers, ThreadPool* pool,
-                                 Int8Isa isa) {
+                                 Int8Isa isa, RowScale fit) {
   if (m < 0 || k < 1 || k > kInt8MaxK || (m > 0 && !row) || !out)
     return Status::Error("int8 activations: bad shape " + dims(m, k));
-  return quantize_static(m, k, scale, out, outliers, pool, isa,
+  return quantize_static(m, k, scale, out, outliers, pool, isa, fit,
                          [&](int64_t b, int64_t e, const auto& quant) {
                            thread_local std::vector<float> buf;  // this worker's row
                            if (static_cast<int64_t>(buf.size()) < k) buf.resize(static_cast<size_t>(k));

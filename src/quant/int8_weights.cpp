@@ -128,7 +128,11 @@ class Int8ShadowLinear final : public Linear {
   void forward(const float* x, int64_t m, float* y, int64_t ldy, ThreadPool* pool,
                LinearScratch* s) const override {
     OutlierList* ol = shadow_ ? &s->outliers : nullptr;
-    Status st = quantize_activations(x, m, k(), 0, scale_, &s->act, ol, pool);
+    // Rows below the clip get a finer scale of their own (RowScale); the down projection's
+    // input (forward_gated, and the fused FFN's segments: rows made block by block, their
+    // maximum unknown until the last block) keeps the tensor's scale, so both paths agree.
+    Status st = quantize_activations(x, m, k(), 0, scale_, &s->act, ol, pool, Int8Isa::kAuto,
+                                     RowScale::kFitBelowClip);
     (void)st;  // shapes were fixed at build time
     if (!down_) return run(s->act, ol, m, y, ldy, pool, s);
     // Paired gate/up rows (see pair_with): the output is panel-interleaved; give the caller
@@ -168,7 +172,8 @@ class Int8ShadowLinear final : public Linear {
   void forward_ffn(const float* x, int64_t m, GatedAct act, float* gu, int64_t ldgu, float* y,
                    int64_t ldy, ThreadPool* pool, LinearScratch* s) const override {
     OutlierList* ol = shadow_ ? &s->outliers : nullptr;
-    Status st = quantize_activations(x, m, k(), 0, scale_, &s->act, ol, pool);
+    Status st = quantize_activations(x, m, k(), 0, scale_, &s->act, ol, pool, Int8Isa::kAuto,
+                                     RowScale::kFitBelowClip);
     const Int8ShadowLinear& down = *down_;
     Int8SegmentQuantizer quant;
     st = quant.begin(m, down.k(), down.scale_, &s->act2);
