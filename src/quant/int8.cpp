@@ -312,8 +312,6 @@ Expected<const Kernels*> shape_static(int64_t m, int64_t k, float scale, Int8Act
   return &kr;
 }
 
-// Static-scale quantisation of m rows; `rows(b, e, quant_rows)` hands the kernel its rows
-// (a view of x in place, or rows made one at a time).
 // Rows [r0, r1) of x (row r at x + r·ldx) under RowScale::kFitBelowClip: runs of rows that
 // reach the clip (or hold a NaN) go to the kernel together with the tensor's scale; a row
 // below it alone with its own scale max|x|/127, whose inverse is nudged down until max|x|
@@ -346,6 +344,8 @@ void quant_fit_rows(const Kernels& kr, const float* x, int64_t ldx, int64_t k, f
   }
 }
 
+// Static-scale quantisation of m rows; `rows(b, e, quant_rows)` hands the kernel its rows
+// (a view of x in place, or rows made one at a time).
 template <class Rows>
 Status quantize_static(int64_t m, int64_t k, float scale, Int8Activations* out,
                        OutlierList* outliers, ThreadPool* pool, Int8Isa isa, RowScale fit,
