@@ -628,19 +628,21 @@ TEST(Int8Activations, StaticQuantisationOutliersAndBounds) {
 // kinds in runs of every length around the VNNI row block (8), whole and made on the fly.
 TEST(Int8Activations, RowsBelowTheClipGetTheirOwnScale) {
   std::mt19937 rng(11);
-  const int64_t m = 29, k = 72;
+  const int64_t m = 45, k = 72;
   const float s = 0.05f;  // clip ±6.35
   std::vector<float> x = random_f(rng, m * k, -1, 1);
   std::vector<float> want_scale(m, s);
   for (int64_t i = 0; i < m; ++i) {
-    // Rows 0-2, 11-20 and 27 reach the clip (some beyond it: outliers); row 5 is all zero
-    // (keeps s); row 8 has its maximum just under the clip; the rest are small.
+    // Rows 0-2, 11-20 and 27 reach the clip (some beyond it: outliers); rows 5 and 33 are all
+    // zero (keep s); rows 8 and 38 have their maximum just under the clip; the rest are small.
+    // Rows 28-44 hold two whole VNNI row blocks (32-39 on one thread) of such rows (the kernel
+    // quantises those 8 at a time, each with its own scale), and a partial one.
     const bool reach = i < 3 || (i >= 11 && i <= 20) || i == 27;
     if (reach) x[i * k + (i * 7) % k] = i % 2 ? 6.35f * 3 : -6.35f;
-    if (i == 5)
+    if (i == 5 || i == 33)
       for (int64_t j = 0; j < k; ++j) x[i * k + j] = 0;
-    if (i == 8) x[i * k + 40] = -6.34f;
-    if (!reach && i != 5) {
+    if (i == 8 || i == 38) x[i * k + 40] = -6.34f;
+    if (!reach && i != 5 && i != 33) {
       float a = 0;
       for (int64_t j = 0; j < k; ++j) a = std::max(a, std::fabs(x[i * k + j]));
       want_scale[i] = a / 127.0f;

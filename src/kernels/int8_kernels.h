@@ -48,6 +48,11 @@ using GemmFn = void (*)(const AView& a, const WView& w, const Epilogue& ep, int6
 // outliers (if out != null) in row-major order.
 using QuantFn = void (*)(const float* x, int64_t ldx, int64_t k, float inv, float s,
                          uint8_t* dst, int64_t ld, int64_t r0, int64_t r1, OutlierList* out);
+// Rows [r0, r0 + row_block) (a whole row block of the kernel's layout, r0 a multiple of it),
+// row i quantised with its own inverse inv[i], each mapping its row within ±127 (no
+// outliers): the codes QuantFn gives each row alone with that inverse.
+using QuantFitFn = void (*)(const float* x, int64_t ldx, int64_t k, const float* inv,
+                            uint8_t* dst, int64_t ld, int64_t r0);
 // max_k |x[row, k]| for rows [r0, r1) into amax[row - r0].
 using AbsMaxFn = void (*)(const float* x, int64_t ldx, int64_t k, int64_t r0, int64_t r1,
                           float* amax);
@@ -60,6 +65,7 @@ struct Kernels {
   int64_t mr;          // rows per microkernel (M split granularity)
   int64_t row_block;   // activation layout (Int8Activations::row_block)
   int64_t panel_grain; // N split granularity in panels (whole microkernel blocks)
+  QuantFitFn quant_fit = nullptr;  // row blocks (row_block > 0) of rows with their own scales
 };
 
 const Kernels& kernels_ref();

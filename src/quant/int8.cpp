@@ -323,22 +323,44 @@ void quant_fit_rows(const Kernels& kr, const float* x, int64_t ldx, int64_t k, f
   amax.resize(static_cast<size_t>(r1 - r0));
   kr.absmax(x + r0 * ldx, ldx, k, 0, r1 - r0, amax.data());
   const float clip = 127.0f * scale;
+  const auto fits = [&](int64_t r) { return amax[r - r0] < clip; };
+  // Row r's own scale and inverse (the tensor's for an all-zero row).
+  const auto own = [&](int64_t r, float* si) {
+    const float a = amax[r - r0];
+    float s = scale;
+    *si = inv;
+    if (a > 0) {
+      s = a / 127.0f;
+      *si = 1.0f / s;
+      while (a * *si > 127.0f) *si = std::nextafter(*si, 0.0f);
+      row_scale[r] = s;
+    }
+    return s;
+  };
+  const int64_t rb = kr.row_block;
   for (int64_t r = r0; r < r1;) {
     int64_t e = r;
-    while (e < r1 && !(amax[e - r0] < clip)) ++e;
+    while (e < r1 && !fits(e)) ++e;
     if (e > r) {
       kr.quant(x + r * ldx, ldx, k, inv, scale, dst, ld, r, e, ol);
       r = e;
       continue;
     }
-    const float a = amax[r - r0];
-    float s = scale, si = inv;
-    if (a > 0) {
-      s = a / 127.0f;
-      si = 1.0f / s;
-      while (a * si > 127.0f) si = std::nextafter(si, 0.0f);
-      row_scale[r] = s;
+    // A whole row block of such rows in one call (each with its inverse), where the kernel
+    // has one and the rows lie in memory (ldx 0: rows made one at a time).
+    if (kr.quant_fit && ldx != 0 && r % rb == 0 && r + rb <= r1) {
+      float si[16];
+      int64_t n = 0;
+      while (n < rb && fits(r + n)) ++n;
+      if (n == rb) {
+        for (int64_t i = 0; i < rb; ++i) own(r + i, &si[i]);
+        kr.quant_fit(x + r * ldx, ldx, k, si, dst, ld, r);
+        r += rb;
+        continue;
+      }
     }
+    float si;
+    const float s = own(r, &si);
     kr.quant(x + r * ldx, ldx, k, si, s, dst, ld, r, r + 1, ol);
     ++r;
   }

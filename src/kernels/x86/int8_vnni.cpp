@@ -366,20 +366,48 @@ void quant_row(const float* x, int64_t k, float inv, float s, uint8_t* d, int64_
   if (out) st.flush(row, out);
 }
 
-// A whole row block (8 rows, r0 a multiple of 8) at once: per 16 columns, the 8 rows' int32
-// codes are packed with saturating packs (per 128-bit lane, i.e. per group of 4 columns: rows
-// 0-3 of that group in one lane, rows 4-7 in the other vector) and two qword permutes put
-// them in the block's layout, 128 contiguous bytes for 4 groups: two stores instead of 32
-// four-byte stores of quant_row (which made the row kernel store-bound). Same float
+// The 8 rows' int32 codes q of columns j..j+15 into the packed row block d: saturating packs
+// (per 128-bit lane, i.e. per group of 4 columns: rows 0-3 of that group in one lane, rows
+// 4-7 in the other vector) and two qword permutes put them in the block's layout, 128
+// contiguous bytes for 4 groups: two stores instead of 32 four-byte stores of quant_row
+// (which made the row kernel store-bound).
+inline __attribute__((always_inline)) void store_block8(const __m512i (&q)[kMR], uint8_t* d,
+                                                        int64_t j, int64_t k4) {
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+  const __m512i lo_groups = _mm512_setr_epi64(0, 1, 8, 9, 2, 3, 10, 11);
+  const __m512i hi_groups = _mm512_setr_epi64(4, 5, 12, 13, 6, 7, 14, 15);
+  // Lane L of a (b): rows 0-3 (4-7) of group j/4 + L, 4 bytes each.
+  const __m512i a = _mm512_packs_epi16(_mm512_packs_epi32(q[0], q[1]),
+                                       _mm512_packs_epi32(q[2], q[3]));
+  const __m512i b = _mm512_packs_epi16(_mm512_packs_epi32(q[4], q[5]),
+                                       _mm512_packs_epi32(q[6], q[7]));
+  const __m512i g01 = _mm512_xor_si512(_mm512_permutex2var_epi64(a, lo_groups, b), flip);
+  const __m512i g23 = _mm512_xor_si512(_mm512_permutex2var_epi64(a, hi_groups, b), flip);
+  const int64_t g = j / 4, left = k4 - g;  // groups of this step inside the row (1..4+)
+  uint8_t* p = d + g * 32;
+  if (left >= 4) {
+    _mm512_storeu_si512(p, g01);
+    _mm512_storeu_si512(p + 64, g23);
+  } else {  // 4 qwords per group
+    const __mmask8 m01 = left >= 2 ? 0xff : 0x0f;
+    _mm512_mask_storeu_epi64(p, m01, g01);
+    if (left == 3) _mm512_mask_storeu_epi64(p + 64, 0x0f, g23);
+  }
+}
+
+// One code: t = x·inv, clamp to ±127, round half to even (as quant_row).
+inline __attribute__((always_inline)) __m512i code16(__m512 t) {
+  const __m512 c = _mm512_max_ps(_mm512_min_ps(t, _mm512_set1_ps(127.0f)), _mm512_set1_ps(-127.0f));
+  return _mm512_cvt_roundps_epi32(c, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+}
+
+// A whole row block (8 rows, r0 a multiple of 8) at once (store_block8). Same float
 // operations per value as quant_row, so the codes and outliers are identical.
 void quant_block8(const float* x, int64_t ldx, int64_t k, float inv, float s, uint8_t* d,
                   int64_t k4, int32_t row0, OutlierList* out) {
   const __m512 vinv = _mm512_set1_ps(inv);
-  const __m512 hi = _mm512_set1_ps(127.0f), lo = _mm512_set1_ps(-127.0f);
-  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+  const __m512 hi = _mm512_set1_ps(127.0f);
   const __m512 clip = _mm512_set1_ps(127.0f * s);
-  const __m512i lo_groups = _mm512_setr_epi64(0, 1, 8, 9, 2, 3, 10, 11);
-  const __m512i hi_groups = _mm512_setr_epi64(4, 5, 12, 13, 6, 7, 14, 15);
   thread_local OutlierStage st[kMR];
   if (out)
     for (auto& r : st) r.start(k);
@@ -395,29 +423,33 @@ void quant_block8(const float* x, int64_t ldx, int64_t k, float inv, float s, ui
       const __mmask16 o =
           out ? _mm512_mask_cmp_ps_mask(m, _mm512_abs_ps(t), hi, _CMP_GT_OQ) : __mmask16{0};
       if (o) st[i].add(o, xv, clip, j);
-      const __m512 c = _mm512_max_ps(_mm512_min_ps(t, hi), lo);
-      q[i] = _mm512_cvt_roundps_epi32(c, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      q[i] = code16(t);
     }
-    // Lane L of a (b): rows 0-3 (4-7) of group j/4 + L, 4 bytes each.
-    const __m512i a = _mm512_packs_epi16(_mm512_packs_epi32(q[0], q[1]),
-                                         _mm512_packs_epi32(q[2], q[3]));
-    const __m512i b = _mm512_packs_epi16(_mm512_packs_epi32(q[4], q[5]),
-                                         _mm512_packs_epi32(q[6], q[7]));
-    const __m512i g01 = _mm512_xor_si512(_mm512_permutex2var_epi64(a, lo_groups, b), flip);
-    const __m512i g23 = _mm512_xor_si512(_mm512_permutex2var_epi64(a, hi_groups, b), flip);
-    const int64_t g = j / 4, left = k4 - g;  // groups of this step inside the row (1..4+)
-    uint8_t* p = d + g * 32;
-    if (left >= 4) {
-      _mm512_storeu_si512(p, g01);
-      _mm512_storeu_si512(p + 64, g23);
-    } else {  // 4 qwords per group
-      const __mmask8 m01 = left >= 2 ? 0xff : 0x0f;
-      _mm512_mask_storeu_epi64(p, m01, g01);
-      if (left == 3) _mm512_mask_storeu_epi64(p + 64, 0x0f, g23);
-    }
+    store_block8(q, d, j, k4);
   }
   if (out)
     for (int i = 0; i < kMR; ++i) st[i].flush(row0 + i, out);
+}
+
+// A row block whose rows each have their own inverse inv[i] (RowScale::kFitBelowClip: rows
+// below the clip, each at max|x|/127; the inverses keep every entry within ±127, so there are
+// no outliers): the codes quant_row gives each row with its inverse, 8 rows per store as
+// quant_block8 (such rows went through quant_row one at a time: the O projection's input, whose
+// clip is its whole range, is nearly all of them).
+void quant_fit_vnni(const float* x, int64_t ldx, int64_t k, const float* inv, uint8_t* dst,
+                    int64_t ld, int64_t r0) {
+  __m512 vinv[kMR];
+#pragma GCC unroll 8
+  for (int i = 0; i < kMR; ++i) vinv[i] = _mm512_set1_ps(inv[i]);
+  uint8_t* d = dst + r0 * ld;
+  for (int64_t j = 0; j < k; j += 16) {
+    const __mmask16 m = k - j >= 16 ? 0xffff : static_cast<__mmask16>((1u << (k - j)) - 1);
+    __m512i q[kMR];
+#pragma GCC unroll 8
+    for (int i = 0; i < kMR; ++i)
+      q[i] = code16(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i * ldx + j), vinv[i]));
+    store_block8(q, d, j, ld / 4);
+  }
 }
 
 void quant_vnni(const float* x, int64_t ldx, int64_t k, float inv, float s, uint8_t* dst,
@@ -550,7 +582,7 @@ uint64_t vnni_peak_loop(int64_t iters) {
 }
 
 const Kernels& kernels_vnni() {
-  static const Kernels k{gemm_vnni, quant_vnni, absmax_avx512, 0x80, kMR, kMR, kNB};
+  static const Kernels k{gemm_vnni, quant_vnni, absmax_avx512, 0x80, kMR, kMR, kNB, quant_fit_vnni};
   return k;
 }
 
