@@ -61,6 +61,16 @@ std::vector<int8_t> random_q(std::mt19937& rng, int64_t n) {
   return v;
 }
 
+// Two outlier lists entry for entry: row, column and residual, in order.
+void expect_same_outliers(const OutlierList& got, const OutlierList& want) {
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < want.size(); ++i) {
+    EXPECT_EQ(got[i].row, want[i].row) << "outlier " << i;
+    EXPECT_EQ(got[i].col, want[i].col) << "outlier " << i;
+    EXPECT_EQ(got[i].residual, want[i].residual) << "outlier " << i;
+  }
+}
+
 std::vector<float> random_f(std::mt19937& rng, int64_t n, float lo, float hi) {
   std::uniform_real_distribution<float> d(lo, hi);
   std::vector<float> v(n);
@@ -607,12 +617,9 @@ TEST(Int8Activations, StaticQuantisationOutliersAndBounds) {
             EXPECT_LE(std::fabs(q * s - v), 0.5f * s * 1.001f) << i << "," << j;
           }
         }
-      ASSERT_EQ(out.size(), expect.size());
       ASSERT_GE(expect.size(), 4u);
+      ASSERT_NO_FATAL_FAILURE(expect_same_outliers(out, expect));
       for (size_t i = 0; i < expect.size(); ++i) {
-        EXPECT_EQ(out[i].row, expect[i].row);
-        EXPECT_EQ(out[i].col, expect[i].col);
-        EXPECT_EQ(out[i].residual, expect[i].residual);
         // clip + residual gives the value back.
         const float clip = (out[i].residual > 0 ? 127.0f : -127.0f) * s;
         EXPECT_NEAR(clip + out[i].residual, x[out[i].row * k + out[i].col],
@@ -660,14 +667,9 @@ TEST(Int8Activations, RowsBelowTheClipGetTheirOwnScale) {
       const ActRowFn row = [&](int64_t r, float*) { return x.data() + r * k; };
       ASSERT_TRUE(quantize_activations_rows(row, m, k, s, &fit_rows, &ofr, &pool, isa,
                                             RowScale::kFitBelowClip).ok());
-      ASSERT_EQ(of.size(), ot.size());
-      ASSERT_GE(of.size(), 5u);
-      for (size_t i = 0; i < of.size(); ++i) {
-        EXPECT_EQ(of[i].row, ot[i].row);
-        EXPECT_EQ(of[i].col, ot[i].col);
-        EXPECT_EQ(of[i].residual, ot[i].residual);
-      }
-      ASSERT_EQ(ofr.size(), ot.size());
+      ASSERT_GE(ot.size(), 5u);
+      expect_same_outliers(of, ot);
+      expect_same_outliers(ofr, ot);
       for (int64_t i = 0; i < m; ++i) {
         EXPECT_EQ(fit.row_scale(i), want_scale[i]) << "row " << i;
         EXPECT_EQ(fit_rows.row_scale(i), want_scale[i]) << "row " << i;
@@ -733,12 +735,7 @@ TEST(Int8Activations, DynamicPerRowAndNaN) {
 // Same bytes, row scales and outliers (in order) as the whole-matrix quantisation.
 void expect_same_quantisation(const Int8Activations& want, const OutlierList& ow,
                               const Int8Activations& got, const OutlierList& og, float s) {
-  ASSERT_EQ(og.size(), ow.size());
-  for (size_t i = 0; i < ow.size(); ++i) {
-    EXPECT_EQ(og[i].row, ow[i].row);
-    EXPECT_EQ(og[i].col, ow[i].col);
-    EXPECT_EQ(og[i].residual, ow[i].residual);
-  }
+  ASSERT_NO_FATAL_FAILURE(expect_same_outliers(og, ow));
   ASSERT_EQ(got.m(), want.m());
   for (int64_t i = 0; i < want.m(); ++i) {
     EXPECT_EQ(got.row_scale(i), s);
@@ -799,12 +796,7 @@ TEST(Int8Activations, VnniRangesInsideRowBlocksMatchOneCall) {
     kr.quant(x.data() + r0 * ldx, ldx, k, 1.0f / s, s, parts.data(), ld, r0, r1, &op);
   EXPECT_EQ(parts, whole);
   ASSERT_GE(ow.size(), 20u);
-  ASSERT_EQ(op.size(), ow.size());
-  for (size_t i = 0; i < ow.size(); ++i) {
-    EXPECT_EQ(op[i].row, ow[i].row);
-    EXPECT_EQ(op[i].col, ow[i].col);
-    EXPECT_EQ(op[i].residual, ow[i].residual);
-  }
+  expect_same_outliers(op, ow);
 }
 
 TEST(Int8Activations, RowsMadeOnTheFlyMatchRowsInMemory) {
