@@ -349,7 +349,7 @@ void quant_fit_rows(const Kernels& kr, const float* x, int64_t ldx, int64_t k, f
     // A whole row block of such rows in one call (each with its inverse), where the kernel
     // has one and the rows lie in memory (ldx 0: rows made one at a time).
     constexpr int64_t kMaxBlock = 16;
-    if (kr.quant_fit && ldx != 0 && rb <= kMaxBlock && r % rb == 0 && r + rb <= r1) {
+    if (kr.quant_fit && ldx != 0 && rb > 0 && rb <= kMaxBlock && r % rb == 0 && r + rb <= r1) {
       float si[kMaxBlock];
       int64_t n = 0;
       while (n < rb && fits(r + n)) ++n;
