@@ -642,8 +642,8 @@ TEST(Int8Activations, RowsBelowTheClipGetTheirOwnScale) {
   for (int64_t i = 0; i < m; ++i) {
     // Rows 0-2, 11-20 and 27 reach the clip (some beyond it: outliers); rows 5 and 33 are all
     // zero (keep s); rows 8 and 38 have their maximum just under the clip; the rest are small.
-    // Rows 28-44 hold two whole VNNI row blocks (32-39 on one thread) of such rows (the kernel
-    // quantises those 8 at a time, each with its own scale), and a partial one.
+    // Rows 28-44 are all below the clip: the whole VNNI row block 32-39 (quantised as one, each
+    // row with its own scale) between partial blocks (row by row).
     const bool reach = i < 3 || (i >= 11 && i <= 20) || i == 27;
     if (reach) x[i * k + (i * 7) % k] = i % 2 ? 6.35f * 3 : -6.35f;
     if (i == 5 || i == 33)
