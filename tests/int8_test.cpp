@@ -222,10 +222,10 @@ TEST(Int8Gemm, RandomAndOddShapesMatchReferenceExactly) {
       {17, 48, 64}, {13, 50, 130}, {33, 100, 257}, {2, 300, 40}, {100, 16, 24}, {40, 35, 96},
       {1, 200, 896}, {25, 65, 33}, {16, 7, 1},  {65, 129, 67},
       // The VNNI microkernel's edges: full 8×48 tiles, 48-channel column blocks cut short
-      // (N = 49, 97, 145), several K blocks of 512 (K = 516, 1031, 2053: k4 not a multiple of
+      // (N = 49, 97, 145), several K blocks of 6144 (K = 6149, 12301: k4 not a multiple of
       // the block), more rows than one 64-row chunk, primes everywhere.
       {8, 48, 516}, {9, 49, 1031}, {1, 97, 2053}, {67, 145, 1029}, {130, 96, 600},
-      {3, 1, 4099}, {16, 144, 4}, {127, 53, 521},
+      {3, 1, 4099}, {16, 144, 4}, {127, 53, 521}, {9, 49, 6149}, {17, 97, 12301},
       // Split over N with ≥ 128 rows: the last chunks go out in row pieces (3 and 4 pieces).
       {200, 300, 96}, {256, 200, 72}};
   for (const auto& s : shapes) {

@@ -8,8 +8,13 @@
 // 24 vpdpbusd. The full 8×3 tile is hand-scheduled asm with fixed scratch registers
 // (zmm24-31); GCC's intrinsics version spilled accumulators. Edge tiles use intrinsics.
 //
-// Blocking: for each 48-channel column block, K is cut into blocks of ≤ kKc4·4 so the weight
-// sliver (48 × 512 bytes = 24 KiB) stays in L1 while every row block streams past it; int32
+// Blocking: for each 48-channel column block, K is cut into blocks of ≤ kKc4·4 (6144: one
+// block for every linear up to 7B-class down projections) whose weight sliver (≤ 288 KiB)
+// stays in L2 while every row block of a 64-row chunk streams past it. The tile needs only
+// 224 bytes per 24 cycles of vpdpbusd, which L2 delivers with the hardware prefetchers: the
+// former L1-sized blocks (512 k, 24 KiB) cost 1.5-2.5 % of peak on the 0.5B shape's linears
+// (Zen 4, `bench --kernels`; docs/results.md, session 24) in partial-sum round trips and tile
+// restarts. int32
 // partial sums of a tile go to a small per-thread buffer between K blocks, and the last K
 // block applies the fused dequant epilogue on the way out of the registers.
 // GCC 12's _mm512_undefined_* self-initialise and trip -Wmaybe-uninitialized (PR105593).
@@ -31,7 +36,7 @@ namespace {
 
 constexpr int kMR = 8;                           // rows per microkernel (= activation row block)
 constexpr int kNB = int{kInt8PanelsPerBlock};    // 16-channel panels per microkernel
-constexpr int64_t kKc4 = 128;                    // K block in groups of 4 (512 k)
+constexpr int64_t kKc4 = 1536;                   // K block in groups of 4 (6144 k)
 constexpr int64_t kPartTile = kMR * kNB * 16;    // int32 partial sums per tile slot
 constexpr int64_t kMc = 64;                      // row chunk (multiple of kMR)
 constexpr int64_t kMcMaxWeightBytes = int64_t{12} << 20;
