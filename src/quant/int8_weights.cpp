@@ -58,6 +58,93 @@ void outliers_by_row(const OutlierList& ol, int64_t m, const Keep& keep, const M
   rb[0] = 0;
 }
 
+// Row-disjoint runs of an outlier list: list[at, at + n) holds outliers of rows [r0, r1) only
+// (in any order inside the run).
+struct OutlierRun {
+  size_t at, n;
+  int64_t r0, r1;
+};
+
+// Runs of a whole input's outliers for the pool: cut at row boundaries when the list is in
+// row order (as whole-row quantisation emits it), else one run.
+void runs_of(const OutlierList& ol, int64_t m, int threads, std::vector<OutlierRun>* runs) {
+  runs->clear();
+  const bool by_row = std::is_sorted(ol.begin(), ol.end(), [](const Outlier& a, const Outlier& b) {
+    return a.row < b.row;
+  });
+  const int64_t parts = by_row ? std::min<int64_t>(m, 4 * threads) : 1;
+  size_t at = 0;
+  for (int64_t j = 0; j < parts; ++j) {
+    const int64_t r0 = m * j / parts, r1 = m * (j + 1) / parts;
+    const auto below = [](const Outlier& o, int64_t r) { return o.row < r; };
+    const size_t end =
+        j == parts - 1
+            ? ol.size()
+            : static_cast<size_t>(std::lower_bound(ol.begin() + static_cast<std::ptrdiff_t>(at),
+                                                   ol.end(), r1, below) -
+                                  ol.begin());
+    runs->push_back({at, end - at, r0, r1});
+    at = end;
+  }
+}
+
+// Outliers by row for the shadow kernel, made on the pool: row r's are
+// (*ents)[row_begin[r] .. row_begin[r + 1]), first those without a float column (is_hot
+// false), then the others, each kind in the order of the runs and of the list inside them
+// (so the sums, one chain per kind, do not depend on the thread count). Runs sorted by r0;
+// consecutive runs whose rows overlap are one unit of work, units go to the threads.
+template <class IsHot, class Make>
+void entries_by_row(const OutlierList& ol, const std::vector<OutlierRun>& runs, int64_t m,
+                    const IsHot& is_hot, const Make& make, ThreadPool* pool,
+                    std::vector<ShadowEntry>* ents, std::vector<int32_t>* row_begin,
+                    std::vector<int32_t>* cold, std::vector<int32_t>* hot,
+                    std::vector<size_t>* units) {
+  std::vector<size_t>& u = *units;
+  u.clear();
+  int64_t hi = 0;
+  for (size_t i = 0; i < runs.size(); ++i) {
+    if (i == 0 || runs[i].r0 >= hi) u.push_back(i);
+    if (i > 0 && runs[i].r0 < runs[i - 1].r0) {  // not sorted: one unit
+      u.assign(1, 0);
+      break;
+    }
+    hi = std::max(hi, runs[i].r1);
+  }
+  u.push_back(runs.size());
+  const int64_t nu = static_cast<int64_t>(u.size()) - 1;
+  cold->assign(static_cast<size_t>(m), 0);
+  hot->assign(static_cast<size_t>(m), 0);
+  int32_t* const nc = cold->data();
+  int32_t* const nh = hot->data();
+  // Below a few thousand outliers the pool's hand-off costs more than the passes.
+  ThreadPool* const p = ol.size() >= 4096 ? pool : nullptr;
+  parallel_for(p, nu, 1, [&](int64_t b, int64_t e, int) {
+    for (size_t i = u[static_cast<size_t>(b)]; i < u[static_cast<size_t>(e)]; ++i)
+      for (size_t j = runs[i].at; j < runs[i].at + runs[i].n; ++j) {
+        const Outlier& o = ol[j];
+        ++(is_hot(o) ? nh : nc)[o.row];
+      }
+  });
+  std::vector<int32_t>& rb = *row_begin;
+  rb.resize(static_cast<size_t>(m + 1));
+  rb[0] = 0;
+  for (int64_t r = 0; r < m; ++r) {  // counts → each kind's write position
+    const int32_t c = nc[r];
+    rb[r + 1] = rb[r] + c + nh[r];
+    nc[r] = rb[r];
+    nh[r] = rb[r] + c;
+  }
+  ents->resize(static_cast<size_t>(rb[m]));
+  ShadowEntry* const out = ents->data();
+  parallel_for(p, nu, 1, [&](int64_t b, int64_t e, int) {
+    for (size_t i = u[static_cast<size_t>(b)]; i < u[static_cast<size_t>(e)]; ++i)
+      for (size_t j = runs[i].at; j < runs[i].at + runs[i].n; ++j) {
+        const Outlier& o = ol[j];
+        out[(is_hot(o) ? nh : nc)[o.row]++] = make(o);
+      }
+  });
+}
+
 class Int8ShadowLinear final : public Linear {
   template <class T>
   static T& tl() {
@@ -178,10 +265,11 @@ class Int8ShadowLinear final : public Linear {
     Int8SegmentQuantizer quant;
     st = quant.begin(m, down.k(), down.scale_, &s->act2);
     (void)st;  // shapes were fixed at build time
-    // Outliers of the down input, per block; put in (first panel, first row) order below,
-    // which is the row-major, column-ascending order whole-row quantisation gives.
+    // Outliers of the down input, per block (a 64-row stripe of a column segment); sorted by
+    // (first row, first panel) below, each row's come in the column-ascending order
+    // whole-row quantisation gives.
     struct Piece {
-      int64_t p0, m0;
+      int64_t p0, m0, m1;
       size_t at, n;
     };
     std::vector<Piece>& pieces = tl<std::vector<Piece>>();
@@ -221,32 +309,37 @@ class Int8ShadowLinear final : public Linear {
       }
       if (mine.empty()) return;
       while (busy.test_and_set(std::memory_order_acquire)) __builtin_ia32_pause();
-      pieces.push_back({p0, m0, staged.size(), mine.size()});
+      pieces.push_back({p0, m0, m1, staged.size(), mine.size()});
       staged.insert(staged.end(), mine.begin(), mine.end());
       busy.clear(std::memory_order_release);
     };
     run(s->act, ol, m, gu, ldgu, pool, s, &then, 2);
-    OutlierList* dol = nullptr;
-    if (down.shadow_) {
-      std::sort(pieces.begin(), pieces.end(), [](const Piece& a, const Piece& b) {
-        return a.p0 != b.p0 ? a.p0 < b.p0 : a.m0 < b.m0;
-      });
-      dol = &s->outliers;  // this GEMM's own are done with
-      dol->clear();
+    if (!down.shadow_) return down.run(s->act2, nullptr, m, y, ldy, pool, s);
+    // Each row's outliers in column order: its stripe's pieces by first panel.
+    std::sort(pieces.begin(), pieces.end(), [](const Piece& a, const Piece& b) {
+      return a.m0 != b.m0 ? a.m0 < b.m0 : a.p0 < b.p0;
+    });
+    if (down.q4_) {  // run_q4 takes one list
+      OutlierList& dol = s->outliers;  // this GEMM's own are done with
+      dol.clear();
       for (const Piece& p : pieces)
-        dol->insert(dol->end(), staged.begin() + static_cast<std::ptrdiff_t>(p.at),
-                    staged.begin() + static_cast<std::ptrdiff_t>(p.at + p.n));
+        dol.insert(dol.end(), staged.begin() + static_cast<std::ptrdiff_t>(p.at),
+                   staged.begin() + static_cast<std::ptrdiff_t>(p.at + p.n));
+      return down.run(s->act2, &dol, m, y, ldy, pool, s);
     }
-    down.run(s->act2, dol, m, y, ldy, pool, s);
+    std::vector<OutlierRun>& runs = tl<std::vector<OutlierRun>>();
+    runs.clear();
+    for (const Piece& p : pieces) runs.push_back({p.at, p.n, p.m0, p.m1});
+    down.run(s->act2, &staged, m, y, ldy, pool, s, nullptr, 1, &runs);
   }
 
  private:
   // GEMM (and shadow path) on a quantised input and its outliers (null: no shadow path);
   // `then` (if set) runs on each output block after its shadow correction, on blocks aligned
-  // to `align` panels.
+  // to `align` panels. `runs` (optional): ol as row-disjoint runs (else made here from ol).
   void run(const Int8Activations& act, const OutlierList* ol, int64_t m, float* y, int64_t ldy,
            ThreadPool* pool, LinearScratch* s, const GemmAfter* then = nullptr,
-           int64_t align = 1) const {
+           int64_t align = 1, const std::vector<OutlierRun>* runs = nullptr) const {
     Status st;
     s->entries += static_cast<uint64_t>(m * k());
     if (q4_) return run_q4(act, ol, m, y, ldy, pool, s, then, align);
@@ -259,32 +352,29 @@ class Int8ShadowLinear final : public Linear {
     // Each outlier as the kernel reads it (with its float column when the channel is hot),
     // indexed by row; the corrections run on each block of the GEMM's output as it is
     // finished, while that block is still in cache. Per-thread scratch, no allocation once warm.
-    std::vector<ShadowEntry>& ents = tl<std::vector<ShadowEntry>>();
-    std::vector<int32_t>& row_begin = tl<std::vector<int32_t>>();
-    outliers_by_row(*ol, m, [](const Outlier&) { return true; }, [this](const Outlier& o) { return entry_of(o); }, &ents,
-                    &row_begin);
     // Per row: the int8-column entries first, then the float-column (hot) ones, each in its
     // own order. The kernel branches on the kind per entry; in random order (~17 % hot on
     // ffn_mid) that branch was mispredicted often (isolated kernel, 1.8B down projection's
-    // shape: 5.7 → 4.8 cycles per entry and panel). The two kinds sum in separate chains,
-    // so the results are the same bit for bit.
-    if (!hot_index_.empty()) {
-      struct HotStage {  // a type of its own: tl<> keys its scratch by type
-        std::vector<ShadowEntry> v;
-      };
-      std::vector<ShadowEntry>& hot = tl<HotStage>().v;
-      for (int64_t r = 0; r < m; ++r) {
-        ShadowEntry* const b = ents.data() + row_begin[r];
-        ShadowEntry* const e = ents.data() + row_begin[r + 1];
-        hot.clear();
-        ShadowEntry* cold = b;
-        for (ShadowEntry* p = b; p != e; ++p) {
-          if (p->hot) hot.push_back(*p);
-          else *cold++ = *p;
-        }
-        std::copy(hot.begin(), hot.end(), cold);
-      }
+    // shape: 5.7 → 4.8 cycles per entry and panel). Made on the pool: on the main thread
+    // alone it was ~1 % of a 0.5B-shape prefill with the other thread waiting.
+    struct Stage {  // a type of its own: tl<> keys its scratch by type
+      std::vector<ShadowEntry> ents;
+      std::vector<int32_t> row_begin, cold, hot;
+      std::vector<size_t> units;
+      std::vector<OutlierRun> runs;
+    };
+    Stage& st8 = tl<Stage>();
+    if (!runs) {
+      runs_of(*ol, m, pool ? pool->size() : 1, &st8.runs);
+      runs = &st8.runs;
     }
+    const auto is_hot = [this](const Outlier& o) {
+      return !hot_index_.empty() && hot_index_[o.col] >= 0;
+    };
+    entries_by_row(*ol, *runs, m, is_hot, [this](const Outlier& o) { return entry_of(o); }, pool,
+                   &st8.ents, &st8.row_begin, &st8.cold, &st8.hot, &st8.units);
+    const std::vector<ShadowEntry>& ents = st8.ents;
+    const std::vector<int32_t>& row_begin = st8.row_begin;
     const Int8Weights& w = lin_->weights();
     const GemmAfter shadow = [&](int64_t m0, int64_t m1, int64_t p0, int64_t p1, float* t,
                                  int64_t ldt) {
