@@ -192,13 +192,15 @@ void check_gated_down(const Weights& w, ThreadPool* pool) {
     for (size_t i = 0; i < y0.size(); ++i) ASSERT_EQ(y0[i], y1[i]) << i;
   }
   // The paired gate/up runs the whole FFN in one call (Linear::forward_ffn): the same, bit
-  // for bit, as gate/up (its forward() hands back [gate | up] rows) then the gated down.
+  // for bit, as gate/up (its forward() hands back [gate | up] rows) then the gated down; with
+  // both activations (the fused path reads the interleaved halves in place).
   const Linear& gate_up = *w.layer(3).w_gate_up;
   ASSERT_TRUE(gate_up.fuses_ffn());
   std::vector<float> x(static_cast<size_t>(m * E));
   for (auto& v : x) v = nd(rng);
-  for (ThreadPool* p : {pool, static_cast<ThreadPool*>(nullptr)}) {
-    const auto act = static_cast<Linear::GatedAct>(kernels::gelu_tanh_mul_f32);
+  for (ThreadPool* p : {pool, static_cast<ThreadPool*>(nullptr)})
+  for (auto act : {static_cast<Linear::GatedAct>(kernels::gelu_tanh_mul_f32),
+                   static_cast<Linear::GatedAct>(kernels::silu_mul_f32)}) {
     std::vector<float> y0(static_cast<size_t>(m * E)), y1(y0.size());
     std::vector<float> g0(static_cast<size_t>(m * 2 * F)), g1(g0.size());
     LinearScratch s0, s1;

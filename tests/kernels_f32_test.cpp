@@ -201,6 +201,31 @@ TEST_P(FloatKernels, ActMulOutOfPlace) {
   }
 }
 
+// On panel-interleaved rows (16 gate values, their 16 up values, ...: the paired gate/up
+// GEMM's output) the activation equals the out-of-place form on the halves bit for bit; a
+// length that is not a whole number of panels is refused.
+TEST_P(FloatKernels, ActMulOnInterleavedPairs) {
+  std::mt19937 rng(18);
+  for (int64_t n : {int64_t{16}, int64_t{48}, int64_t{240}, int64_t{4864}}) {
+    const auto g = activation_inputs(rng, n), u = randn(rng, n);
+    std::vector<float> gu(static_cast<size_t>(2 * n));
+    for (int64_t i = 0; i < n; ++i) {
+      gu[static_cast<size_t>(32 * (i / 16) + i % 16)] = g[static_cast<size_t>(i)];
+      gu[static_cast<size_t>(32 * (i / 16) + 16 + i % 16)] = u[static_cast<size_t>(i)];
+    }
+    std::vector<float> want(static_cast<size_t>(n)), got(static_cast<size_t>(n), -1.f);
+    silu_mul_f32(g.data(), u.data(), want.data(), n);
+    silu_mul_pairs_f32(gu.data(), got.data(), n);
+    ASSERT_EQ(got, want) << "silu n=" << n;
+    gelu_tanh_mul_f32(g.data(), u.data(), want.data(), n);
+    gelu_tanh_mul_pairs_f32(gu.data(), got.data(), n);
+    ASSERT_EQ(got, want) << "gelu n=" << n;
+  }
+  std::vector<float> gu(64), out(32);
+  EXPECT_THROW(silu_mul_pairs_f32(gu.data(), out.data(), 20), std::invalid_argument);
+  EXPECT_THROW(gelu_tanh_mul_pairs_f32(gu.data(), out.data(), -16), std::invalid_argument);
+}
+
 // The F16 KV store (vcvtps2ph on x86) rounds exactly as the scalar fp32_to_fp16: ties to
 // even, subnormal halves, overflow to inf, NaN stays NaN.
 TEST_P(FloatKernels, KvStoreF16MatchesScalar) {

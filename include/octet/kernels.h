@@ -69,6 +69,10 @@ void gelu_tanh_mul_f32(float* gate, const float* up, int64_t n); // gate = gelu_
 // out = silu(gate)·up, out = gelu_tanh(gate)·up (out may be gate).
 void silu_mul_f32(const float* gate, const float* up, float* out, int64_t n);
 void gelu_tanh_mul_f32(const float* gate, const float* up, float* out, int64_t n);
+// The same on panel-interleaved rows: gu = 16 gate values, their 16 up values, the next 16
+// gate values, ... (n a multiple of 16); bit for bit the two above on the halves.
+void silu_mul_pairs_f32(const float* gu, float* out, int64_t n);
+void gelu_tanh_mul_pairs_f32(const float* gu, float* out, int64_t n);
 
 // RoPE on one head vector of length head_dim, rotating the first n_rot dims.
 // kNormal: adjacent pairs (x[2i], x[2i+1]) (llama); kNeox: halves (x[i], x[i+n_rot/2]).

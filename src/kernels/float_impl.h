@@ -350,6 +350,23 @@ void silu_mul(const float* g, const float* u, float* out, int64_t n) {
   }
 }
 
+// The same on panel-interleaved rows: gu holds 16 gate values, then their 16 up values, and
+// so on (the paired gate/up GEMM's output); n a multiple of 16. Value for value the same
+// operations as silu_mul / gelu_tanh_mul on the halves copied apart.
+template <class S, class Act>
+inline void act_mul_pairs(const float* gu, float* out, int64_t n, const Act& act) {
+  constexpr int W = S::W;
+  static_assert(16 % W == 0);
+  for (int64_t i = 0; i < n; i += 16)
+    for (int h = 0; h < 16; h += W)
+      S::store_u(out + i + h, S::mul(act(S::load_u(gu + 2 * i + h)), S::load_u(gu + 2 * i + 16 + h)));
+}
+
+template <class S>
+void silu_mul_pairs(const float* gu, float* out, int64_t n) {
+  act_mul_pairs<S>(gu, out, n, [](typename S::V x) { return vsilu<S>(x); });
+}
+
 // 0.5·g·(1 + tanh(t)) == g·sigmoid(2t): no cancellation where tanh(t) ≈ -1.
 template <class S>
 inline typename S::V gelu_tanh(typename S::V g) {
@@ -357,6 +374,11 @@ inline typename S::V gelu_tanh(typename S::V g) {
   const typename S::V t = S::mul(S::set1(2.f * 0.7978845608028654f),
                                  S::fmadd(S::set1(0.044715f), g3, g));
   return S::mul(g, vsigmoid<S>(t));
+}
+
+template <class S>
+void gelu_tanh_mul_pairs(const float* gu, float* out, int64_t n) {
+  act_mul_pairs<S>(gu, out, n, [](typename S::V x) { return gelu_tanh<S>(x); });
 }
 
 template <class S>
@@ -937,6 +959,8 @@ FloatKernels make_table(FloatIsa isa) {
   f.silu_mul = silu_mul<S>;
   f.to_f16 = S::to_f16;
   f.gelu_tanh_mul = gelu_tanh_mul<S>;
+  f.silu_mul_pairs = silu_mul_pairs<S>;
+  f.gelu_tanh_mul_pairs = gelu_tanh_mul_pairs<S>;
   f.rope_table = rope_table<S>;
   f.attn = attn<S>;
   f.attn_bq = S::kBQ;

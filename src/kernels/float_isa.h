@@ -55,6 +55,9 @@ struct FloatKernels {
   void (*silu_mul)(const float* g, const float* u, float* out, int64_t);  // out may be g
   void (*to_f16)(const float* src, uint16_t* dst, int64_t n);  // round to nearest even
   void (*gelu_tanh_mul)(const float* g, const float* u, float* out, int64_t);
+  // The same two on panel-interleaved gate/up rows (16 gate values, their 16 up values, ...).
+  void (*silu_mul_pairs)(const float* gu, float* out, int64_t n);
+  void (*gelu_tanh_mul_pairs)(const float* gu, float* out, int64_t n);
   void (*rope_table)(float*, int64_t, const float*, const float*, RopeMode);
   void (*attn)(const AttnTask&, const AttnScratch&);
   int64_t attn_bq;  // queries per attention block

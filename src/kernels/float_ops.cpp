@@ -1,6 +1,8 @@
 // ISA selection and run-time dispatch of the float vector ops. The per-ISA tables come from
 // kernels/float_impl.h; the scalar references stay in kernels/ref as the tests' ground truth.
 #include <atomic>
+#include <stdexcept>
+#include <string>
 
 #include "kernels/float_isa.h"
 #include "octet/cpu.h"
@@ -87,6 +89,21 @@ void silu_mul_f32(const float* gate, const float* up, float* out, int64_t n) {
 }
 void gelu_tanh_mul_f32(const float* gate, const float* up, float* out, int64_t n) {
   fimpl::active().gelu_tanh_mul(gate, up, out, n);
+}
+namespace {
+void check_pairs(int64_t n) {
+  if (n < 0 || n % 16 != 0)
+    throw std::invalid_argument("gated activation on interleaved rows: n = " +
+                                std::to_string(n) + " is not a multiple of 16");
+}
+}  // namespace
+void silu_mul_pairs_f32(const float* gu, float* out, int64_t n) {
+  check_pairs(n);
+  fimpl::active().silu_mul_pairs(gu, out, n);
+}
+void gelu_tanh_mul_pairs_f32(const float* gu, float* out, int64_t n) {
+  check_pairs(n);
+  fimpl::active().gelu_tanh_mul_pairs(gu, out, n);
 }
 void rope_f32_table(float* x, int64_t n_rot, const float* cos, const float* sin, RopeMode mode) {
   fimpl::active().rope_table(x, n_rot, cos, sin, mode);

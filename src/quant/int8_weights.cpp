@@ -18,6 +18,7 @@
 #include <cstring>
 
 #include "octet/calibration.h"
+#include "octet/kernels.h"
 #include "octet/linear_gguf.h"
 #include "octet/memory.h"
 #include "octet/runtime.h"
@@ -280,14 +281,21 @@ class Int8ShadowLinear final : public Linear {
     // mutex puts the loser to sleep in the kernel (a futex wake-up costs more than the
     // copy it guards).
     std::atomic_flag busy = ATOMIC_FLAG_INIT;
+    // The activations that read the interleaved halves in place (no copies apart per row).
+    using Pairs = void (*)(const float*, float*, int64_t);
+    const Pairs pairs = act == static_cast<GatedAct>(kernels::silu_mul_f32) ? kernels::silu_mul_pairs_f32
+                        : act == static_cast<GatedAct>(kernels::gelu_tanh_mul_f32)
+                            ? kernels::gelu_tanh_mul_pairs_f32
+                            : nullptr;
     const GemmAfter then = [&](int64_t m0, int64_t m1, int64_t p0, int64_t p1, float* t,
                                int64_t ldt) {
       OutlierList& mine = tl<OutlierList>();
       mine.clear();
       OutlierList* out = down.shadow_ ? &mine : nullptr;
-      // Per row: the block's gate and up halves side by side (copies in L1), then one call
-      // of the activation for all its channels; the quantiser takes 8 rows at a time (the
-      // VNNI row block: whole-block stores).
+      // Per row: one call of the activation for all the block's channels, reading the
+      // interleaved gate/up halves in place (`pairs`; an activation without such a variant
+      // gets them copied apart first); the quantiser takes 8 rows at a time (the VNNI row
+      // block: whole-block stores).
       const int64_t q0 = p0 / 2, q1 = p1 / 2, c = 16 * (q1 - q0);
       if (c <= 0) return;
       constexpr int64_t kRows = 8;
@@ -299,6 +307,10 @@ class Int8ShadowLinear final : public Linear {
         const int64_t r1 = std::min(m1, r0 + kRows);
         for (int64_t r = r0; r < r1; ++r) {
           const float* row = t + (r - m0) * ldt;  // the block's row: channels from 16·p0
+          if (pairs) {
+            pairs(row, a + (r - r0) * c, c);
+            continue;
+          }
           for (int64_t q = 0; q < q1 - q0; ++q) {
             std::memcpy(g + 16 * q, row + 32 * q, 16 * sizeof(float));
             std::memcpy(u + 16 * q, row + 32 * q + 16, 16 * sizeof(float));
