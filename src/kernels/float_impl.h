@@ -359,7 +359,8 @@ inline void act_mul_pairs(const float* gu, float* out, int64_t n, const Act& act
   static_assert(16 % W == 0);
   for (int64_t i = 0; i < n; i += 16)
     for (int h = 0; h < 16; h += W)
-      S::store_u(out + i + h, S::mul(act(S::load_u(gu + 2 * i + h)), S::load_u(gu + 2 * i + 16 + h)));
+      S::store_u(out + i + h,
+                 S::mul(act(S::load_u(gu + 2 * i + h)), S::load_u(gu + 2 * i + 16 + h)));
 }
 
 template <class S>

@@ -283,10 +283,11 @@ class Int8ShadowLinear final : public Linear {
     std::atomic_flag busy = ATOMIC_FLAG_INIT;
     // The activations that read the interleaved halves in place (no copies apart per row).
     using Pairs = void (*)(const float*, float*, int64_t);
-    const Pairs pairs = act == static_cast<GatedAct>(kernels::silu_mul_f32) ? kernels::silu_mul_pairs_f32
-                        : act == static_cast<GatedAct>(kernels::gelu_tanh_mul_f32)
-                            ? kernels::gelu_tanh_mul_pairs_f32
-                            : nullptr;
+    Pairs pairs = nullptr;
+    if (act == static_cast<GatedAct>(kernels::silu_mul_f32))
+      pairs = kernels::silu_mul_pairs_f32;
+    else if (act == static_cast<GatedAct>(kernels::gelu_tanh_mul_f32))
+      pairs = kernels::gelu_tanh_mul_pairs_f32;
     const GemmAfter then = [&](int64_t m0, int64_t m1, int64_t p0, int64_t p1, float* t,
                                int64_t ldt) {
       OutlierList& mine = tl<OutlierList>();

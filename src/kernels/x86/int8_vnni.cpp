@@ -14,9 +14,8 @@
 // 224 bytes per 24 cycles of vpdpbusd, which L2 delivers with the hardware prefetchers: the
 // former L1-sized blocks (512 k, 24 KiB) cost 1.5-2.5 % of peak on the 0.5B shape's linears
 // (Zen 4, `bench --kernels`; docs/results.md, session 24) in partial-sum round trips and tile
-// restarts. int32
-// partial sums of a tile go to a small per-thread buffer between K blocks, and the last K
-// block applies the fused dequant epilogue on the way out of the registers.
+// restarts. int32 partial sums of a tile go to a small per-thread buffer between K blocks,
+// and the last K block applies the fused dequant epilogue on the way out of the registers.
 // GCC 12's _mm512_undefined_* self-initialise and trip -Wmaybe-uninitialized (PR105593).
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
