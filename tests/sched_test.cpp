@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <numeric>
@@ -348,4 +349,48 @@ TEST(Sched, PoliciesMatchSequentialBitForBit) {
       EXPECT_EQ(trace.size(), size_t(4 * (1 + 8 * 18) + 4));
     }
   }
+}
+
+// Without all_logits the last layer runs past its K/V for the logits' row only (run_chunk):
+// the last token's logits stay those of the full computation up to the last layer's own
+// arithmetic for that row (its decode-sized linears), and the KV cache is complete: a decode
+// step afterwards matches the full run's bit for bit. 4 chunks of 32 with a 2-row tail.
+TEST(Sched, LastLayerRunsOnlyForTheLogitRows) {
+  ThreadPool pool(2);
+  std::shared_ptr<const Model> model;
+  Calibration calib;
+  ASSERT_NO_FATAL_FAILURE(test::load_default_model(&pool, &model, &calib));
+  if (!model) GTEST_SKIP() << "no model at " << test::default_model_path();
+  auto w = Weights::build_int8(*model, calib, Int8Options{}, &pool);
+  ASSERT_TRUE(w.ok()) << w.error();
+  SessionOptions so;
+  so.n_ctx = 256;
+  so.chunk = 32;
+  std::mt19937 rng(5);
+  std::vector<Token> toks(98);
+  for (auto& t : toks) t = Token(rng() % 20000 + 100);
+  Session full(model, *w, so, &pool), skip(model, *w, so, &pool);
+  std::vector<float> all, last;
+  ASSERT_TRUE(full.eval(toks, true, &all).ok());
+  ASSERT_TRUE(skip.eval(toks, false, &last).ok());
+  const int64_t V = model->hparams().n_vocab;
+  ASSERT_EQ(int64_t(last.size()), V);
+  const float* ref = all.data() + (toks.size() - 1) * static_cast<size_t>(V);
+  int64_t am = 0, bm = 0;
+  double diff = 0, norm = 0;
+  for (int64_t i = 0; i < V; ++i) {
+    if (ref[i] > ref[am]) am = i;
+    if (last[i] > last[bm]) bm = i;
+    diff += (last[i] - ref[i]) * double(last[i] - ref[i]);
+    norm += double(ref[i]) * ref[i];
+  }
+  EXPECT_EQ(bm, am);
+  EXPECT_LT(std::sqrt(diff / norm), 0.02) << "relative logit difference";  // int8 vs the
+                                                                            // file's blocks
+  EXPECT_EQ(skip.n_past(), full.n_past());
+  const Token next = 777;
+  std::vector<float> a, b;
+  ASSERT_TRUE(full.eval(std::span<const Token>(&next, 1), false, &a).ok());
+  ASSERT_TRUE(skip.eval(std::span<const Token>(&next, 1), false, &b).ok());
+  EXPECT_EQ(a, b);
 }

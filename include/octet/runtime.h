@@ -317,9 +317,11 @@ class Session {
   // the logits rows to `out`.
   // `decode` picks the GGUF decode linears (when the weights have them); callers pass
   // use_decode_linears(m) so that a chunk's rows are computed like the same rows alone.
+  // kAttn with attn_rows >= 0: every row's K/V go into the cache, but only the last
+  // attn_rows rows get their attention output (run_chunk's last layer).
   void run_stage(sched::Kind kind, int64_t il, int64_t m, int64_t pos0, const StageBuffers& b,
                  const Token* toks, bool all_logits, float* out, ThreadPool* pool,
-                 LinearScratch* scratch, bool decode);
+                 LinearScratch* scratch, bool decode, int64_t attn_rows = -1);
   bool use_decode_linears(int64_t m) const { return m <= qgemv::kMaxRows && w_->has_decode(); }
   // KV cache accessors (the only code that knows the storage layout).
   kernels::KvView kv_view(int64_t il, bool v) const;

@@ -271,10 +271,28 @@ void Session::run_chunk(const Token* toks, int64_t m, bool all_logits,
     run_stage(k, il, m, pos0, b, toks, all_logits, out, pool_, &scratch_, use_decode_linears(m));
   };
   stage(Kind::kPrologue, 0);
-  for (int64_t il = 0; il < hp_.n_layer; ++il)
-    for (Kind k : {Kind::kQkv, Kind::kAttn, Kind::kO, Kind::kMid, Kind::kGateUp, Kind::kAct,
-                   Kind::kDown, Kind::kResid})
-      stage(k, il);
+  // The last layer's output rows are read by the LM head only: beyond its K/V (which the
+  // cache keeps for every row) it runs for the rows that get logits — all of them with
+  // all_logits, else the final chunk's last row, none in the chunks before. A prompt of
+  // m tokens then skips ~1/n_layer of its work (llama.cpp does the same). The kept rows are
+  // the chunk's last ones, computed like those rows alone (their own decode-sized linears).
+  const int64_t last = hp_.n_layer - 1, keep = all_logits ? m : (logits ? 1 : 0);
+  for (int64_t il = 0; il < hp_.n_layer; ++il) {
+    if (il < last || keep == m) {
+      for (Kind k : {Kind::kQkv, Kind::kAttn, Kind::kO, Kind::kMid, Kind::kGateUp, Kind::kAct,
+                     Kind::kDown, Kind::kResid})
+        stage(k, il);
+      continue;
+    }
+    stage(Kind::kQkv, il);
+    run_stage(Kind::kAttn, il, m, pos0, b, toks, all_logits, nullptr, pool_, &scratch_,
+              use_decode_linears(m), keep);
+    if (keep == 0) continue;
+    const StageBuffers bk = b.row(m - keep, hp_);
+    for (Kind k : {Kind::kO, Kind::kMid, Kind::kGateUp, Kind::kAct, Kind::kDown, Kind::kResid})
+      run_stage(k, il, keep, pos0 + m - keep, bk, toks, all_logits, nullptr, pool_, &scratch_,
+                use_decode_linears(keep));
+  }
   n_past_ += m;
   written_hi_ = std::max(written_hi_, n_past_);
   if (logits) stage(Kind::kHead, hp_.n_layer, logits->data() + logits_row0 * hp_.n_vocab);
@@ -289,7 +307,7 @@ Session::StageBuffers Session::StageBuffers::row(int64_t i, const HParams& hp) c
 
 void Session::run_stage(sched::Kind kind, int64_t il, int64_t m, int64_t pos0,
                         const StageBuffers& b, const Token* toks, bool all_logits, float* out,
-                        ThreadPool* pool, LinearScratch* scratch, bool dec) {
+                        ThreadPool* pool, LinearScratch* scratch, bool dec, int64_t attn_rows) {
   using sched::Kind;
   const int64_t E = hp_.n_embd, Q = hp_.q_dim(), KV = hp_.kv_dim(), F = hp_.n_ff;
   const int64_t D = hp_.head_dim, R = hp_.n_rot, QKV = Q + 2 * KV;
@@ -353,7 +371,9 @@ void Session::run_stage(sched::Kind kind, int64_t il, int64_t m, int64_t pos0,
             store_kv(il, h, pos0 + i, row + Q + h * D, row + Q + KV + h * D);
         }
       });
-      attention(il, m, pos0, b.qkv, b.att, pool);
+      const int64_t n = attn_rows < 0 ? m : std::min(m, attn_rows);
+      if (n > 0)
+        attention(il, n, pos0 + m - n, b.qkv + (m - n) * QKV, b.att + (m - n) * Q, pool);
       return;
     }
     case Kind::kO:
