@@ -231,6 +231,10 @@ struct SessionOptions {
                           // (512: measured faster than 256, docs/results.md "Session 10")
   kernels::KvType kv_type = kernels::KvType::kF16;  // KV cache storage (docs/decode.md)
   AttnOperands attn = AttnOperands::kAuto;
+  // Every row through the whole last layer even where no logits are read (else it runs past
+  // its K/V only for the logits' rows): for callers that observe the linears' inputs, such
+  // as calibration.
+  bool full_last_layer = false;
 };
 
 class Session;
@@ -339,6 +343,7 @@ class Session {
   HParams hp_;
   ThreadPool* pool_;
   int64_t n_ctx_, chunk_;
+  bool full_last_layer_ = false;  // SessionOptions::full_last_layer
   int64_t n_past_ = 0;
   std::vector<Token> history_;
   // KV cache: layer il at element layer_off_[il], [kv_head][layer_slots_[il]][head_dim] of

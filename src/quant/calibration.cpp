@@ -224,6 +224,7 @@ Expected<Calibration> calibrate(std::shared_ptr<const Model> model,
   SessionOptions so;
   so.n_ctx = opt.segment + 1;
   so.chunk = std::min<int64_t>(256, opt.segment + 1);
+  so.full_last_layer = true;  // every row's inputs of the last layer's linears are recorded
   Session s(model, rec_weights, so, pool);
   const Token bos = model->tokenizer().bos();
 

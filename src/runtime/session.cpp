@@ -26,6 +26,7 @@ Session::Session(std::shared_ptr<const Model> model, std::shared_ptr<const Weigh
   n_ctx_ = std::max<int64_t>(1, std::min(opt.n_ctx, hp_.n_ctx_train));
   chunk_ = std::max<int64_t>(1, std::min(opt.chunk, n_ctx_));
   kv_type_ = opt.kv_type;
+  full_last_layer_ = opt.full_last_layer;
   // auto: both products in bf16 unless the weights are the fp32 reference. With fp32 weights
   // bf16 attention moves Gemma's perplexity by +0.003 %; with int8 weights KL to fp32 is
   // unchanged within the int8 path's own run-to-run spread (docs/results.md, session 9).
@@ -276,7 +277,8 @@ void Session::run_chunk(const Token* toks, int64_t m, bool all_logits,
   // all_logits, else the final chunk's last row, none in the chunks before. A prompt of
   // m tokens then skips ~1/n_layer of its work (llama.cpp does the same). The kept rows are
   // the chunk's last ones, computed like those rows alone (their own decode-sized linears).
-  const int64_t last = hp_.n_layer - 1, keep = all_logits ? m : (logits ? 1 : 0);
+  const int64_t last = hp_.n_layer - 1;
+  const int64_t keep = all_logits || full_last_layer_ ? m : (logits ? 1 : 0);
   for (int64_t il = 0; il < hp_.n_layer; ++il) {
     if (il < last || keep == m) {
       for (Kind k : {Kind::kQkv, Kind::kAttn, Kind::kO, Kind::kMid, Kind::kGateUp, Kind::kAct,
