@@ -277,23 +277,18 @@ void Session::run_chunk(const Token* toks, int64_t m, bool all_logits,
   // all_logits, else the final chunk's last row, none in the chunks before. A prompt of
   // m tokens then skips ~1/n_layer of its work (llama.cpp does the same). The kept rows are
   // the chunk's last ones, computed like those rows alone (their own decode-sized linears).
-  const int64_t last = hp_.n_layer - 1;
   const int64_t keep = all_logits || full_last_layer_ ? m : (logits ? 1 : 0);
   for (int64_t il = 0; il < hp_.n_layer; ++il) {
-    if (il < last || keep == m) {
-      for (Kind k : {Kind::kQkv, Kind::kAttn, Kind::kO, Kind::kMid, Kind::kGateUp, Kind::kAct,
-                     Kind::kDown, Kind::kResid})
-        stage(k, il);
-      continue;
-    }
+    const bool cut = il == hp_.n_layer - 1 && keep < m;
     stage(Kind::kQkv, il);
     run_stage(Kind::kAttn, il, m, pos0, b, toks, all_logits, nullptr, pool_, &scratch_,
-              use_decode_linears(m), keep);
-    if (keep == 0) continue;
-    const StageBuffers bk = b.row(m - keep, hp_);
+              use_decode_linears(m), cut ? keep : -1);
+    const int64_t r = cut ? keep : m;  // the rows that go on: the chunk's last r
+    if (r == 0) continue;
+    const StageBuffers br = cut ? b.row(m - r, hp_) : b;
     for (Kind k : {Kind::kO, Kind::kMid, Kind::kGateUp, Kind::kAct, Kind::kDown, Kind::kResid})
-      run_stage(k, il, keep, pos0 + m - keep, bk, toks, all_logits, nullptr, pool_, &scratch_,
-                use_decode_linears(keep));
+      run_stage(k, il, r, pos0 + m - r, br, toks, all_logits, nullptr, pool_, &scratch_,
+                use_decode_linears(r));
   }
   n_past_ += m;
   written_hi_ = std::max(written_hi_, n_past_);
