@@ -304,24 +304,41 @@ TEST(Sched, ProfileRoundTripAndFit) {
   EXPECT_FALSE(Profile::load(::testing::TempDir() + "no-such-profile.json").ok());
 }
 
+// Gemma 3 270M as INT8 weights with shadow outliers and sessions of 256 tokens in chunks
+// of 32: the setup of the two tests below (model null where the default model is missing).
+struct Int8Gemma {
+  std::shared_ptr<const Model> model;
+  std::shared_ptr<const Weights> w;
+  SessionOptions so;
+};
+void int8_gemma(ThreadPool* pool, Int8Gemma* g) {
+  Calibration calib;
+  ASSERT_NO_FATAL_FAILURE(test::load_default_model(pool, &g->model, &calib));
+  if (!g->model) return;
+  auto w = Weights::build_int8(*g->model, calib, Int8Options{}, pool);
+  ASSERT_TRUE(w.ok()) << w.error();
+  g->w = *w;
+  g->so.n_ctx = 256;
+  g->so.chunk = 32;
+}
+std::vector<Token> random_tokens(uint32_t seed, size_t n) {
+  std::mt19937 rng(seed);
+  std::vector<Token> toks(n);
+  for (auto& t : toks) t = Token(rng() % 20000 + 100);
+  return toks;
+}
+
 // Every policy and processor configuration yields the sequential path's logits bit for bit
 // (Gemma 3 270M, INT8 with shadow outliers; 3 chunks of 32 plus a 2-row tail that takes the
 // decode-sized path, sliding-window layers, all logits).
 TEST(Sched, PoliciesMatchSequentialBitForBit) {
   ThreadPool pool(2);
-  std::shared_ptr<const Model> model;
-  Calibration calib;
-  ASSERT_NO_FATAL_FAILURE(test::load_default_model(&pool, &model, &calib));
-  if (!model) GTEST_SKIP() << "no model at " << test::default_model_path();
-  auto w = Weights::build_int8(*model, calib, Int8Options{}, &pool);
-  ASSERT_TRUE(w.ok()) << w.error();
-  SessionOptions so;
-  so.n_ctx = 256;
-  so.chunk = 32;
-  std::mt19937 rng(3);
-  std::vector<Token> toks(98);
-  for (auto& t : toks) t = Token(rng() % 20000 + 100);
-  Session ref(model, *w, so, &pool);
+  Int8Gemma g;
+  ASSERT_NO_FATAL_FAILURE(int8_gemma(&pool, &g));
+  if (!g.model) GTEST_SKIP() << "no model at " << test::default_model_path();
+  const auto& [model, w, so] = g;
+  const std::vector<Token> toks = random_tokens(3, 98);
+  Session ref(model, w, so, &pool);
   std::vector<float> want, got;
   ASSERT_TRUE(ref.eval(toks, true, &want).ok());
   const Token next = 777;
@@ -336,7 +353,7 @@ TEST(Sched, PoliciesMatchSequentialBitForBit) {
       ro.arenas = 2;
       std::vector<Slice> trace;
       ro.trace = &trace;
-      Session s(model, *w, so, &pool);
+      Session s(model, w, so, &pool);
       ASSERT_TRUE(s.eval_scheduled(toks, true, &got, ro).ok());
       ASSERT_EQ(got.size(), want.size());
       EXPECT_EQ(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)), 0)
@@ -358,19 +375,12 @@ TEST(Sched, PoliciesMatchSequentialBitForBit) {
 // (whose rows take the int8 prefill linears, while the kept row alone takes the decode ones).
 TEST(Sched, LastLayerRunsOnlyForTheLogitRows) {
   ThreadPool pool(2);
-  std::shared_ptr<const Model> model;
-  Calibration calib;
-  ASSERT_NO_FATAL_FAILURE(test::load_default_model(&pool, &model, &calib));
-  if (!model) GTEST_SKIP() << "no model at " << test::default_model_path();
-  auto w = Weights::build_int8(*model, calib, Int8Options{}, &pool);
-  ASSERT_TRUE(w.ok()) << w.error();
-  SessionOptions so;
-  so.n_ctx = 256;
-  so.chunk = 32;
-  std::mt19937 rng(5);
-  std::vector<Token> toks(116);
-  for (auto& t : toks) t = Token(rng() % 20000 + 100);
-  Session full(model, *w, so, &pool), skip(model, *w, so, &pool);
+  Int8Gemma g;
+  ASSERT_NO_FATAL_FAILURE(int8_gemma(&pool, &g));
+  if (!g.model) GTEST_SKIP() << "no model at " << test::default_model_path();
+  const auto& [model, w, so] = g;
+  const std::vector<Token> toks = random_tokens(5, 116);
+  Session full(model, w, so, &pool), skip(model, w, so, &pool);
   std::vector<float> all, last;
   ASSERT_TRUE(full.eval(toks, true, &all).ok());
   ASSERT_TRUE(skip.eval(toks, false, &last).ok());
