@@ -33,6 +33,17 @@ def gemma():
     return p
 
 
+def pytest_sessionstart(session):
+    # Each test file runs as its own pytest process under ctest, so this bounds the cache
+    # between files too.
+    gone = harness.prune_cache()
+    if gone:
+        print(f"test cache: pruned {len(gone)} entries: {', '.join(gone[:4])}"
+              f"{' ...' if len(gone) > 4 else ''}")
+
+
 def pytest_report_header(config):
-    return [f"octet: {harness.octet_bin()}  cache: {harness.cache_dir()}  "
+    d = harness.cache_dir()
+    return [f"octet: {harness.octet_bin()}  cache: {d} "
+            f"({harness.disk_free(d) / 2**30:.1f} GiB free)  "
             f"OCTET_RUN_ARGS={os.environ.get('OCTET_RUN_ARGS', '')!r}"]

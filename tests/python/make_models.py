@@ -27,7 +27,7 @@ import sys
 import numpy as np
 import gguf
 
-from harness import cache_dir
+from harness import cache_dir, cached
 from octet_ref import field_value, tensor_f32
 
 Q = gguf.GGMLQuantizationType
@@ -231,7 +231,7 @@ def _copy(src: str, dst: str, convert) -> str:
     float32 array, or (bytes as uint8 array, GGML type) for quantised data."""
     r = gguf.GGUFReader(src)
     arch = field_value(r, "general.architecture")
-    tmp = dst + ".tmp"
+    tmp = dst + f".{os.getpid()}.tmp"
     w = gguf.GGUFWriter(tmp, arch)
     vt = gguf.GGUFValueType
     for key, f in r.fields.items():
@@ -286,7 +286,7 @@ def ensure_model(kind: str) -> str:
     with open(__file__, "rb") as f:
         src = hashlib.sha1(f.read()).hexdigest()[:10]
     path = os.path.join(cache_dir(), f"rand-{kind}-{src}.gguf")
-    if not os.path.exists(path):
+    if not cached(path):
         tmp = path + f".{os.getpid()}.tmp"
         make_model(kind, tmp)
         os.replace(tmp, path)

@@ -225,16 +225,17 @@ class _Tensor:
 def _load_header(path: str, cache: str | None):
     """(Config, {name: _Tensor}) via GGUFReader. Parsing a 262144-entry vocabulary takes
     GGUFReader ~1 minute, so with `cache` (a directory) the result is kept as JSON, keyed by
-    the file's path, size and mtime."""
+    the file's content (harness.file_key)."""
     import dataclasses
-    import hashlib
     import json
     import os
 
-    st = os.stat(path)
-    key = hashlib.sha1(f"{os.path.realpath(path)}:{st.st_size}:{st.st_mtime_ns}".encode())
-    cpath = os.path.join(cache, f"ref-header-{key.hexdigest()[:16]}.json") if cache else None
-    if cpath and os.path.exists(cpath):
+    cpath = None
+    if cache:
+        from harness import cached, file_key
+
+        cpath = os.path.join(cache, f"ref-header-{file_key(path)}.json")
+    if cpath and cached(cpath):
         with open(cpath) as f:
             d = json.load(f)
     else:

@@ -26,7 +26,8 @@ CHAT_PROMPT = "Write a short story about a robot who learns to paint."
 @pytest.fixture(scope="module")
 def gemma_f32(gemma):
     path = os.path.join(harness.cache_dir(), f"gemma3-270m-f32-{harness.file_key(gemma)}.gguf")
-    if not os.path.exists(path):
+    if not harness.cached(path):
+        harness.need_disk(harness.cache_dir(), 5 * os.path.getsize(gemma), "the F32 copy")
         make_models.f32_copy(gemma, path)
     return path
 
