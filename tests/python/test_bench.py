@@ -192,3 +192,17 @@ def test_decode_auto_reads_the_file_only_for_block_quantised_linears(octet_bin, 
     assert decode(gemma, "--decode", "same") == "same"
     assert decode(stories_path) == "same"
     assert decode(stories_path, "--decode", "gguf") == "gguf"
+
+
+def test_bench_rejects_lengths_that_cannot_run_before_measuring(octet_bin, stories_path):
+    # stories260K's context is 2048: a length past it fails up front with the reason, not as
+    # "child failed" after the lengths before it have run.
+    for args, msg in ((["--prompts", "0"], "not in range"),
+                      (["--prompts", "16,-3"], "not in range"),
+                      (["--gen", "-1"], "not in range"),
+                      (["--prompts", "16,2046", "--gen", "4"], "exceeds the model's context of 2048"),
+                      (["--prompts", "100", "-c", "64", "--gen", "0"], "exceeds the context -c 64")):
+        p = subprocess.run([octet_bin, "bench", "-m", stories_path, "-t", "1", *args],
+                           capture_output=True, text=True, timeout=120)
+        assert p.returncode != 0 and msg in p.stderr, (args, p.stderr)
+        assert not any(l.startswith("octet") for l in p.stdout.splitlines()), p.stdout

@@ -243,6 +243,14 @@ void run(const BenchArgs& args) {
   const std::string model = cli::resolve_model(a.engine.model);
   auto m = Model::load(model);
   if (!m) cli::fail(m.error());
+  // Every length must fit before the first child runs (a child's failure would come after
+  // minutes of earlier lengths): the context is -c when given, else the model's own.
+  const int64_t ctx_max = a.ctx_set ? a.engine.ctx : (*m)->hparams().n_ctx_train;
+  for (int64_t n : a.prompts)
+    if (!a.kernels && ctx_max > 0 && n + a.gen > ctx_max)
+      cli::fail("--prompts " + std::to_string(n) + " with --gen " + std::to_string(a.gen) +
+                " exceeds the " + (a.ctx_set ? "context -c " : "model's context of ") +
+                std::to_string(ctx_max) + " tokens");
   if (a.kernels) {
     if (int rc = run_kernels(a, (*m)->hparams(), model); rc != 0) std::exit(rc);
     return;
@@ -397,8 +405,10 @@ static void register_bench(CLI::App& app) {
   auto a = std::make_shared<BenchArgs>();
   auto* cmd = app.add_subcommand("bench", "Measure prefill, time to first token, decode, RSS");
   a->engine.add_to(cmd);
-  cmd->add_option("--prompts", a->prompts, "prompt lengths")->delimiter(',');
-  cmd->add_option("--gen", a->gen, "tokens to decode");
+  cmd->add_option("--prompts", a->prompts, "prompt lengths")
+      ->delimiter(',')
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
+  cmd->add_option("--gen", a->gen, "tokens to decode")->check(CLI::Range(int64_t{0}, int64_t{1} << 20));
 
   cmd->add_option("--compare", a->compare, "peer engine to run side by side")
       ->check(CLI::IsMember({"llama.cpp"}));
