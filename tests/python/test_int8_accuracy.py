@@ -103,6 +103,15 @@ def test_explicit_calibration_must_exist(octet_bin, stories_path, tmp_path):
     assert r.returncode != 0 and "calibration file not found" in r.stderr
 
 
+def test_ppl_rejects_bad_counts(octet_bin, stories_path, tmp_path):
+    text = tmp_path / "t.txt"
+    text.write_text("Once upon a time there was a cat. " * 40)
+    for args in (["--chunks", "-1"], ["--ctx", "8"]):
+        r = subprocess.run([octet_bin, "ppl", "-m", stories_path, "-f", str(text), *args],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode != 0 and "not in range" in r.stderr, (args, r.stderr)
+
+
 def test_stale_sidecar_is_rejected(octet_bin, stories_path, tmp_path):
     calib = tmp_path / "calib.json"
     _run([octet_bin, "calibrate", "-m", stories_path, "-o", str(calib), "-q"])

@@ -129,7 +129,8 @@ static void register_ppl(CLI::App& app) {
   a->engine.add_to(cmd);
   a->engine.ctx = 512;
   cmd->add_option("-f,--file", a->file, "text file")->required();
-  cmd->add_option("--chunks", a->chunks, "chunks to score (0: all)");
+  cmd->add_option("--chunks", a->chunks, "chunks to score (0: all)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
   cmd->add_option("--kv-ref", a->kv_ref,
                   "compare against the same weights with this KV type (f32|f16|int8) instead "
                   "of fp32 weights: the accuracy cost of --kv-type alone")
