@@ -373,6 +373,7 @@ TEST(Sched, PoliciesMatchSequentialBitForBit) {
 // arithmetic for that row (its decode-sized linears), and the KV cache is complete: a decode
 // step afterwards matches the full run's bit for bit. 3 chunks of 32 and a final one of 20
 // (whose rows take the int8 prefill linears, while the kept row alone takes the decode ones).
+// The scheduled path (eval_scheduled) gives the same logits.
 TEST(Sched, LastLayerRunsOnlyForTheLogitRows) {
   ThreadPool pool(2);
   Int8Gemma g;
@@ -404,4 +405,20 @@ TEST(Sched, LastLayerRunsOnlyForTheLogitRows) {
   ASSERT_TRUE(full.eval(std::span<const Token>(&next, 1), false, &a).ok());
   ASSERT_TRUE(skip.eval(std::span<const Token>(&next, 1), false, &b).ok());
   EXPECT_EQ(a, b);
+  // The scheduled path takes the same cut: its logits and the decode step after it equal
+  // the sequential path's bit for bit.
+  for (const char* procs : {"shared:2", "int8:1,float:1"}) {
+    for (PolicyKind pk : {PolicyKind::kInOrder, PolicyKind::kOoo}) {
+      RunOptions ro;
+      ro.procs = parse_processors(procs, 2).value();
+      ro.policy = pk;
+      ro.arenas = 2;
+      Session s(model, w, so, &pool);
+      std::vector<float> got, c;
+      ASSERT_TRUE(s.eval_scheduled(toks, false, &got, ro).ok());
+      EXPECT_EQ(got, last) << procs << " " << policy_name(pk);
+      ASSERT_TRUE(s.eval(std::span<const Token>(&next, 1), false, &c).ok());
+      EXPECT_EQ(c, b) << procs << " " << policy_name(pk);
+    }
+  }
 }

@@ -308,8 +308,9 @@ class Session {
   void attention(int64_t il, int64_t m, int64_t pos0);
   void attention(int64_t il, int64_t m, int64_t pos0, const float* qkv, float* att,
                  ThreadPool* pool);
+  // keep: the node's chunk's keep_rows (its last layer's cut).
   void run_node(const sched::Node& n, sched::ChunkArenas& a, int arena, int proc,
-                const Token* toks, bool all_logits, std::vector<float>* logits);
+                const Token* toks, bool all_logits, std::vector<float>* logits, int64_t keep);
   // One chunk's activation buffers: the session's own arena (eval) or a scheduler arena.
   struct StageBuffers {
     float *x, *xn, *qkv, *att, *o, *gu, *h, *rc, *rs, *rc_swa, *rs_swa;
@@ -322,10 +323,22 @@ class Session {
   // `decode` picks the GGUF decode linears (when the weights have them); callers pass
   // use_decode_linears(m) so that a chunk's rows are computed like the same rows alone.
   // kAttn with attn_rows >= 0: every row's K/V go into the cache, but only the last
-  // attn_rows rows get their attention output (run_chunk's last layer).
+  // attn_rows rows get their attention output (run_chunk_stage's last layer).
   void run_stage(sched::Kind kind, int64_t il, int64_t m, int64_t pos0, const StageBuffers& b,
                  const Token* toks, bool all_logits, float* out, ThreadPool* pool,
                  LinearScratch* scratch, bool decode, int64_t attn_rows = -1);
+  // run_stage for a prefill chunk of m rows (run_chunk and eval_scheduled's nodes): in the
+  // last layer every row's K/V go into the cache, but the stages after them run only for the
+  // chunk's last `keep` rows (keep_rows), computed like those rows alone.
+  void run_chunk_stage(sched::Kind kind, int64_t il, int64_t m, int64_t pos0,
+                       const StageBuffers& b, const Token* toks, bool all_logits, float* out,
+                       ThreadPool* pool, LinearScratch* scratch, int64_t keep);
+  // The rows of a chunk of m that run the last layer past its K/V: the rows that get logits
+  // (all of them with all_logits or SessionOptions::full_last_layer, else the final chunk's
+  // last one), since the LM head alone reads that layer's outputs.
+  int64_t keep_rows(int64_t m, bool all_logits, bool gets_logits) const {
+    return all_logits || full_last_layer_ ? m : (gets_logits ? 1 : 0);
+  }
   bool use_decode_linears(int64_t m) const { return m <= qgemv::kMaxRows && w_->has_decode(); }
   // KV cache accessors (the only code that knows the storage layout).
   kernels::KvView kv_view(int64_t il, bool v) const;

@@ -272,27 +272,35 @@ void Session::run_chunk(const Token* toks, int64_t m, bool all_logits,
     run_stage(k, il, m, pos0, b, toks, all_logits, out, pool_, &scratch_, use_decode_linears(m));
   };
   stage(Kind::kPrologue, 0);
-  // The last layer's output rows are read by the LM head only: beyond its K/V (which the
-  // cache keeps for every row) it runs for the rows that get logits — all of them with
-  // all_logits, else the final chunk's last row, none in the chunks before. A prompt of
-  // m tokens then skips ~1/n_layer of its work (llama.cpp does the same). The kept rows are
-  // the chunk's last ones, computed like those rows alone (their own decode-sized linears).
-  const int64_t keep = all_logits || full_last_layer_ ? m : (logits ? 1 : 0);
-  for (int64_t il = 0; il < hp_.n_layer; ++il) {
-    const bool cut = il == hp_.n_layer - 1 && keep < m;
-    stage(Kind::kQkv, il);
-    run_stage(Kind::kAttn, il, m, pos0, b, toks, all_logits, nullptr, pool_, &scratch_,
-              use_decode_linears(m), cut ? keep : -1);
-    const int64_t r = cut ? keep : m;  // the rows that go on: the chunk's last r
-    if (r == 0) continue;
-    const StageBuffers br = cut ? b.row(m - r, hp_) : b;
-    for (Kind k : {Kind::kO, Kind::kMid, Kind::kGateUp, Kind::kAct, Kind::kDown, Kind::kResid})
-      run_stage(k, il, r, pos0 + m - r, br, toks, all_logits, nullptr, pool_, &scratch_,
-                use_decode_linears(r));
-  }
+  // The last layer runs past its K/V only for the rows that get logits: a prompt of m tokens
+  // skips ~1/n_layer of its work (llama.cpp does the same).
+  const int64_t keep = keep_rows(m, all_logits, logits != nullptr);
+  for (int64_t il = 0; il < hp_.n_layer; ++il)
+    for (Kind k : {Kind::kQkv, Kind::kAttn, Kind::kO, Kind::kMid, Kind::kGateUp, Kind::kAct,
+                   Kind::kDown, Kind::kResid})
+      run_chunk_stage(k, il, m, pos0, b, toks, all_logits, nullptr, pool_, &scratch_, keep);
   n_past_ += m;
   written_hi_ = std::max(written_hi_, n_past_);
   if (logits) stage(Kind::kHead, hp_.n_layer, logits->data() + logits_row0 * hp_.n_vocab);
+}
+
+void Session::run_chunk_stage(sched::Kind kind, int64_t il, int64_t m, int64_t pos0,
+                              const StageBuffers& b, const Token* toks, bool all_logits,
+                              float* out, ThreadPool* pool, LinearScratch* scratch,
+                              int64_t keep) {
+  using sched::Kind;
+  const bool cut = il == hp_.n_layer - 1 && keep < m && kind != Kind::kPrologue &&
+                   kind != Kind::kQkv && kind != Kind::kHead;
+  if (!cut)
+    return run_stage(kind, il, m, pos0, b, toks, all_logits, out, pool, scratch,
+                     use_decode_linears(m));
+  if (kind == Kind::kAttn)  // K/V for every row, attention for the kept ones
+    return run_stage(kind, il, m, pos0, b, toks, all_logits, out, pool, scratch,
+                     use_decode_linears(m), keep);
+  if (keep == 0) return;
+  // The kept rows are the chunk's last: their own buffers, positions and linears.
+  run_stage(kind, il, keep, pos0 + m - keep, b.row(m - keep, hp_), toks, all_logits, out, pool,
+            scratch, use_decode_linears(keep));
 }
 
 Session::StageBuffers Session::StageBuffers::row(int64_t i, const HParams& hp) const {

@@ -49,7 +49,8 @@ void pin_to(int core) {
 }  // namespace sched
 
 void Session::run_node(const sched::Node& n, sched::ChunkArenas& A, int arena, int proc,
-                       const Token* toks, bool all_logits, std::vector<float>* logits) {
+                       const Token* toks, bool all_logits, std::vector<float>* logits,
+                       int64_t keep) {
   sched::ChunkArena& a = A.arenas[static_cast<size_t>(arena)];
   const StageBuffers b{a.x.data(),  a.xn.data(), a.qkv.data(), a.att.data(),
                        a.o.data(),  a.gu.data(), a.h.data(),   a.rc.data(),
@@ -59,9 +60,9 @@ void Session::run_node(const sched::Node& n, sched::ChunkArenas& A, int arena, i
     const size_t row0 = all_logits ? static_cast<size_t>(n.pos0 - n_past_) : 0;
     out = logits->data() + row0 * hp_.n_vocab;
   }
-  run_stage(n.kind, n.layer, n.m, n.pos0, b, toks, all_logits, out,
-            A.pools[static_cast<size_t>(proc)].get(), &A.scratch[static_cast<size_t>(proc)],
-            use_decode_linears(n.m));
+  run_chunk_stage(n.kind, n.layer, n.m, n.pos0, b, toks, all_logits, out,
+                  A.pools[static_cast<size_t>(proc)].get(), &A.scratch[static_cast<size_t>(proc)],
+                  keep);
 }
 
 Status Session::eval_scheduled(std::span<const Token> toks, bool all_logits,
@@ -172,8 +173,11 @@ Status Session::eval_scheduled(std::span<const Token> toks, bool all_logits,
       lk.unlock();
       const Node& node = g.nodes[n];
       const auto s = std::chrono::steady_clock::now();
+      // As in run_chunk: the last layer past its K/V only for the rows that get logits.
+      const bool final_chunk = node.pos0 + node.m == n_past_ + n_tok;
       run_node(node, A, static_cast<int>(node.chunk % opt.arenas), p,
-               toks.data() + node.chunk * chunk_, all_logits, logits);
+               toks.data() + node.chunk * chunk_, all_logits, logits,
+               keep_rows(node.m, all_logits, logits && (all_logits || final_chunk)));
       const auto e = std::chrono::steady_clock::now();
       lk.lock();
       slices.push_back({n, p, ms_since(s), ms_since(e)});
