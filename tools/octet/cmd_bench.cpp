@@ -246,8 +246,8 @@ void run(const BenchArgs& args) {
   // Every length must fit before the first child runs (a child's failure would come after
   // minutes of earlier lengths): the context is -c when given, else the model's own.
   const int64_t ctx_max = a.ctx_set ? a.engine.ctx : (*m)->hparams().n_ctx_train;
-  for (int64_t n : a.prompts)
-    if (!a.kernels && ctx_max > 0 && n + a.gen > ctx_max)
+  for (int64_t n : a.kernels ? std::vector<int64_t>{} : a.prompts)
+    if (ctx_max > 0 && n + a.gen > ctx_max)
       cli::fail("--prompts " + std::to_string(n) + " with --gen " + std::to_string(a.gen) +
                 " exceeds the " + (a.ctx_set ? "context -c " : "model's context of ") +
                 std::to_string(ctx_max) + " tokens");
@@ -408,7 +408,8 @@ static void register_bench(CLI::App& app) {
   cmd->add_option("--prompts", a->prompts, "prompt lengths")
       ->delimiter(',')
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
-  cmd->add_option("--gen", a->gen, "tokens to decode")->check(CLI::Range(int64_t{0}, int64_t{1} << 20));
+  cmd->add_option("--gen", a->gen, "tokens to decode")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 20));
 
   cmd->add_option("--compare", a->compare, "peer engine to run side by side")
       ->check(CLI::IsMember({"llama.cpp"}));
