@@ -71,7 +71,10 @@ def cached(path: str) -> bool:
     """Whether the cache holds `path`; a hit marks it used (the pruning order)."""
     if not os.path.exists(path):
         return False
-    os.utime(path)
+    try:
+        os.utime(path)
+    except OSError:  # a read-only cache still serves
+        pass
     return True
 
 
@@ -94,7 +97,7 @@ def prune_cache(max_bytes: int | None = None, min_age_s: float = 600,
                 if e.is_dir(follow_symlinks=False):
                     shutil.rmtree(e.path, ignore_errors=True)
                 else:
-                    os.remove(e.path)
+                    _remove(e.path)
                 gone.append(e.name)
         elif e.is_file(follow_symlinks=False):
             files.append((st.st_mtime, st.st_size, e.path, age > min_age_s))
@@ -103,10 +106,17 @@ def prune_cache(max_bytes: int | None = None, min_age_s: float = 600,
         if total <= max_bytes:
             break
         if old:
-            os.remove(p)
+            _remove(p)
             total -= size
             gone.append(os.path.basename(p))
     return gone
+
+
+def _remove(path: str) -> None:
+    try:
+        os.remove(path)
+    except FileNotFoundError:  # another test process pruned it first
+        pass
 
 
 def disk_free(path: str) -> int:

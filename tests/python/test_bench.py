@@ -200,8 +200,10 @@ def test_bench_rejects_lengths_that_cannot_run_before_measuring(octet_bin, stori
     for args, msg in ((["--prompts", "0"], "not in range"),
                       (["--prompts", "16,-3"], "not in range"),
                       (["--gen", "-1"], "not in range"),
-                      (["--prompts", "16,2046", "--gen", "4"], "exceeds the model's context of 2048"),
-                      (["--prompts", "100", "-c", "64", "--gen", "0"], "exceeds the context -c 64")):
+                      (["--prompts", "16,2046", "--gen", "4"],
+                       "exceeds the model's context of 2048"),
+                      (["--prompts", "100", "-c", "64", "--gen", "0"],
+                       "exceeds the context -c 64")):
         p = subprocess.run([octet_bin, "bench", "-m", stories_path, "-t", "1", *args],
                            capture_output=True, text=True, timeout=120)
         assert p.returncode != 0 and msg in p.stderr, (args, p.stderr)
