@@ -432,11 +432,13 @@ void rope_table(float* x, int64_t n_rot, const float* cos, const float* sin, Rop
 // task. The per-query max / sum of the online softmax are then plain lane-wise max / add over
 // key rows. O[query][d] += P[query][key]·V[key][d] broadcasts P and streams V rows.
 // Queries with fewer than 3 rows (decode) take a dot-product path instead (lanes would idle).
-// 32 keys per tile. 64 measured +4-6 % in kbench-attn (bf16), but moved Gemma 3's INT8
-// perplexity over the accuracy test's 8 chunks from +0.78 % to +0.91 % of FP32 (KL 0.0055 →
-// 0.0061, same calibration; the bf16 probabilities are rounded after a different running
-// max), so it was not kept (docs/results.md "Session 13").
-constexpr int64_t kBK = 32;
+// 64 keys per tile: half the online softmax's rescales of O and half the O loads and stores
+// of P·V per key, against 32 (session 25: kbench-attn bf16 +3-6 % at 2048-4096 tokens on the
+// 0.5B and Gemma shapes; the 0.5B prefill at 4096 tokens faster in 4 of 5 alternating runs).
+// Session 13 had rejected 64 on Gemma 3's INT8 perplexity over 8 chunks (+0.78 → +0.91 %),
+// a gap within that measure's noise (~0.26 %); over the 24 chunks the test now scores it
+// reads +0.47 % and KL 0.00536 with 64 against +0.48 % and KL 0.00536 with 32.
+constexpr int64_t kBK = 64;
 
 inline int64_t round_up(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
 
